@@ -1,0 +1,17 @@
+"""One simulated cluster: the parts the API layer serves and the controllers move."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sandbox.journal import Faults, Journal
+from sandbox.runtime import Runtime
+from sandbox.store import Store
+
+
+@dataclass
+class SandboxCluster:
+    store: Store = field(default_factory=Store)
+    runtime: Runtime = field(default_factory=Runtime)
+    journal: Journal = field(default_factory=Journal)
+    faults: Faults = field(default_factory=Faults)
