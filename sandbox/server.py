@@ -1,0 +1,120 @@
+"""Run a sandbox cluster: the aiohttp API on a loopback port in a background thread, plus the
+controllers' clock. Tests start one in-process on a free port; `remediate sandbox up` runs one in
+the foreground.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from sandbox.api import build_app
+from sandbox.cluster import SandboxCluster
+from sandbox.controllers import Controllers
+from sandbox.topology import seed
+
+
+class SandboxServer:
+    """A seeded cluster served over HTTP. Use as a context manager or call start/stop."""
+
+    def __init__(
+        self,
+        cluster: SandboxCluster | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tick_seconds: float = 0.2,
+        seeded: bool = True,
+    ) -> None:
+        self.cluster = cluster or SandboxCluster()
+        if cluster is None and seeded:
+            seed(self.cluster)
+        self.controllers = Controllers(self.cluster)
+        self.host, self.port, self.tick_seconds = host, port, tick_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> SandboxServer:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._start_site())
+            except BaseException as exc:  # surfaced to the caller of start()
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._stop_site())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="sandbox-api", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        self.controllers.start(self.tick_seconds)
+        return self
+
+    async def _start_site(self) -> None:
+        self._runner = web.AppRunner(build_app(self.cluster), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=0.5)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1]
+
+    async def _stop_site(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def stop(self) -> None:
+        self.controllers.stop()
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def kubeconfig(self) -> dict[str, Any]:
+        """A kubeconfig whose current context talks to this sandbox, namespace alphaswarm."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "sandbox", "cluster": {"server": self.url}}],
+            "users": [{"name": "sandbox", "user": {"token": "sandbox"}}],
+            "contexts": [
+                {
+                    "name": "sandbox",
+                    "context": {"cluster": "sandbox", "user": "sandbox", "namespace": "alphaswarm"},
+                }
+            ],
+            "current-context": "sandbox",
+            "preferences": {},
+        }
+
+    def write_kubeconfig(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(self.kubeconfig(), sort_keys=False))
+        return path

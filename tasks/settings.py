@@ -1,0 +1,83 @@
+"""Settings, from the environment (prefix REMEDIATE_) with the runbook's names as defaults.
+
+Nested values use a double underscore: REMEDIATE_CONTROL_PLANE__TOKEN=... . Secrets are
+SecretStr, so they never show up in a repr, a log line or a Prefect parameter.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class KubeAccess(BaseModel):
+    """How to reach the Kubernetes API: an explicit kubeconfig, the current one, or in-cluster."""
+
+    kubeconfig: Path | None = Field(
+        default=None, description="kubeconfig file; unset means $KUBECONFIG or ~/.kube/config"
+    )
+    context: str | None = Field(default=None, description="kubeconfig context; unset: current")
+    in_cluster: bool = Field(
+        default=False, description="use the pod's service account instead of a kubeconfig"
+    )
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> KubeAccess:
+        if self.in_cluster and self.kubeconfig is not None:
+            raise ValueError("choose either in_cluster or a kubeconfig, not both")
+        return self
+
+
+class Workloads(BaseModel):
+    """The AlphaSwarm objects the runbook names."""
+
+    namespace: str = "alphaswarm"
+    admin_namespace: str = "alphaswarm-admin"
+    core_deployment: str = "alphaswarm-core"
+    worker_deployment: str = "alphaswarm-worker"
+    client_deployment: str = "alphaswarm-client"
+    control_plane_deployment: str = "alphaswarm-cp"
+    hpa: str = "alphaswarm-core"
+    postgres_selector: str = "app=postgres"
+    redis_pod: str = "redis-master-0"
+    ingress_namespace: str = "ingress-nginx"
+    ingress_controller: str = "ingress-nginx-controller"
+    auth_enforce_variable: str = "ALPHASWARM_AUTH_ENFORCE"
+
+
+class ControlPlane(BaseModel):
+    base_url: str = "https://manage.alphaswarm.enterprise.com"
+    token: SecretStr = SecretStr("")
+
+
+class Auth(BaseModel):
+    jwks_url: str = "https://your-tenant.us.auth0.com/.well-known/jwks.json"
+
+
+class CeleryBroker(BaseModel):
+    broker_url: SecretStr = SecretStr("redis://redis-master-0.alphaswarm:6379/0")
+    app: str = "alphaswarm.tasks.celery_app"
+    queues: list[str] = Field(default_factory=lambda: ["celery"])
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REMEDIATE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    environment: Environment = Environment.DEV
+    kube: KubeAccess = Field(default_factory=KubeAccess)
+    workloads: Workloads = Field(default_factory=Workloads)
+    control_plane: ControlPlane = Field(default_factory=ControlPlane)
+    auth: Auth = Field(default_factory=Auth)
+    celery: CeleryBroker = Field(default_factory=CeleryBroker)
