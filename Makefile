@@ -1,0 +1,47 @@
+# Two entry points, both bootstrap everything on a fresh machine:
+#   make run   - set up, start a sandbox cluster, run the health sweep flow against it
+#   make test  - set up, run lint, type checks, layering contracts and the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Prefect keeps its local SQLite database and settings inside the project, not in ~/.prefect.
+export PREFECT_HOME ?= $(CURDIR)/var/prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export NO_PROXY := 127.0.0.1,localhost
+
+.PHONY: setup run test lint typecheck contracts unit bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@command -v kubectl >/dev/null || echo "note: kubectl is not on the PATH; the kubectl conformance tests need it"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/remediate demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy flows tasks
+
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck contracts unit
+
+bench: $(STAMP)
+	$(BIN)/python bench/sandbox_list.py
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
