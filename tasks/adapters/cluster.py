@@ -159,11 +159,14 @@ class Event(Fact):
 
     @property
     def last_seen(self) -> datetime | None:
-        """kubectl's fallback chain for when an event last happened."""
+        """When the event last happened: lastTimestamp, else (for events.k8s.io-era recorders,
+        which leave it null) the series' last observation, else eventTime, firstTimestamp and
+        creationTimestamp. The series comes before eventTime because eventTime is the series'
+        first occurrence (kubectl events' own eventTime() makes the same choice)."""
         return (
             self.last_timestamp
-            or self.event_time
             or self.series_last_observed
+            or self.event_time
             or self.first_timestamp
             or self.created_at
         )
