@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sandbox.behaviour import Behaviour
 from sandbox.journal import Faults, Journal
 from sandbox.runtime import Runtime
 from sandbox.store import Store
@@ -15,3 +16,5 @@ class SandboxCluster:
     runtime: Runtime = field(default_factory=Runtime)
     journal: Journal = field(default_factory=Journal)
     faults: Faults = field(default_factory=Faults)
+    # What the workloads do when they run; incidents flip it, controllers consult it.
+    behaviour: Behaviour = field(default_factory=Behaviour)

@@ -1,0 +1,96 @@
+"""How the simulated workloads behave: the knobs incidents flip and controllers consult.
+
+The API objects say what the cluster wants; this model says what the software inside does when
+it runs (crash, fail its readiness probe, burn CPU) and how the outside world answers (the Auth0
+JWKS endpoint). An incident is a few assignments here, never a rewrite of stored objects: the
+controllers turn the flags into pod states, events, logs, endpoints and rescales on their next
+tick, exactly as a real cluster would react to a broken image or a failing dependency.
+
+Lookup order for a pod: its own override (by uid, so a replacement pod starts healthy), then its
+workload's behaviour (by namespace and Deployment/StatefulSet name, so a rollout of a still-broken
+template keeps crashing), then healthy.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PodBehaviour:
+    crash_looping: bool = False
+    # What the crashing container prints before it exits; empty means the app's usual crash.
+    crash_log: tuple[str, ...] = ()
+    exit_code: int = 1
+    # The readiness probe passes; False keeps a running pod out of its Service's endpoints.
+    ready: bool = True
+    # metrics.k8s.io usage; None means the app's usual figures.
+    cpu: str | None = None
+    memory: str | None = None
+
+
+HEALTHY = PodBehaviour()
+
+
+@dataclass(frozen=True)
+class HpaBehaviour:
+    # (low, high): rescale the target between the two sizes every tick, until the HPA's
+    # spec.behavior.scaleUp.stabilizationWindowSeconds reaches FLAP_DAMPING_WINDOW.
+    flap: tuple[int, int] | None = None
+    cpu_utilization: int = 64  # percent of request, reported in status.currentMetrics
+
+
+# The runbook's mitigation for HPA thrash widens the scale-up window to 300 s.
+FLAP_DAMPING_WINDOW = 300
+
+
+@dataclass
+class Behaviour:
+    workloads: dict[tuple[str, str], PodBehaviour] = field(default_factory=dict)
+    pods: dict[str, PodBehaviour] = field(default_factory=dict)  # by pod uid
+    hpas: dict[tuple[str, str], HpaBehaviour] = field(default_factory=dict)
+    # HTTP status the Auth0 JWKS endpoint answers with (seen by `curl` exec'd in pods).
+    jwks_status: int = 200
+    # Percent used of each PersistentVolumeClaim's volume, as `df -h` shows; by (ns, claim).
+    volume_usage: dict[tuple[str, str], int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def for_pod(self, uid: str, namespace: str, workload: str | None) -> PodBehaviour:
+        with self._lock:
+            if uid in self.pods:
+                return self.pods[uid]
+            return self.workloads.get((namespace, workload or ""), HEALTHY)
+
+    def set_workload(self, namespace: str, name: str, **changes: Any) -> PodBehaviour:
+        """Change how every pod of a Deployment or StatefulSet behaves, replacements included."""
+        with self._lock:
+            current = self.workloads.get((namespace, name), HEALTHY)
+            self.workloads[(namespace, name)] = updated = replace(current, **changes)
+            return updated
+
+    def set_pod(self, uid: str, **changes: Any) -> PodBehaviour:
+        """Change how one pod instance behaves; a pod that replaces it is not affected."""
+        with self._lock:
+            self.pods[uid] = updated = replace(self.pods.get(uid, HEALTHY), **changes)
+            return updated
+
+    def hpa(self, namespace: str, name: str) -> HpaBehaviour:
+        with self._lock:
+            return self.hpas.get((namespace, name), HpaBehaviour())
+
+    def hpa_flap(self, namespace: str, name: str, low: int, high: int) -> None:
+        """Make the HPA thrash between `low` and `high` replicas."""
+        with self._lock:
+            current = self.hpas.get((namespace, name), HpaBehaviour())
+            self.hpas[(namespace, name)] = replace(current, flap=(low, high))
+
+    def hpa_steady(self, namespace: str, name: str) -> None:
+        with self._lock:
+            current = self.hpas.get((namespace, name), HpaBehaviour())
+            self.hpas[(namespace, name)] = replace(current, flap=None)
+
+    def forget_pod(self, uid: str) -> None:
+        with self._lock:
+            self.pods.pop(uid, None)
