@@ -279,8 +279,9 @@ class Kubelet:
     def _fresh_container(self, pod: Mapping[str, Any], container: str, now: float) -> None:
         meta = pod["metadata"]
         labels = meta.get("labels") or {}
-        lines = start_log(labels, meta["name"], now, now)
-        self.cluster.runtime.restart_container(meta["uid"], container, *lines)
+        self.cluster.runtime.append_log(
+            meta["uid"], container, *start_log(labels, meta["name"], now, now)
+        )
         program = program_of(labels)
         self.cluster.runtime.set_usage(
             meta["uid"], container, cpu=program.cpu, memory=program.memory
