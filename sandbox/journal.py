@@ -23,7 +23,9 @@ class Request:
 
     @property
     def dry_run(self) -> bool:
-        return "All" in self.query.get("dryRun", [])
+        # kubectl sends DeleteOptions (dryRun included) in the body, the client in the query.
+        in_body = isinstance(self.body, dict) and "All" in (self.body.get("dryRun") or [])
+        return in_body or "All" in self.query.get("dryRun", [])
 
 
 @dataclass
@@ -49,19 +51,26 @@ class Journal:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requests: list[Request] = []
+        self._cleared = 0  # requests dropped by clear(); indexes stay valid across a clear
 
     def record(self, request: Request) -> int:
         with self._lock:
             self._requests.append(request)
-            return len(self._requests) - 1
+            return self._cleared + len(self._requests) - 1
 
     def set_status(self, index: int, status: int) -> None:
         with self._lock:
+            index -= self._cleared
+            if not 0 <= index < len(self._requests):
+                return  # journalled before the last clear(): nothing to update
             r = self._requests[index]
-            self._requests[index] = Request(r.method, r.path, r.query, r.content_type, r.body, status)
+            self._requests[index] = Request(
+                r.method, r.path, r.query, r.content_type, r.body, status
+            )
 
     def clear(self) -> None:
         with self._lock:
+            self._cleared += len(self._requests)
             self._requests.clear()
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[Request]:

@@ -56,6 +56,8 @@ class SandboxServer:
                 loop.run_until_complete(self._start_site())
             except BaseException as exc:  # surfaced to the caller of start()
                 failure.append(exc)
+                loop.run_until_complete(self._stop_site())
+                loop.close()
                 ready.set()
                 return
             ready.set()
@@ -72,9 +74,9 @@ class SandboxServer:
         return self
 
     async def _start_site(self) -> None:
-        self._runner = web.AppRunner(build_app(self.cluster), access_log=None)
+        self._runner = web.AppRunner(build_app(self.cluster), access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=0.5)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
