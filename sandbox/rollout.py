@@ -25,6 +25,7 @@ from sandbox.shapes import (
     controlled_by,
     is_active,
     is_ready,
+    is_terminating,
     name_suffix,
     owner_ref,
     rfc3339,
@@ -233,6 +234,15 @@ class DeploymentController:
                     counts[ref["uid"]] = (n + 1, ready + int(is_ready(pod)))
         return counts
 
+    def _terminating_old(self, deployment: Mapping[str, Any], new_uid: str) -> int:
+        pods, _ = self.cluster.store.list(POD, deployment["metadata"]["namespace"])
+        uids = {rs["metadata"]["uid"] for rs in self._replica_sets(deployment)} - {new_uid}
+        return sum(
+            1
+            for pod in pods
+            if is_terminating(pod) and any(controlled_by(pod, uid) for uid in uids)
+        )
+
     def _create_replica_set(
         self,
         deployment: Mapping[str, Any],
@@ -319,7 +329,11 @@ class DeploymentController:
             return
         counts = self._pod_counts(deployment)
         replicas = spec.get("replicas", 1)
-        total = sum(counts.get(rs["metadata"]["uid"], (0, 0))[0] for rs in sets)
+        # Old pods still terminating count as replicas, so rollout status reports "old replicas
+        # are pending termination" until they are gone and "successfully rolled out" means what
+        # an operator reads it as: only new pods are left.
+        terminating = self._terminating_old(deployment, new["metadata"]["uid"])
+        total = terminating + sum(counts.get(rs["metadata"]["uid"], (0, 0))[0] for rs in sets)
         available = sum(counts.get(rs["metadata"]["uid"], (0, 0))[1] for rs in sets)
         updated = counts.get(new["metadata"]["uid"], (0, 0))[0]
         desired_total = sum(rs["spec"].get("replicas", 0) for rs in sets)
