@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -81,6 +82,59 @@ def sandbox_up(
     finally:
         server.stop()
         print("sandbox stopped", flush=True)
+
+
+def _use_kubeconfig(kubeconfig: Path | None) -> None:
+    """Flows read settings from the environment, so the option travels that way."""
+    if kubeconfig is not None:
+        if not kubeconfig.is_file():
+            err.print(f"[red]kubeconfig not found: {kubeconfig}[/red]")
+            raise typer.Exit(2)
+        os.environ["REMEDIATE_KUBE__KUBECONFIG"] = str(kubeconfig.resolve())
+
+
+def _run_health_sweep(as_json: bool) -> None:
+    from flows.health_sweep import health_sweep
+    from remediate.prefect_runtime import quiet_prefect
+    from remediate.render import print_health_report
+    from tasks.adapters.errors import AdapterError
+
+    try:
+        with quiet_prefect():
+            report = health_sweep()
+    except AdapterError as exc:
+        err.print(f"[red]cannot read the cluster: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    if as_json:
+        print(report.model_dump_json(indent=2))
+    else:
+        print_health_report(console, report)
+    if not report.healthy:
+        raise typer.Exit(3)
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")]
+
+
+@app.command("status")
+def status(kubeconfig: KubeconfigOption = None, as_json: JsonOption = False) -> None:
+    """Run the health-sweep flow against a cluster: pods in both namespaces, the runbook's
+    Deployments and the ingress-facing Endpoints. Exits 3 when it finds something wrong."""
+    _use_kubeconfig(kubeconfig)
+    _run_health_sweep(as_json)
+
+
+@app.command("demo")
+def demo(as_json: JsonOption = False) -> None:
+    """Start a sandbox cluster in-process and run the health sweep against it (`make run`)."""
+    from sandbox.server import SandboxServer
+
+    with SandboxServer() as server:
+        path = server.write_kubeconfig(DEFAULT_SANDBOX_KUBECONFIG)
+        if not as_json:
+            console.print(f"sandbox cluster at {server.url} (kubeconfig: {path})")
+        _use_kubeconfig(path)
+        _run_health_sweep(as_json)
 
 
 def main() -> None:

@@ -1,0 +1,47 @@
+"""Retry policy shared by every read task: retry what an adapter calls transient, nothing else.
+
+Adapters never retry; this is the one layer that does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+
+from tasks.adapters.errors import TransientError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+RETRY_DELAYS = [0.2, 0.5, 1.0]
+
+
+def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect retry_condition_fn: a permanent error (403, 422, a guard) fails at once."""
+    try:
+        state.result()
+    except TransientError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def probe_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A read-only task: never cached (the cluster moves), retried on transient errors."""
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        decorator: Callable[[Callable[P, R]], Task[P, R]] = task(
+            name=name,
+            cache_policy=NO_CACHE,
+            retries=len(RETRY_DELAYS),
+            retry_delay_seconds=RETRY_DELAYS,
+            retry_condition_fn=retry_if_transient,
+        )
+        return decorator(fn)
+
+    return decorate
