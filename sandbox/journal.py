@@ -38,6 +38,8 @@ class Fault:
     status: int = 500
     latency: float = 0.0  # seconds added before answering
     timeout: bool = False  # hold the request until the client gives up
+    times: int | None = None  # stop after affecting this many requests (None: never stop)
+    hits: int = field(default=0, init=False)
     _pattern: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -114,8 +116,9 @@ class Faults:
         latency, hang, error = 0.0, False, None
         with self._lock:
             for f in self._faults:
-                if not f.matches(method, path):
+                if not f.matches(method, path) or (f.times is not None and f.hits >= f.times):
                     continue
+                f.hits += 1
                 latency += f.latency
                 hang = hang or f.timeout
                 if error is None and f.error_rate and self._random.random() < f.error_rate:

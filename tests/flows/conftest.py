@@ -1,0 +1,37 @@
+"""Flows run through the real Prefect engine (a test harness server on SQLite) against a sandbox
+cluster over loopback HTTP, reached through the settings exactly as in production."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.testing.utilities import prefect_test_harness
+
+from sandbox.server import SandboxServer
+from tasks.connection import close_all
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    # The heartbeat thread's join costs up to 1 s per sync flow in Prefect 3.9.
+    with (
+        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        prefect_test_harness(server_startup_timeout=120),
+    ):
+        yield
+
+
+@pytest.fixture
+def sandbox(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SandboxServer]:
+    with SandboxServer(tick_seconds=0.05) as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+        monkeypatch.setenv("REMEDIATE_KUBE__KUBECONFIG", str(kubeconfig))
+        try:
+            yield server
+        finally:
+            close_all()
