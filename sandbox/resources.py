@@ -64,31 +64,81 @@ _EVENT_FIELDS = (
     "type",
 )
 
-POD = Kind("", "v1", "pods", "Pod", short_names=("po",), subresources=("log", "exec", "status"),
-           selectable_fields=_POD_FIELDS, categories=("all",))
+POD = Kind(
+    "",
+    "v1",
+    "pods",
+    "Pod",
+    short_names=("po",),
+    subresources=("log", "exec", "status"),
+    selectable_fields=_POD_FIELDS,
+    categories=("all",),
+)
 EVENT = Kind("", "v1", "events", "Event", short_names=("ev",), selectable_fields=_EVENT_FIELDS)
 SERVICE = Kind("", "v1", "services", "Service", short_names=("svc",), categories=("all",))
 ENDPOINTS = Kind("", "v1", "endpoints", "Endpoints", short_names=("ep",))
 PVC = Kind("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short_names=("pvc",))
 NAMESPACE = Kind("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",))
 NODE = Kind("", "v1", "nodes", "Node", namespaced=False, short_names=("no",))
-DEPLOYMENT = Kind("apps", "v1", "deployments", "Deployment", short_names=("deploy",),
-                  subresources=("scale", "status"), categories=("all",))
-REPLICASET = Kind("apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",),
-                  subresources=("scale", "status"), categories=("all",))
-STATEFULSET = Kind("apps", "v1", "statefulsets", "StatefulSet", short_names=("sts",),
-                   subresources=("scale", "status"), categories=("all",))
-HPA = Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
-           short_names=("hpa",), subresources=("status",), categories=("all",))
-NETWORK_POLICY = Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy",
-                      short_names=("netpol",))
+DEPLOYMENT = Kind(
+    "apps",
+    "v1",
+    "deployments",
+    "Deployment",
+    short_names=("deploy",),
+    subresources=("scale", "status"),
+    categories=("all",),
+)
+REPLICASET = Kind(
+    "apps",
+    "v1",
+    "replicasets",
+    "ReplicaSet",
+    short_names=("rs",),
+    subresources=("scale", "status"),
+    categories=("all",),
+)
+STATEFULSET = Kind(
+    "apps",
+    "v1",
+    "statefulsets",
+    "StatefulSet",
+    short_names=("sts",),
+    subresources=("scale", "status"),
+    categories=("all",),
+)
+HPA = Kind(
+    "autoscaling",
+    "v2",
+    "horizontalpodautoscalers",
+    "HorizontalPodAutoscaler",
+    short_names=("hpa",),
+    subresources=("status",),
+    categories=("all",),
+)
+NETWORK_POLICY = Kind(
+    "networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short_names=("netpol",)
+)
 INGRESS = Kind("networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",))
 ENDPOINT_SLICE = Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 PDB = Kind("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short_names=("pdb",))
 
 KINDS: tuple[Kind, ...] = (
-    POD, EVENT, SERVICE, ENDPOINTS, PVC, NAMESPACE, NODE, DEPLOYMENT, REPLICASET, STATEFULSET,
-    HPA, NETWORK_POLICY, INGRESS, ENDPOINT_SLICE, PDB,
+    POD,
+    EVENT,
+    SERVICE,
+    ENDPOINTS,
+    PVC,
+    NAMESPACE,
+    NODE,
+    DEPLOYMENT,
+    REPLICASET,
+    STATEFULSET,
+    HPA,
+    NETWORK_POLICY,
+    INGRESS,
+    ENDPOINT_SLICE,
+    PDB,
 )
 
 # group -> version -> plural -> Kind; autoscaling/v1 exists only so discovery can name Scale.

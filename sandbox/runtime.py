@@ -62,8 +62,10 @@ class Runtime:
         """Log lines, or None when asked for a previous container that never terminated."""
         with self._lock:
             c = self.container(pod_uid, container)
-            return list(c.previous_log) if previous and c.previous_log is not None else (
-                None if previous else list(c.log)
+            return (
+                list(c.previous_log)
+                if previous and c.previous_log is not None
+                else (None if previous else list(c.log))
             )
 
     def usage(self, pod_uid: str, container: str) -> tuple[str, str]:
@@ -92,6 +94,6 @@ class Runtime:
                 return result
         name = argv[0] if argv else ""
         return ExecResult(
-            stderr=f"OCI runtime exec failed: exec: \"{name}\": executable file not found in $PATH\n",
+            stderr=f'OCI runtime exec failed: exec: "{name}": executable file not found in $PATH\n',
             exit_code=126,
         )

@@ -82,10 +82,8 @@ def dig(obj: Mapping[str, Any], dotted: str) -> Any:
 
 
 def _field_value(obj: Mapping[str, Any], field_name: str) -> str:
-    if field_name == "source":  # core/v1 events: source means source.component
-        value = dig(obj, "source.component")
-    else:
-        value = dig(obj, field_name)
+    # core/v1 events: the field `source` means source.component
+    value = dig(obj, "source.component" if field_name == "source" else field_name)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -93,7 +91,9 @@ def _field_value(obj: Mapping[str, Any], field_name: str) -> str:
     return str(value)
 
 
-def field_selector(text: str | None, allowed: tuple[str, ...]) -> Callable[[Mapping[str, Any]], bool]:
+def field_selector(
+    text: str | None, allowed: tuple[str, ...]
+) -> Callable[[Mapping[str, Any]], bool]:
     """Compile a fieldSelector; unknown fields raise SelectorError like a real server (400)."""
     if not text:
         return lambda obj: True
@@ -105,13 +105,10 @@ def field_selector(text: str | None, allowed: tuple[str, ...]) -> Callable[[Mapp
             raise SelectorError(f"invalid selector: {term!r}")
         name, op, value = m.groups()
         if name not in allowed_all:
-            raise SelectorError(f'field label not supported: {name}')
+            raise SelectorError(f"field label not supported: {name}")
         terms.append((name, op == "!=", value))
 
     def predicate(obj: Mapping[str, Any]) -> bool:
-        for name, negate, value in terms:
-            if (_field_value(obj, name) == value) == negate:
-                return False
-        return True
+        return all((_field_value(obj, name) == value) != negate for name, negate, value in terms)
 
     return predicate

@@ -203,9 +203,7 @@ class Store:
             self._record(kind, namespace, "MODIFIED", obj)
             return obj
 
-    def update(
-        self, kind: Kind, namespace: str, name: str, edit: Callable[[Obj], None]
-    ) -> Obj:
+    def update(self, kind: Kind, namespace: str, name: str, edit: Callable[[Obj], None]) -> Obj:
         """Read-modify-write under the lock: `edit` changes a private copy in place."""
         with self._lock:
             obj = self.mutable(kind, namespace, name)

@@ -47,12 +47,16 @@ def kubectl(sandbox: SandboxServer, tmp_path: Path) -> Kubectl:
         "NO_PROXY": "127.0.0.1,localhost",
     }
 
-    def run(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [str(KUBECTL), *args], env=env, capture_output=True, text=True, timeout=timeout
         )
         if check and done.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr}"
+            )
         return done
 
     return run
@@ -118,7 +122,9 @@ def test_events_sorted_by_last_timestamp(kubectl: Kubectl) -> None:
     raw = json.loads(kubectl("get", "events", "-n", "alphaswarm", "-o", "json").stdout)
     stamps = sorted(e["lastTimestamp"] for e in raw["items"] if e.get("lastTimestamp"))
     sorted_names = json.loads(
-        kubectl("get", "events", "-n", "alphaswarm", "--sort-by=.lastTimestamp", "-o", "json").stdout
+        kubectl(
+            "get", "events", "-n", "alphaswarm", "--sort-by=.lastTimestamp", "-o", "json"
+        ).stdout
     )["items"]
     assert [e["lastTimestamp"] for e in sorted_names if e.get("lastTimestamp")] == stamps
 
@@ -137,8 +143,18 @@ def test_control_plane_log_has_workload_runs(kubectl: Kubectl) -> None:
 
 def test_terraform_runs_via_exec(kubectl: Kubectl) -> None:
     out = kubectl(
-        "exec", "-n", "alphaswarm", "deploy/alphaswarm-core", "--",
-        "python", "-m", "alphaswarm.cli", "runs", "list", "--limit", "20",
+        "exec",
+        "-n",
+        "alphaswarm",
+        "deploy/alphaswarm-core",
+        "--",
+        "python",
+        "-m",
+        "alphaswarm.cli",
+        "runs",
+        "list",
+        "--limit",
+        "20",
     ).stdout
     assert out.strip(), "runs list printed nothing"
 
@@ -168,16 +184,20 @@ def test_previous_logs_and_describe(kubectl: Kubectl, sandbox: SandboxServer) ->
 
 
 def test_rollout_restart_then_status(kubectl: Kubectl, sandbox: SandboxServer) -> None:
-    before = {p["metadata"]["name"] for p in sandbox.cluster.store.list(
-        POD, "alphaswarm", labels="app=alphaswarm-core")[0]}
+    before = {
+        p["metadata"]["name"]
+        for p in sandbox.cluster.store.list(POD, "alphaswarm", labels="app=alphaswarm-core")[0]
+    }
     out = kubectl("rollout", "restart", "-n", "alphaswarm", "deployment/alphaswarm-core").stdout
     assert out.strip() == "deployment.apps/alphaswarm-core restarted"
     status = kubectl(
         "rollout", "status", "-n", "alphaswarm", "deployment/alphaswarm-core", "--timeout=60s"
     ).stdout
     assert status.strip().splitlines()[-1] == 'deployment "alphaswarm-core" successfully rolled out'
-    after = {p["metadata"]["name"] for p in sandbox.cluster.store.list(
-        POD, "alphaswarm", labels="app=alphaswarm-core")[0]}
+    after = {
+        p["metadata"]["name"]
+        for p in sandbox.cluster.store.list(POD, "alphaswarm", labels="app=alphaswarm-core")[0]
+    }
     assert len(after) == 3 and not (after & before)
 
 
@@ -190,12 +210,16 @@ def test_describe_and_patch_hpa(kubectl: Kubectl) -> None:
     assert re.search(r"^Min replicas:\s+3$", described, re.M)
     assert "SuccessfulRescale" in described.split("Events:")[1]
 
-    payload = '[{"op":"replace","path":"/spec/behavior/scaleUp/stabilizationWindowSeconds","value":300}]'
+    payload = (
+        '[{"op":"replace","path":"/spec/behavior/scaleUp/stabilizationWindowSeconds","value":300}]'
+    )
     out = kubectl(
         "patch", "hpa", "-n", "alphaswarm", "alphaswarm-core", "--type=json", f"-p={payload}"
     ).stdout
     assert out.strip() == "horizontalpodautoscaler.autoscaling/alphaswarm-core patched"
-    hpa = json.loads(kubectl("get", "hpa", "-n", "alphaswarm", "alphaswarm-core", "-o", "json").stdout)
+    hpa = json.loads(
+        kubectl("get", "hpa", "-n", "alphaswarm", "alphaswarm-core", "-o", "json").stdout
+    )
     assert hpa["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"] == 300
 
 
@@ -209,18 +233,30 @@ def test_worker_log_task_lines(kubectl: Kubectl) -> None:
 
 def test_celery_inspect_active_via_exec(kubectl: Kubectl) -> None:
     out = kubectl(
-        "exec", "-n", "alphaswarm", "deploy/alphaswarm-worker", "--",
-        "celery", "-A", "alphaswarm.tasks.celery_app", "inspect", "active",
+        "exec",
+        "-n",
+        "alphaswarm",
+        "deploy/alphaswarm-worker",
+        "--",
+        "celery",
+        "-A",
+        "alphaswarm.tasks.celery_app",
+        "inspect",
+        "active",
     ).stdout
     assert "OK" in out or "empty" in out or "->" in out
 
 
 def test_scale_workers_to_eight(kubectl: Kubectl, sandbox: SandboxServer) -> None:
-    out = kubectl("scale", "-n", "alphaswarm", "deployment/alphaswarm-worker", "--replicas=8").stdout
+    out = kubectl(
+        "scale", "-n", "alphaswarm", "deployment/alphaswarm-worker", "--replicas=8"
+    ).stdout
     assert out.strip() == "deployment.apps/alphaswarm-worker scaled"
 
     def running_workers() -> int:
-        table = rows(kubectl("get", "pods", "-n", "alphaswarm", "-l", "app=alphaswarm-worker").stdout)
+        table = rows(
+            kubectl("get", "pods", "-n", "alphaswarm", "-l", "app=alphaswarm-worker").stdout
+        )
         return sum(1 for r in table[1:] if r[2] == "Running" and r[1] == "1/1")
 
     eventually(lambda: running_workers() == 8)
@@ -240,7 +276,11 @@ def test_set_env_keeps_other_variables(kubectl: Kubectl) -> None:
     before = env()
     assert before["ALPHASWARM_AUTH_ENFORCE"] != "permissive" and len(before) > 1
     out = kubectl(
-        "set", "env", "-n", "alphaswarm", "deploy/alphaswarm-core",
+        "set",
+        "env",
+        "-n",
+        "alphaswarm",
+        "deploy/alphaswarm-core",
         "ALPHASWARM_AUTH_ENFORCE=permissive",
     ).stdout
     assert out.strip() == "deployment.apps/alphaswarm-core env updated"
@@ -249,8 +289,14 @@ def test_set_env_keeps_other_variables(kubectl: Kubectl) -> None:
 
 def test_jwks_probe_via_exec(kubectl: Kubectl) -> None:
     out = kubectl(
-        "exec", "-n", "alphaswarm", "deploy/alphaswarm-core", "--",
-        "curl", "-fsS", "https://your-tenant.us.auth0.com/.well-known/jwks.json",
+        "exec",
+        "-n",
+        "alphaswarm",
+        "deploy/alphaswarm-core",
+        "--",
+        "curl",
+        "-fsS",
+        "https://your-tenant.us.auth0.com/.well-known/jwks.json",
     ).stdout
     assert json.loads(out)["keys"]
 
@@ -260,14 +306,20 @@ def test_jwks_probe_via_exec(kubectl: Kubectl) -> None:
 
 def test_ingress_controller_pods_and_logs(kubectl: Kubectl) -> None:
     table = rows(kubectl("-n", "ingress-nginx", "get", "pods").stdout)
-    assert any(r[0].startswith("ingress-nginx-controller-") and r[2] == "Running" for r in table[1:])
+    assert any(
+        r[0].startswith("ingress-nginx-controller-") and r[2] == "Running" for r in table[1:]
+    )
     logs = kubectl("-n", "ingress-nginx", "logs", "deploy/ingress-nginx-controller", "--tail=200")
     assert logs.stdout.strip()
 
 
-@pytest.mark.parametrize(("namespace", "service"), [
-    ("alphaswarm", "alphaswarm-client"), ("alphaswarm-admin", "alphaswarm-cp"),
-])
+@pytest.mark.parametrize(
+    ("namespace", "service"),
+    [
+        ("alphaswarm", "alphaswarm-client"),
+        ("alphaswarm-admin", "alphaswarm-cp"),
+    ],
+)
 def test_get_endpoints(kubectl: Kubectl, namespace: str, service: str) -> None:
     table = rows(kubectl("get", "endpoints", "-n", namespace, service).stdout)
     assert table[0] == ["NAME", "ENDPOINTS", "AGE"]
@@ -297,8 +349,11 @@ def test_stateful_pod_delete_comes_back(
 
     eventually(back_and_ready)
     pod = json.loads(kubectl("-n", "alphaswarm", "get", "pod", name, "-o", "json").stdout)
-    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
-              if "persistentVolumeClaim" in v]
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
     assert claims
     pvc = json.loads(kubectl("-n", "alphaswarm", "get", "pvc", claims[0], "-o", "json").stdout)
     assert pvc["status"]["phase"] == "Bound"
