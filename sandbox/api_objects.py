@@ -8,7 +8,7 @@ from typing import Any
 
 from sandbox.api_wire import ApiError
 from sandbox.resources import Kind
-from sandbox.selectors import match_labels_to_selector
+from sandbox.selectors import format_label_selector
 from sandbox.store import Obj, Store
 
 
@@ -82,24 +82,6 @@ def validate(kind: Kind, obj: Obj) -> None:
             )
 
 
-def selector_string(selector: Any) -> str:
-    """Scale.status.selector: the workload's label selector in its string form."""
-    if not isinstance(selector, dict):
-        return ""
-    parts = [match_labels_to_selector(selector.get("matchLabels") or {})]
-    for expr in selector.get("matchExpressions") or []:
-        op, key, values = expr.get("operator"), expr.get("key"), expr.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(sorted(values))})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(sorted(values))})")
-        elif op == "Exists":
-            parts.append(str(key))
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(p for p in parts if p)
-
-
 def to_scale(obj: Obj) -> Obj:
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     return {
@@ -113,7 +95,7 @@ def to_scale(obj: Obj) -> Obj:
         "spec": {"replicas": spec.get("replicas", 1)},
         "status": {
             "replicas": status.get("replicas", 0),
-            "selector": selector_string(spec.get("selector")),
+            "selector": format_label_selector(spec.get("selector")),
         },
     }
 

@@ -72,6 +72,25 @@ def match_labels_to_selector(match_labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
 
 
+def format_label_selector(selector: Any) -> str:
+    """A LabelSelector object in string form (metav1.FormatLabelSelector without `<none>`):
+    matchLabels first, then each expression, values sorted as the API server sorts them."""
+    if not isinstance(selector, Mapping):
+        return ""
+    parts = [match_labels_to_selector(selector.get("matchLabels") or {})]
+    for expr in selector.get("matchExpressions") or []:
+        op, key, values = expr.get("operator"), expr.get("key"), sorted(expr.get("values") or [])
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(p for p in parts if p)
+
+
 def dig(obj: Mapping[str, Any], dotted: str) -> Any:
     cur: Any = obj
     for part in dotted.split("."):

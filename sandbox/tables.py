@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from sandbox.selectors import format_label_selector
+
 Obj = dict[str, Any]
 Column = tuple[str, str, int]  # name, type, priority (0: shown, 1: only with -o wide)
 Printer = tuple[tuple[Column, ...], Callable[[Obj, datetime], list[Any]]]
@@ -75,22 +77,8 @@ def _name(obj: Obj) -> str:
 
 
 def _selector_string(selector: Any) -> str:
-    """metav1.FormatLabelSelector: `<none>` for nil, `<none>`... for empty it is ``."""
-    if not isinstance(selector, dict):
-        return "<none>"
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
-        op, key, values = expr.get("operator"), expr.get("key"), expr.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(str(key))
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    text = ",".join(parts)
-    return text if text else "<none>"
+    """metav1.FormatLabelSelector: `<none>` for a nil or empty selector."""
+    return format_label_selector(selector) or "<none>"
 
 
 def _more(items: list[str], limit: int = 3) -> str:
