@@ -146,14 +146,19 @@ class Handlers:
         self.cluster = cluster
         self.store = cluster.store
 
-    def list_objects(self, request: web.Request, t: Target) -> web.Response:
+    def _select(self, request: web.Request, t: Target) -> tuple[list[Obj], int]:
+        """The objects the request's label and field selectors pick; a bad selector is a 400."""
         q = request.query
         try:
-            items, rv = self.store.list(
+            return self.store.list(
                 t.kind, t.namespace, labels=q.get("labelSelector"), fields=q.get("fieldSelector")
             )
         except SelectorError as exc:
             raise ApiError(400, str(exc), "BadRequest") from None
+
+    def list_objects(self, request: web.Request, t: Target) -> web.Response:
+        q = request.query
+        items, rv = self._select(request, t)
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         limit = parse_int(q.get("limit"), "limit")
@@ -373,13 +378,7 @@ class Handlers:
     def delete_collection(self, request: web.Request, t: Target) -> web.Response:
         body = request.get(BODY)
         dry_run = is_dry_run(request, body if isinstance(body, dict) else None)
-        q = request.query
-        try:
-            items, _ = self.store.list(
-                t.kind, t.namespace, labels=q.get("labelSelector"), fields=q.get("fieldSelector")
-            )
-        except SelectorError as exc:
-            raise ApiError(400, str(exc), "BadRequest") from None
+        items, _ = self._select(request, t)
         deleted = []
         for obj in items:
             meta = obj["metadata"]
