@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@command -v kubectl >/dev/null || echo "note: kubectl is not on the PATH; the kubectl conformance tests need it"
+	mkdir -p $(PREFECT_HOME)
 	touch $(STAMP)
 
 run: $(STAMP)

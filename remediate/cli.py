@@ -94,8 +94,10 @@ def _use_kubeconfig(kubeconfig: Path | None) -> None:
 
 
 def _run_health_sweep(as_json: bool) -> None:
+    from remediate.prefect_runtime import prefect_environment, quiet_prefect
+
+    prefect_environment()
     from flows.health_sweep import health_sweep
-    from remediate.prefect_runtime import quiet_prefect
     from remediate.render import print_health_report
     from tasks.adapters.errors import AdapterError
 

@@ -1,5 +1,9 @@
-"""How the CLI runs flows in-process: Prefect's local server on SQLite, without the per-flow
-heartbeat join that costs up to a second on every sync flow exit (Prefect 3.9 pitfall)."""
+"""How the CLI runs flows in-process: Prefect's local server on SQLite under var/prefect, without
+the per-flow heartbeat join that costs up to a second on every sync flow exit (Prefect 3.9).
+
+Prefect reads its settings when it is first imported, so `prefect_environment()` must run before
+anything imports prefect (flows and tasks do).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+def prefect_environment() -> None:
+    """Default PREFECT_HOME to the project's var/prefect (an operator's setting wins)."""
+    home = Path(os.environ.setdefault("PREFECT_HOME", str(Path("var/prefect").resolve())))
+    home.mkdir(parents=True, exist_ok=True)  # Prefect creates only the last path component
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @contextmanager
 def quiet_prefect() -> Iterator[None]:
-    os.environ.setdefault("PREFECT_HOME", str(Path("var/prefect").resolve()))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    prefect_environment()
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
