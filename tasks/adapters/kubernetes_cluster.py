@@ -140,6 +140,20 @@ def _status_body(exc: ApiException) -> tuple[str, str | None]:
     return str(exc.reason or "no response"), None
 
 
+def _handshake_status(text: str) -> tuple[str, str | None] | None:
+    """The Status document at the end of websocket-client's "Handshake status ..." text."""
+    start = text.rfind('{"kind":"Status"')
+    if start < 0:
+        return None
+    try:
+        status = json.loads(text[start:])
+    except ValueError:
+        return None
+    if not isinstance(status, dict) or not status.get("message"):
+        return None
+    return str(status["message"]), str(status.get("reason") or "") or None
+
+
 def classify(exc: BaseException, operation: str) -> AdapterError:
     """Map a client-side failure to a TransientError or PermanentError, keeping the details."""
     if isinstance(exc, AdapterError):
@@ -148,8 +162,10 @@ def classify(exc: BaseException, operation: str) -> AdapterError:
         message, reason = _status_body(exc)
         status = exc.status
         if not status:  # status 0: the WebSocket layer wraps a failed handshake this way
-            found = _HANDSHAKE_STATUS.search(str(exc.reason or ""))
+            text = str(exc.reason or "")
+            found = _HANDSHAKE_STATUS.search(text)
             status = int(found.group(1)) if found else None
+            message, reason = _handshake_status(text) or (message, reason)
         return error_for_status(status, message, reason=reason, operation=operation)
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError | TimeoutError):
         return TransientError(f"{type(exc).__name__}: {exc}", operation=operation)
@@ -515,7 +531,7 @@ class KubernetesCluster:
                 stderr = _text(resp.read_channel(2))
                 exit_code = None if timed_out else _exit_code(resp)
         finally:
-            resp.close()
+            _close_websocket(resp)
         return ExecResult(
             namespace=namespace,
             pod=pod,
@@ -988,6 +1004,16 @@ def _text(data: Any) -> str:
     if isinstance(data, bytes):
         return data.decode("utf-8", "replace")
     return str(data or "")
+
+
+def _close_websocket(resp: Any) -> None:
+    """WSClient.close() skips the socket when the server closed first; shut it down as well."""
+    try:
+        resp.close()
+    finally:
+        sock = getattr(resp, "sock", None)
+        if sock is not None:
+            sock.shutdown()
 
 
 def _exit_code(resp: Any) -> int | None:
