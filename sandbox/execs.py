@@ -12,6 +12,7 @@ import json
 import random
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sandbox.cluster import SandboxCluster
@@ -177,6 +178,7 @@ def _runs(cluster: SandboxCluster, pod: Mapping[str, Any], argv: list[str]) -> E
     )
     rows = [header]
     actions = ["plan", "apply", "plan", "apply", "destroy"]
+    now = datetime.now(UTC)
     for i in range(limit):
         run_id = 4412 - i
         action = actions[i % len(actions)]
@@ -184,9 +186,11 @@ def _runs(cluster: SandboxCluster, pod: Mapping[str, Any], argv: list[str]) -> E
         if action == "destroy":
             status = "discarded"
         who = "ops@alphaswarm.enterprise.com" if i % 3 else "alphaswarm-cp (scheduler)"
+        # Newest first, one run every 47 minutes back from now: "recent" must mean recent.
+        started = (now - timedelta(minutes=47 * i + 5)).strftime("%Y-%m-%dT%H:%M:00Z")
         rows.append(
             f"{run_id:<6} {'prod-eu' if i % 2 else 'prod-us':<16} {action:<8} {status:<10} "
-            f"{who:<30} 2026-01-{10 - i // 4:02d}T{9 + i % 8:02d}:{(i * 7) % 60:02d}:00Z"
+            f"{who:<30} {started}"
         )
     return ExecResult(stdout="\n".join(rows) + "\n")
 
