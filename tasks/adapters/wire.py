@@ -58,6 +58,11 @@ def _obj(value: Any) -> JSON:
     return value if isinstance(value, Mapping) else {}
 
 
+def _sections(raw: JSON) -> tuple[JSON, JSON, JSON]:
+    """metadata, spec and status of an API object, each {} when absent."""
+    return _obj(raw.get("metadata")), _obj(raw.get("spec")), _obj(raw.get("status"))
+
+
 def _list(value: Any) -> Sequence[Any]:
     return value if isinstance(value, list) else []
 
@@ -164,11 +169,7 @@ def container_status(raw: JSON, *, init: bool = False) -> ContainerStatus:
 
 
 def pod(raw: JSON) -> Pod:
-    metadata, spec, status = (
-        _obj(raw.get("metadata")),
-        _obj(raw.get("spec")),
-        _obj(raw.get("status")),
-    )
+    metadata, spec, status = _sections(raw)
     columns = pod_columns(raw)
     statuses = tuple(container_status(c) for c in map(_obj, _list(status.get("containerStatuses"))))
     waiting = next(
@@ -311,11 +312,7 @@ def container_spec(raw: JSON) -> ContainerSpec:
 
 
 def deployment(raw: JSON) -> Deployment:
-    metadata, spec, status = (
-        _obj(raw.get("metadata")),
-        _obj(raw.get("spec")),
-        _obj(raw.get("status")),
-    )
+    metadata, spec, status = _sections(raw)
     template = _obj(spec.get("template"))
     return Deployment(
         name=str(metadata.get("name", "")),
@@ -343,11 +340,7 @@ def deployment(raw: JSON) -> Deployment:
 
 
 def statefulset(raw: JSON) -> StatefulSet:
-    metadata, spec, status = (
-        _obj(raw.get("metadata")),
-        _obj(raw.get("spec")),
-        _obj(raw.get("status")),
-    )
+    metadata, spec, status = _sections(raw)
     return StatefulSet(
         name=str(metadata.get("name", "")),
         namespace=str(metadata.get("namespace", "")),
@@ -372,11 +365,7 @@ def statefulset(raw: JSON) -> StatefulSet:
 
 
 def pvc(raw: JSON) -> PersistentVolumeClaim:
-    metadata, spec, status = (
-        _obj(raw.get("metadata")),
-        _obj(raw.get("spec")),
-        _obj(raw.get("status")),
-    )
+    metadata, spec, status = _sections(raw)
     capacity = _str(_obj(status.get("capacity")).get("storage"))
     return PersistentVolumeClaim(
         name=str(metadata.get("name", "")),
@@ -395,11 +384,7 @@ def pvc(raw: JSON) -> PersistentVolumeClaim:
 
 
 def pod_disruption_budget(raw: JSON) -> PodDisruptionBudget:
-    metadata, spec, status = (
-        _obj(raw.get("metadata")),
-        _obj(raw.get("spec")),
-        _obj(raw.get("status")),
-    )
+    metadata, spec, status = _sections(raw)
     return PodDisruptionBudget(
         name=str(metadata.get("name", "")),
         namespace=str(metadata.get("namespace", "")),
@@ -415,11 +400,7 @@ def pod_disruption_budget(raw: JSON) -> PodDisruptionBudget:
 
 
 def scale(raw: JSON, kind: ScalableKind) -> Scale:
-    metadata, spec, status = (
-        _obj(raw.get("metadata")),
-        _obj(raw.get("spec")),
-        _obj(raw.get("status")),
-    )
+    metadata, spec, status = _sections(raw)
     return Scale(
         kind=kind,
         name=str(metadata.get("name", "")),
@@ -472,11 +453,7 @@ def _scaling_rules(value: Any) -> HpaScalingRules | None:
 
 
 def hpa(raw: JSON, rescales: tuple[Rescale, ...] = ()) -> HorizontalPodAutoscaler:
-    metadata, spec, status = (
-        _obj(raw.get("metadata")),
-        _obj(raw.get("spec")),
-        _obj(raw.get("status")),
-    )
+    metadata, spec, status = _sections(raw)
     target = _obj(spec.get("scaleTargetRef"))
     behavior_raw = spec.get("behavior")
     behavior = (
@@ -653,11 +630,7 @@ def _backend(raw: JSON) -> tuple[str | None, str | None]:
 
 
 def ingress(raw: JSON) -> Ingress:
-    metadata, spec, status = (
-        _obj(raw.get("metadata")),
-        _obj(raw.get("spec")),
-        _obj(raw.get("status")),
-    )
+    metadata, spec, status = _sections(raw)
     annotations = _labels(metadata.get("annotations"))
     paths: list[IngressPath] = []
     hosts: list[str] = []
