@@ -8,9 +8,13 @@ anything imports prefect (flows and tasks do).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+# The server's task-run recorder writes each event as it arrives; this covers one write.
+RECORDER_GRACE_SECONDS = 1.0
 
 
 def prefect_environment() -> None:
@@ -26,4 +30,19 @@ def quiet_prefect() -> Iterator[None]:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
+        try:
+            yield
+        finally:
+            _let_the_local_server_record()
+
+
+def _let_the_local_server_record() -> None:
+    """Send the run's last events and give the temporary server a moment to write them.
+
+    Otherwise the server is stopped mid-write at exit: the run history loses its last task
+    runs and the operator sees a CancelledError traceback from Prefect's recorder.
+    """
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=5)
+    time.sleep(RECORDER_GRACE_SECONDS)
