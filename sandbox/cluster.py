@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sandbox.behaviour import Behaviour
@@ -18,3 +19,6 @@ class SandboxCluster:
     faults: Faults = field(default_factory=Faults)
     # What the workloads do when they run; incidents flip it, controllers consult it.
     behaviour: Behaviour = field(default_factory=Behaviour)
+    # Fills the real Celery queue when the `queue-backlog` incident is injected; set by a
+    # sandbox.worker_pool.WorkerPool attached to this cluster, None without real workers.
+    queue_backlog_hook: Callable[[SandboxCluster], None] | None = None
