@@ -8,6 +8,8 @@ first byte the channel (1 stdout, 2 stderr, 3 the final Status). That is all
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from sandbox.api_objects import container_names, default_container, require
@@ -98,7 +100,8 @@ async def exec_pod(
     if not ws.can_prepare(request).ok:
         raise ApiError(400, "Upgrade request required", "BadRequest")
     await ws.prepare(request)
-    result = cluster.runtime.exec(namespace, name, container, argv)
+    # On a thread: a handler may run a real program (the Celery CLI) and must not stall the API.
+    result = await asyncio.to_thread(cluster.runtime.exec, namespace, name, container, argv)
     q = request.query
     if result.stdout and q.get("stdout") != "false":
         await ws.send_bytes(b"\x01" + result.stdout.encode())

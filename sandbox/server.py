@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from aiohttp import web
@@ -17,6 +17,9 @@ from sandbox.api import build_app
 from sandbox.cluster import SandboxCluster
 from sandbox.controllers import Controllers
 from sandbox.topology import seed
+
+if TYPE_CHECKING:
+    from sandbox.worker_pool import WorkerPool
 
 
 class SandboxServer:
@@ -30,12 +33,15 @@ class SandboxServer:
         port: int = 0,
         tick_seconds: float = 0.2,
         seeded: bool = True,
+        worker_pool: WorkerPool | None = None,
     ) -> None:
         self.cluster = cluster or SandboxCluster()
         if cluster is None and seeded:
             seed(self.cluster)
         self.controllers = Controllers(self.cluster)
         self.host, self.port, self.tick_seconds = host, port, tick_seconds
+        # Real Celery workers for the alphaswarm-worker pods; started and stopped with the server.
+        self.worker_pool = worker_pool
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -71,6 +77,8 @@ class SandboxServer:
         if failure:
             raise failure[0]
         self.controllers.start(self.tick_seconds)
+        if self.worker_pool is not None:
+            self.worker_pool.start(self.cluster, self.tick_seconds)
         return self
 
     async def _start_site(self) -> None:
@@ -87,6 +95,8 @@ class SandboxServer:
             await self._runner.cleanup()
 
     def stop(self) -> None:
+        if self.worker_pool is not None:
+            self.worker_pool.stop()
         self.controllers.stop()
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
