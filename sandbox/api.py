@@ -21,6 +21,7 @@ from sandbox import discovery
 from sandbox.api_metrics import serve_metrics
 from sandbox.api_objects import details, not_found, qualified, require, to_scale, validate
 from sandbox.api_pods import exec_pod, read_log
+from sandbox.api_sandbox import add_routes as add_sandbox_routes
 from sandbox.api_watch import serve_watch
 from sandbox.api_wire import ApiError, json_response, parse_bool, parse_int, status_body
 from sandbox.cluster import SandboxCluster
@@ -552,5 +553,7 @@ async def journal_and_faults(request: web.Request, handler: Handler) -> web.Stre
 def build_app(cluster: SandboxCluster) -> web.Application:
     app = web.Application(middlewares=[journal_and_faults], client_max_size=64 * 1024 * 1024)
     app[CLUSTER] = cluster
+    # The control plane, the JWKS endpoint and the incident API first: the catch-all is last.
+    add_sandbox_routes(app, cluster)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

@@ -24,6 +24,8 @@ class PodBehaviour:
     # What the crashing container prints before it exits; empty means the app's usual crash.
     crash_log: tuple[str, ...] = ()
     exit_code: int = 1
+    # lastState.terminated.reason of the crashed container: "Error", or "OOMKilled" (exit 137).
+    exit_reason: str = "Error"
     # The readiness probe passes; False keeps a running pod out of its Service's endpoints.
     ready: bool = True
     # metrics.k8s.io usage; None means the app's usual figures.
@@ -53,6 +55,9 @@ class Behaviour:
     hpas: dict[tuple[str, str], HpaBehaviour] = field(default_factory=dict)
     # HTTP status the Auth0 JWKS endpoint answers with (seen by `curl` exec'd in pods).
     jwks_status: int = 200
+    # Whether the cluster's DNS resolves names outside the cluster (CoreDNS's upstream); False
+    # makes `curl` of the JWKS URL inside a pod fail with "Could not resolve host".
+    external_dns: bool = True
     # Percent used of each PersistentVolumeClaim's volume, as `df -h` shows; by (ns, claim).
     volume_usage: dict[tuple[str, str], int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -6,9 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sandbox.behaviour import Behaviour
+from sandbox.control_plane import ControlPlane
 from sandbox.journal import Faults, Journal
 from sandbox.runtime import Runtime
 from sandbox.store import Store
+from sandbox.volumes import VolumeData
+
+# A per-tick consequence of an injected incident: (cluster, now) -> None.
+Effect = Callable[["SandboxCluster", float], None]
 
 
 @dataclass
@@ -22,3 +27,10 @@ class SandboxCluster:
     # Fills the real Celery queue when the `queue-backlog` incident is injected; set by a
     # sandbox.worker_pool.WorkerPool attached to this cluster, None without real workers.
     queue_backlog_hook: Callable[[SandboxCluster], None] | None = None
+    # Consequences of injected incidents that follow the cluster's state (e.g. pods crash while
+    # the HPA thrashes), run at the start of every controller tick; keyed by incident name.
+    effects: dict[str, Effect] = field(default_factory=dict)
+    # The AlphaSwarm control plane served under /manage (token, audit rows, rate limit).
+    control_plane: ControlPlane = field(default_factory=ControlPlane)
+    # What the stateful stores hold on their PersistentVolumeClaims.
+    volumes: VolumeData = field(default_factory=VolumeData)

@@ -1,7 +1,8 @@
 """The controllers that make the sandbox move like a cluster, run one tick at a time.
 
-A tick runs, in order: the kubelet (pod states), the Deployment controller's rolling step, the
-ReplicaSet controller (pods to match), Deployment status, StatefulSets, Endpoints and the HPA.
+A tick runs, in order: the injected incidents' effects, the kubelet (pod states), the Deployment
+controller's rolling step, the ReplicaSet controller (pods to match), Deployment status,
+StatefulSets, Endpoints and the HPA.
 Tests call `step()` directly for deterministic progress; the server calls `start(interval)` to
 tick on a daemon thread. Wall-clock time comes from `clock`, which tests may replace to cross a
 progress deadline without sleeping.
@@ -46,6 +47,8 @@ class Controllers:
         """One deterministic tick of every controller."""
         with self._lock:
             now = self.clock()
+            for effect in list(self.cluster.effects.values()):
+                effect(self.cluster, now)
             self.kubelet.step(now)
             self.deployments.sync(now)
             self.replica_sets.step(now)

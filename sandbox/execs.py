@@ -8,7 +8,6 @@ the simulated incident: `curl` of the JWKS URL follows `Behaviour.jwks_status`, 
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from collections.abc import Callable, Mapping
@@ -16,9 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sandbox.cluster import SandboxCluster
+from sandbox.egress import curl_jwks_from_pod
 from sandbox.resources import POD
 from sandbox.runtime import ExecResult
 from sandbox.shapes import is_ready
+from sandbox.volumes import psql, redis_data
 
 JWKS_URL = "https://your-tenant.us.auth0.com/.well-known/jwks.json"
 JWKS_DOCUMENT = {
@@ -45,7 +46,6 @@ JWKS_DOCUMENT = {
         },
     ]
 }
-_CURL_CODES = {503: "503", 502: "502", 500: "500", 429: "429", 404: "404", 401: "401"}
 
 Handler = Callable[[SandboxCluster, Mapping[str, Any], list[str]], ExecResult | None]
 
@@ -122,11 +122,8 @@ def _df(cluster: SandboxCluster, pod: Mapping[str, Any], argv: list[str]) -> Exe
 def _curl(cluster: SandboxCluster, pod: Mapping[str, Any], argv: list[str]) -> ExecResult | None:
     if argv[:1] != ["curl"] or JWKS_URL not in argv:
         return None
-    status = cluster.behaviour.jwks_status
-    if status == 200:
-        return ExecResult(stdout=json.dumps(JWKS_DOCUMENT))
-    code = _CURL_CODES.get(status, str(status))
-    return ExecResult(stderr=f"curl: (22) The requested URL returned error: {code}\n", exit_code=22)
+    # DNS, NetworkPolicy egress and Auth0's own status, in the order a connection meets them.
+    return curl_jwks_from_pod(cluster, pod)
 
 
 def _celery(cluster: SandboxCluster, pod: Mapping[str, Any], argv: list[str]) -> ExecResult | None:
@@ -226,6 +223,8 @@ HANDLERS: tuple[Handler, ...] = (
     _runs,
     _redis_cli,
     _pg_isready,
+    psql,
+    redis_data,
 )
 
 

@@ -188,7 +188,7 @@ class Kubelet:
                     lastState={
                         "terminated": {
                             "exitCode": behaviour.exit_code,
-                            "reason": "Error",
+                            "reason": behaviour.exit_reason,
                             "startedAt": running.get("startedAt", stamp),
                             "finishedAt": stamp,
                             "containerID": cs.get("containerID", ""),

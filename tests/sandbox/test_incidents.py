@@ -1,0 +1,411 @@
+"""Every incident shows its symptom through the API, is healed by the runbook's mitigation done
+the way a client does it, and is NOT healed by a plausible wrong one: the contract the
+end-to-end flow tests rely on to tell a real fix from a lucky one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from kubernetes import client, config
+
+from sandbox import incidents
+from sandbox.execs import JWKS_URL
+from sandbox.resources import NETWORK_POLICY
+from sandbox.runtime import ExecResult
+from sandbox.server import SandboxServer
+
+NS, INGRESS_NS = "alphaswarm", "ingress-nginx"
+
+
+class Api:
+    """The official client against one fresh, seeded sandbox whose controllers tick on demand."""
+
+    def __init__(self, server: SandboxServer, api_client: client.ApiClient) -> None:
+        self.server = server
+        self.cluster = server.cluster
+        self.core = client.CoreV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
+        self.hpa = client.AutoscalingV2Api(api_client)
+
+    def tick(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.server.controllers.step()
+
+    def pods(self, selector: str, ns: str = NS) -> list[client.V1Pod]:
+        return list(self.core.list_namespaced_pod(ns, label_selector=selector).items)
+
+    def crash_looping(self, selector: str, ns: str = NS) -> list[str]:
+        return [
+            p.metadata.name
+            for p in self.pods(selector, ns)
+            for cs in p.status.container_statuses or []
+            if cs.state.waiting and cs.state.waiting.reason == "CrashLoopBackOff"
+        ]
+
+    def ready(self, selector: str, ns: str = NS) -> int:
+        return sum(
+            1
+            for p in self.pods(selector, ns)
+            if p.metadata.deletion_timestamp is None
+            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+        )
+
+    def endpoints(self, name: str, ns: str = NS) -> list[str]:
+        ep = self.core.read_namespaced_endpoints(name, ns)
+        return [a.ip for s in ep.subsets or [] for a in s.addresses or []]
+
+    def restart(self, name: str, ns: str = NS) -> None:
+        """`kubectl rollout restart`: a strategic merge patch of the template's annotation."""
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "spec": {
+                "template": {
+                    "metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}
+                }
+            }
+        }
+        self.apps.patch_namespaced_deployment(name, ns, body)
+
+    def widen_hpa(self) -> None:
+        patch = [
+            {
+                "op": "replace",
+                "path": "/spec/behavior/scaleUp/stabilizationWindowSeconds",
+                "value": 300,
+            }
+        ]
+        self.hpa.patch_namespaced_horizontal_pod_autoscaler("alphaswarm-core", NS, patch)
+
+    def scale(self, name: str, replicas: int) -> None:
+        self.apps.patch_namespaced_deployment_scale(name, NS, {"spec": {"replicas": replicas}})
+
+    def set_permissive(self) -> None:
+        env = [{"name": "ALPHASWARM_AUTH_ENFORCE", "value": "permissive"}]
+        body = {"spec": {"template": {"spec": {"containers": [{"name": "app", "env": env}]}}}}
+        self.apps.patch_namespaced_deployment("alphaswarm-core", NS, body)
+
+    def delete_pods(self, selector: str) -> None:
+        self.core.delete_collection_namespaced_pod(NS, label_selector=selector)
+
+    def delete_pod(self, name: str) -> None:
+        self.core.delete_namespaced_pod(name, NS)
+
+    def exec(self, pod: str, *argv: str) -> ExecResult:
+        # What the exec subresource answers; the WebSocket framing is covered in test_api_streams.
+        return self.cluster.runtime.exec(NS, pod, "app", list(argv))
+
+    def logs(self, pod: str, ns: str = NS, **kw: Any) -> str:
+        return str(self.core.read_namespaced_pod_log(pod, ns, **kw))
+
+
+@pytest.fixture
+def api() -> Iterator[Api]:
+    with SandboxServer() as server:
+        server.controllers.stop()  # the test's step() calls are the only clock
+        api_client = config.new_client_from_config_dict(server.kubeconfig())
+        try:
+            yield Api(server, api_client)
+        finally:
+            api_client.close()
+
+
+def core_pod(api: Api) -> str:
+    return str(api.pods("app=alphaswarm-core")[0].metadata.name)
+
+
+# -- registry --------------------------------------------------------------------------------
+
+
+def test_registry_names_and_documentation() -> None:
+    for base in (
+        "crashloop-single",
+        "crashloop-several",
+        "hpa-thrash",
+        "queue-backlog",
+        "jwks-503",
+        "ingress-503",
+        "postgres-down",
+        "redis-down",
+    ):
+        assert base in incidents.names()
+    assert incidents.resolve("egress-blocked").name == "jwks-503:egress-blocked"
+    assert incidents.resolve("ingress-controller-down").branch == "E"
+    for incident in incidents.INCIDENTS.values():
+        assert incident.symptom and incident.mitigation and incident.wrong and incident.summary
+    with pytest.raises(incidents.UnknownIncident, match="known: crashloop-single"):
+        incidents.resolve("nope")
+
+
+# -- A ---------------------------------------------------------------------------------------
+
+
+def test_crashloop_single_healed_by_rollout_restart(api: Api) -> None:
+    incidents.inject(api.cluster, "crashloop-single")
+    api.tick(2)
+    crashing = api.crash_looping("app=alphaswarm-core")
+    assert len(crashing) == 1
+    previous = api.logs(crashing[0], previous=True)
+    assert "database disk image is malformed" in previous
+
+    api.widen_hpa()  # wrong branch: nothing to do with the HPA
+    api.tick(6)
+    assert api.crash_looping("app=alphaswarm-core") == crashing
+
+    api.restart("alphaswarm-core")
+    api.tick(15)
+    assert api.crash_looping("app=alphaswarm-core") == []
+    assert api.ready("app=alphaswarm-core") == 3
+    assert crashing[0] not in [p.metadata.name for p in api.pods("app=alphaswarm-core")]
+
+
+# -- B ---------------------------------------------------------------------------------------
+
+
+def rescale_sizes(api: Api) -> set[str]:
+    events = api.core.list_namespaced_event(
+        NS, field_selector="involvedObject.name=alphaswarm-core,reason=SuccessfulRescale"
+    ).items
+    return {e.message.split(";")[0] for e in events if e.count and e.count > 1}
+
+
+@pytest.mark.parametrize("name", ["hpa-thrash", "crashloop-several"])
+def test_hpa_thrash_needs_the_wider_window(api: Api, name: str) -> None:
+    incidents.inject(api.cluster, name)
+    api.tick(6)
+    assert rescale_sizes(api) == {"New size: 8", "New size: 3"}
+    assert len(api.crash_looping("app=alphaswarm-core")) >= 2
+    oom = [
+        cs.last_state.terminated.reason
+        for p in api.pods("app=alphaswarm-core")
+        for cs in p.status.container_statuses or []
+        if cs.last_state and cs.last_state.terminated
+    ]
+    assert "OOMKilled" in oom
+    worker = api.pods("app=alphaswarm-worker")[0].metadata.name
+    log = api.logs(worker, tail_lines=500)
+    assert "grid-search-all run_id=4471" in log and " FAILED " in log and " started " in log
+
+    api.restart("alphaswarm-core")  # wrong: the new pods are killed as well
+    api.tick(12)
+    assert len(api.crash_looping("app=alphaswarm-core")) >= 2
+    hpa = api.hpa.read_namespaced_horizontal_pod_autoscaler("alphaswarm-core", NS)
+    before = hpa.status.last_scale_time
+
+    api.widen_hpa()
+    api.tick(20)
+    hpa = api.hpa.read_namespaced_horizontal_pod_autoscaler("alphaswarm-core", NS)
+    replicas = api.apps.read_namespaced_deployment("alphaswarm-core", NS).spec.replicas
+    api.tick(5)
+    assert api.apps.read_namespaced_deployment("alphaswarm-core", NS).spec.replicas == replicas
+    assert api.crash_looping("app=alphaswarm-core") == []
+    assert api.ready("app=alphaswarm-core") == replicas
+    assert hpa.status.last_scale_time >= before
+
+
+# -- C ---------------------------------------------------------------------------------------
+
+
+def backlog(api: Api) -> int:
+    result = api.exec("redis-master-0", "redis-cli", "llen", "backtests")
+    assert result.exit_code == 0, result
+    return int(result.stdout)
+
+
+def test_queue_backlog_drains_only_with_eight_workers(api: Api) -> None:
+    incidents.inject(api.cluster, "queue-backlog")
+    api.tick(3)
+    start = backlog(api)
+    assert start > incidents.BACKLOG_START_DEPTH
+    worker = api.pods("app=alphaswarm-worker")[0].metadata.name
+    assert "429 Too Many Requests" in api.logs(worker) and "retry" in api.logs(worker)
+    headers = {"Authorization": f"Bearer {api.cluster.control_plane.token}"}
+    url = f"{api.server.url}/manage/deployments/alphaswarm-worker/scale?replicas=8"
+    with httpx.Client() as http:
+        assert http.patch(url, headers=headers).status_code == 429
+
+    api.restart("alphaswarm-worker")  # wrong: still two workers
+    api.tick(10)
+    assert backlog(api) > start
+
+    api.scale("alphaswarm-worker", 8)
+    api.tick(30)
+    assert api.ready("app=alphaswarm-worker") == 8
+    assert backlog(api) == 0
+
+
+def test_queue_backlog_calls_the_real_celery_hook(api: Api) -> None:
+    called: list[object] = []
+    api.cluster.queue_backlog_hook = called.append
+    incidents.inject(api.cluster, "queue-backlog")
+    assert called == [api.cluster]
+    assert "queue-backlog" not in api.cluster.effects  # the real queue is the hook's
+
+
+# -- D ---------------------------------------------------------------------------------------
+
+
+def last_request(api: Api, pod: str) -> str:
+    lines = [line for line in api.logs(pod).splitlines() if "GET /api/v1/strategies" in line]
+    return lines[-1]
+
+
+def jwks_from_here(api: Api) -> int:
+    with httpx.Client() as http:
+        return http.get(f"{api.server.url}/.well-known/jwks.json").status_code
+
+
+@pytest.mark.parametrize(
+    ("name", "outside", "inside"),
+    [
+        ("jwks-503", 503, "(22) The requested URL returned error: 503"),
+        ("jwks-503:auth0-down", 503, "returned error: 503"),
+        ("egress-blocked", 200, "(28) Failed to connect to your-tenant.us.auth0.com port 443"),
+        ("dns-failure", 200, "(6) Could not resolve host: your-tenant.us.auth0.com"),
+    ],
+)
+def test_jwks_outage_mitigated_by_permissive_auth(
+    api: Api, name: str, outside: int, inside: str
+) -> None:
+    assert jwks_from_here(api) == 200
+    incidents.inject(api.cluster, name)
+    api.tick(2)
+    pod = core_pod(api)
+    assert jwks_from_here(api) == outside
+    curl = api.exec(pod, "curl", "-fsS", JWKS_URL)
+    assert curl.exit_code != 0 and inside in curl.stderr
+    assert "jwks_unreachable" in api.logs(pod)
+    assert last_request(api, pod).endswith("401 jwks_unreachable")
+
+    api.restart("alphaswarm-core")  # wrong: the new pods still enforce auth
+    api.tick(15)
+    for p in api.pods("app=alphaswarm-core"):
+        assert last_request(api, p.metadata.name).endswith("401 jwks_unreachable")
+
+    api.set_permissive()
+    api.tick(15)
+    pods = api.pods("app=alphaswarm-core")
+    assert len(pods) == 3
+    for p in pods:
+        assert last_request(api, p.metadata.name).endswith("200 (auth=permissive)")
+        assert "auth enforcement: permissive" in api.logs(p.metadata.name)
+
+
+def test_egress_blocked_is_a_network_policy_change(api: Api) -> None:
+    incidents.inject(api.cluster, "jwks-503:egress-blocked")
+    policy = client.NetworkingV1Api(api.core.api_client).read_namespaced_network_policy(
+        "alphaswarm-core-egress", NS
+    )
+    assert all(443 not in [p.port for p in r.ports or []] for r in policy.spec.egress)
+    assert policy.metadata.generation == 2
+    incidents.restore_egress(api.cluster)
+    api.tick(1)
+    curl = api.exec(core_pod(api), "curl", "-fsS", JWKS_URL)
+    assert curl.exit_code == 0
+    assert api.cluster.store.get(NETWORK_POLICY, NS, "alphaswarm-core-egress") is not None
+
+
+# -- E ---------------------------------------------------------------------------------------
+
+
+def test_ingress_503_healed_by_restarting_the_client(api: Api) -> None:
+    assert len(api.endpoints("alphaswarm-client")) == 2
+    incidents.inject(api.cluster, "ingress-503")
+    api.tick(2)
+    assert api.endpoints("alphaswarm-client") == []
+    events = api.core.list_namespaced_event(NS, field_selector="reason=Unhealthy").items
+    assert any(
+        e.message == "Readiness probe failed: HTTP probe failed with statuscode: 503"
+        and e.involved_object.name.startswith("alphaswarm-client-")
+        for e in events
+    )
+    assert "Config reload" in api.logs(api.pods("app=alphaswarm-client")[0].metadata.name)
+
+    api.restart("ingress-nginx-controller", INGRESS_NS)  # wrong: the controller is fine
+    api.tick(10)
+    assert api.endpoints("alphaswarm-client") == []
+
+    api.restart("alphaswarm-client")
+    api.tick(15)
+    assert len(api.endpoints("alphaswarm-client")) == 2
+
+
+def test_ingress_controller_down_healed_by_restarting_the_controller(api: Api) -> None:
+    selector = "app.kubernetes.io/name=ingress-nginx"
+    incidents.inject(api.cluster, "ingress-controller-down")
+    api.tick(2)
+    crashing = api.crash_looping(selector, INGRESS_NS)
+    assert len(crashing) == 1
+    assert "Address already in use" in api.logs(crashing[0], INGRESS_NS, previous=True)
+    assert api.endpoints("ingress-nginx-controller", INGRESS_NS) == []
+
+    api.restart("alphaswarm-client")  # wrong: the backends were never the problem
+    api.tick(10)
+    assert api.crash_looping(selector, INGRESS_NS) == crashing
+
+    api.restart("ingress-nginx-controller", INGRESS_NS)
+    api.tick(15)
+    assert api.crash_looping(selector, INGRESS_NS) == []
+    assert len(api.endpoints("ingress-nginx-controller", INGRESS_NS)) == 1
+
+
+# -- F ---------------------------------------------------------------------------------------
+
+
+def rows(api: Api) -> str:
+    result = api.exec("postgres-0", "psql", "-tAc", "select count(*) from terraform_runs")
+    return result.stdout.strip() if result.exit_code == 0 else f"error: {result.stderr}"
+
+
+def test_postgres_down_healed_by_deleting_the_pod_data_survives(api: Api) -> None:
+    assert rows(api) == "4412"
+    old_uid = api.pods("app=postgres")[0].metadata.uid
+    incidents.inject(api.cluster, "postgres-down")
+    api.tick(2)
+    assert api.crash_looping("app=postgres") == ["postgres-0"]
+    assert rows(api).startswith("error: psql: error: connection to server")
+    assert api.exec("postgres-0", "pg_isready").exit_code == 2
+
+    api.restart("alphaswarm-core")  # wrong: the API pods are not the problem
+    api.tick(10)
+    assert api.crash_looping("app=postgres") == ["postgres-0"]
+
+    api.delete_pods("app=postgres")
+    api.tick(8)
+    pod = api.pods("app=postgres")[0]
+    assert pod.metadata.uid != old_uid and api.ready("app=postgres") == 1
+    assert rows(api) == "4412"
+    assert api.exec("postgres-0", "pg_isready").exit_code == 0
+
+
+def test_redis_down_healed_by_deleting_the_pod_not_by_restarting_workers(api: Api) -> None:
+    dbsize = api.exec("redis-master-0", "redis-cli", "dbsize").stdout
+    incidents.inject(api.cluster, "redis-down")
+    api.tick(3)
+    assert api.crash_looping("app=redis") == ["redis-master-0"]
+    assert len(api.crash_looping("app=alphaswarm-worker")) == 2
+    assert api.exec("redis-master-0", "redis-cli", "ping").exit_code == 1
+
+    api.restart("alphaswarm-worker")  # wrong: the broker is still down
+    api.tick(12)
+    assert api.crash_looping("app=redis") == ["redis-master-0"]
+    assert api.ready("app=alphaswarm-worker") == 0
+
+    api.delete_pod("redis-master-0")
+    api.tick(20)
+    assert api.ready("app=redis") == 1
+    assert api.crash_looping("app=alphaswarm-worker") == []
+    assert api.ready("app=alphaswarm-worker") == 2
+    assert api.exec("redis-master-0", "redis-cli", "dbsize").stdout == dbsize
+
+
+def test_heal_resets_the_knobs(api: Api) -> None:
+    for name in ("crashloop-single", "redis-down", "dns-failure", "queue-backlog"):
+        incidents.inject(api.cluster, name)
+    incidents.heal(api.cluster)
+    assert api.cluster.effects == {}
+    assert api.cluster.behaviour.external_dns and api.cluster.behaviour.jwks_status == 200
+    assert api.cluster.control_plane.rate_limited_calls == 0
