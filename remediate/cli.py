@@ -55,9 +55,21 @@ def sandbox_up(
     tick: Annotated[
         float, typer.Option("--tick", min=0.01, help="Seconds between controller steps.")
     ] = 0.5,
+    incident: Annotated[
+        str | None,
+        typer.Option("--incident", help="Inject this incident once the sandbox is up."),
+    ] = None,
 ) -> None:
     """Run the sandbox in the foreground until Ctrl-C (SIGINT) or SIGTERM."""
+    from sandbox import incidents
+    from sandbox.flow_env import flow_env, write_env_file
     from sandbox.server import SandboxServer
+
+    if incident is not None:
+        try:
+            incidents.resolve(incident)
+        except incidents.UnknownIncident:
+            _unknown_incident(incident, incidents.names())
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -70,6 +82,14 @@ def sandbox_up(
     try:
         path = server.write_kubeconfig(kubeconfig).resolve()
         print(f"kubeconfig: {path}", flush=True)
+        env = flow_env(server.url, server.cluster, path)
+        env_file = write_env_file(path.with_name("sandbox.env"), env)
+        print(f"flow settings ({env_file}):", flush=True)
+        for key, value in env.items():
+            print(f"  export {key}={value}", flush=True)
+        if incident is not None:
+            injected = incidents.inject(server.cluster, incident)
+            print(f"incident injected: {injected.name} (runbook {injected.branch})", flush=True)
         print(
             f"The sandbox API is listening on {server.url}. Use it with:\n"
             f"  export KUBECONFIG={path}\n"
@@ -82,6 +102,36 @@ def sandbox_up(
     finally:
         server.stop()
         print("sandbox stopped", flush=True)
+
+
+def _unknown_incident(name: str, known: list[str]) -> None:
+    err.print(f"[red]unknown incident {name!r}[/red]; valid names:\n  " + "\n  ".join(known))
+    raise typer.Exit(2)
+
+
+@sandbox_app.command("inject")
+def sandbox_inject(
+    name: Annotated[str, typer.Argument(help="Incident name, e.g. crashloop-single.")],
+    kubeconfig: Annotated[
+        Path,
+        typer.Option(
+            "--kubeconfig", dir_okay=False, help="kubeconfig `remediate sandbox up` wrote."
+        ),
+    ] = DEFAULT_SANDBOX_KUBECONFIG,
+) -> None:
+    """Inject an incident into a running sandbox (found through its kubeconfig)."""
+    from remediate.sandbox_control import SandboxControlError, inject
+
+    try:
+        body = inject(kubeconfig, name)
+    except SandboxControlError as exc:
+        if exc.known:
+            _unknown_incident(name, exc.known)
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    print(f"incident injected: {body['injected']} (runbook {body['branch']})")
+    print(f"  symptom:    {body['symptom']}")
+    print(f"  mitigation: {body['mitigation']}")
 
 
 def _use_kubeconfig(kubeconfig: Path | None) -> None:
