@@ -9,11 +9,13 @@ from __future__ import annotations
 import threading
 
 from tasks.adapters.cluster import Cluster
+from tasks.adapters.http_endpoints import HttpEndpoints
 from tasks.adapters.kubernetes_cluster import KubernetesCluster
 from tasks.settings import KubeAccess, Settings
 
 _lock = threading.Lock()
 _clusters: dict[str, Cluster] = {}
+_http: list[HttpEndpoints] = []
 
 
 def cluster(access: KubeAccess | None = None) -> Cluster:
@@ -26,8 +28,19 @@ def cluster(access: KubeAccess | None = None) -> Cluster:
         return _clusters[key]
 
 
+def http_endpoints() -> HttpEndpoints:
+    """The JWKS and control-plane client, one per process."""
+    with _lock:
+        if not _http:
+            _http.append(HttpEndpoints(timeout=Settings().kube.request_timeout_seconds))
+        return _http[0]
+
+
 def close_all() -> None:
     with _lock:
         for connected in _clusters.values():
             connected.close()
         _clusters.clear()
+        for client in _http:
+            client.close()
+        _http.clear()

@@ -1,0 +1,386 @@
+"""What a mutation is (`Change`) and what it did or would do (`ChangeRecord`).
+
+A Change is a typed request: the action, the target, and the one adapter call that performs it.
+Each kind also knows how to read the facts before, how to tell that it is already in effect,
+and what a revert would write. The gate (`tasks.gate`) is the only caller of `perform`: it adds
+the lock, the dry run and the exactly-once bookkeeping around these three questions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.adapters.cluster import Cluster, ScalableKind
+from tasks.adapters.errors import PermanentError
+from tasks.adapters.http_endpoints import ControlPlaneScale
+
+Fact = str | int | None
+
+
+class ActionKind(StrEnum):
+    RESTART = "rollout-restart"
+    SCALE = "scale"
+    HPA_WINDOW = "patch-hpa-scale-up-window"
+    SET_ENV = "set-env"
+    DELETE_PODS = "delete-pods"
+    CONTROL_PLANE_SCALE = "control-plane-scale"
+
+
+class ChangeStatus(StrEnum):
+    PLANNED = "planned"  # dry run: the server validated it, nothing changed
+    APPLIED = "applied"
+    ALREADY_DONE = "already-done"  # the target already is as wanted: nothing was sent
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    namespace: str
+    name: str
+
+    @property
+    def key(self) -> str:
+        """What the lock and an audit row name: `Deployment/alphaswarm/alphaswarm-core`."""
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+class Revert(BaseModel):
+    """What to write back to undo exactly this change; `value` None means "unset it"."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: ActionKind
+    target: Target
+    value: Fact
+    variable: str | None = None  # set-env only
+
+
+class ChangeRecord(BaseModel):
+    """The plan (dry run) or the result (applied), with the facts before and after."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    action: ActionKind
+    target: Target
+    status: ChangeStatus
+    dry_run: bool
+    summary: str
+    before: dict[str, Fact] = Field(default_factory=dict)
+    after: dict[str, Fact] = Field(default_factory=dict)
+    revert: Revert | None = None
+    note: str = ""
+    at: datetime
+
+    @property
+    def changed_anything(self) -> bool:
+        return self.status is ChangeStatus.APPLIED
+
+
+class Performed(BaseModel):
+    """An adapter call's answer, reduced to what a record shows."""
+
+    model_config = ConfigDict(frozen=True)
+
+    after: dict[str, Fact]
+    note: str = ""
+
+
+class ControlPlaneApi(Protocol):
+    def scale_via_control_plane(
+        self, base_url: str, token: str, deployment: str, replicas: int
+    ) -> ControlPlaneScale: ...
+
+
+@dataclass(frozen=True)
+class Reach:
+    """The adapters a change may use; the control plane only for control-plane changes.
+
+    The token is a plain string only here, on its way into one request; it is never a field of
+    a record, a log line or a task parameter.
+    """
+
+    cluster: Cluster
+    control_plane: ControlPlaneApi | None = None
+    control_plane_url: str = ""
+    control_plane_token: str = field(default="", repr=False)
+
+
+class Change(BaseModel, ABC):
+    """One mutation. Subclasses are the runbook's verbs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: ActionKind
+    target: Target
+    reason: str = ""
+
+    @abstractmethod
+    def observe(self, reach: Reach) -> dict[str, Fact]:
+        """The facts before: read once per change, kept across retries by the gate."""
+
+    @abstractmethod
+    def is_done(self, now: dict[str, Fact], before: dict[str, Fact], since: datetime) -> bool:
+        """True when the target already is as this change wants (`since`: first attempt)."""
+
+    @abstractmethod
+    def perform(self, reach: Reach, before: dict[str, Fact], *, dry_run: bool) -> Performed:
+        """The one adapter call; dry_run asks the server to validate without persisting."""
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+    def revert_for(self, before: dict[str, Fact]) -> Revert | None:
+        return None
+
+
+def _require(value: object, what: str) -> None:
+    if value is None:
+        raise PermanentError(f"{what} not found")
+
+
+class RestartDeployment(Change):
+    action: ActionKind = ActionKind.RESTART
+
+    def observe(self, reach: Reach) -> dict[str, Fact]:
+        found = reach.cluster.deployment(self.target.namespace, self.target.name)
+        _require(found, f"deployment {self.target.namespace}/{self.target.name}")
+        assert found is not None
+        return {"restartedAt": found.restarted_at, "generation": found.generation}
+
+    def is_done(self, now: dict[str, Fact], before: dict[str, Fact], since: datetime) -> bool:
+        """Done when the restartedAt annotation moved on since our first attempt began.
+
+        The annotation has whole seconds, so a restart written in the same second as `since`
+        counts; kubectl's own "restarted within the past second" refusal makes that safe.
+        """
+        stamp = now.get("restartedAt")
+        if not isinstance(stamp, str) or stamp == before.get("restartedAt"):
+            return False
+        try:
+            written = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return written >= since.replace(microsecond=0)
+
+    def perform(self, reach: Reach, before: dict[str, Fact], *, dry_run: bool) -> Performed:
+        result = reach.cluster.rollout_restart(
+            self.target.namespace, self.target.name, dry_run=dry_run
+        )
+        return Performed(
+            after={"restartedAt": result.restarted_at, "generation": result.generation}
+        )
+
+    def describe(self) -> str:
+        return f"kubectl rollout restart -n {self.target.namespace} deployment/{self.target.name}"
+
+
+class ScaleWorkload(Change):
+    action: ActionKind = ActionKind.SCALE
+    replicas: int = Field(ge=0)
+
+    def _kind(self) -> ScalableKind:
+        return "StatefulSet" if self.target.kind == "StatefulSet" else "Deployment"
+
+    def observe(self, reach: Reach) -> dict[str, Fact]:
+        found = reach.cluster.scale(self.target.namespace, self._kind(), self.target.name)
+        _require(found, f"{self.target.kind} {self.target.namespace}/{self.target.name}")
+        assert found is not None
+        return {"replicas": found.replicas}
+
+    def is_done(self, now: dict[str, Fact], before: dict[str, Fact], since: datetime) -> bool:
+        return now.get("replicas") == self.replicas
+
+    def perform(self, reach: Reach, before: dict[str, Fact], *, dry_run: bool) -> Performed:
+        result = reach.cluster.set_replicas(
+            self.target.namespace, self._kind(), self.target.name, self.replicas, dry_run=dry_run
+        )
+        return Performed(after={"replicas": result.replicas})
+
+    def describe(self) -> str:
+        kind = self.target.kind.lower()
+        return (
+            f"kubectl scale -n {self.target.namespace} {kind}/{self.target.name} "
+            f"--replicas={self.replicas}"
+        )
+
+    def revert_for(self, before: dict[str, Fact]) -> Revert | None:
+        return Revert(action=ActionKind.SCALE, target=self.target, value=before.get("replicas"))
+
+
+class PatchHpaWindow(Change):
+    action: ActionKind = ActionKind.HPA_WINDOW
+    seconds: int = Field(ge=0, le=3600)
+
+    def observe(self, reach: Reach) -> dict[str, Fact]:
+        found = reach.cluster.hpa(self.target.namespace, self.target.name)
+        _require(found, f"hpa {self.target.namespace}/{self.target.name}")
+        assert found is not None
+        up = found.behavior.scale_up if found.behavior is not None else None
+        return {"scaleUpWindowSeconds": up.stabilization_window_seconds if up else None}
+
+    def is_done(self, now: dict[str, Fact], before: dict[str, Fact], since: datetime) -> bool:
+        return now.get("scaleUpWindowSeconds") == self.seconds
+
+    def perform(self, reach: Reach, before: dict[str, Fact], *, dry_run: bool) -> Performed:
+        result = reach.cluster.set_hpa_scale_up_window(
+            self.target.namespace, self.target.name, self.seconds, dry_run=dry_run
+        )
+        return Performed(after={"scaleUpWindowSeconds": result.result})
+
+    def describe(self) -> str:
+        return (
+            f"kubectl patch hpa -n {self.target.namespace} {self.target.name} "
+            f"scaleUp.stabilizationWindowSeconds={self.seconds}"
+        )
+
+    def revert_for(self, before: dict[str, Fact]) -> Revert | None:
+        return Revert(
+            action=ActionKind.HPA_WINDOW,
+            target=self.target,
+            value=before.get("scaleUpWindowSeconds"),
+        )
+
+
+class SetDeploymentEnv(Change):
+    action: ActionKind = ActionKind.SET_ENV
+    variable: str
+    value: str | None  # None removes the variable
+    container: str | None = None
+
+    def observe(self, reach: Reach) -> dict[str, Fact]:
+        found = reach.cluster.deployment(self.target.namespace, self.target.name)
+        _require(found, f"deployment {self.target.namespace}/{self.target.name}")
+        assert found is not None
+        facts: dict[str, Fact] = {}
+        for spec in found.containers:
+            if self.container is None or spec.name == self.container:
+                var = spec.env_var(self.variable)
+                # A valueFrom reference is not a plain value: never "already done".
+                facts[spec.name] = (
+                    None if var is None else var.value if var.value_from is None else "<from>"
+                )
+        if not facts:
+            raise PermanentError(f"deployment {self.target.name} has no container {self.container}")
+        return facts
+
+    def is_done(self, now: dict[str, Fact], before: dict[str, Fact], since: datetime) -> bool:
+        return bool(now) and all(v == self.value for v in now.values())
+
+    def perform(self, reach: Reach, before: dict[str, Fact], *, dry_run: bool) -> Performed:
+        result = reach.cluster.set_env(
+            self.target.namespace,
+            self.target.name,
+            self.variable,
+            self.value,
+            container=self.container,
+            dry_run=dry_run,
+        )
+        return Performed(
+            after={c: self.value for c in result.containers}, note=f"generation {result.generation}"
+        )
+
+    def describe(self) -> str:
+        setting = f"{self.variable}={self.value}" if self.value is not None else f"{self.variable}-"
+        return f"kubectl set env -n {self.target.namespace} deploy/{self.target.name} {setting}"
+
+    def revert_for(self, before: dict[str, Fact]) -> Revert | None:
+        first = next(iter(before.values()), None)
+        return Revert(
+            action=ActionKind.SET_ENV, target=self.target, value=first, variable=self.variable
+        )
+
+
+class DeletePods(Change):
+    """Delete pods by name or selector; the pods are fixed at the first attempt (by uid).
+
+    A retry must never delete the replacements the controller created after the first delete,
+    so `before` lists `name -> uid` once and later attempts skip any pod whose uid changed.
+    """
+
+    action: ActionKind = ActionKind.DELETE_PODS
+    selector: str | None = None
+    pod: str | None = None
+
+    def observe(self, reach: Reach) -> dict[str, Fact]:
+        ns = self.target.namespace
+        if self.pod is not None:
+            found = reach.cluster.pod(ns, self.pod)
+            return {self.pod: found.uid} if found is not None and not found.deleting else {}
+        if not self.selector:
+            raise PermanentError("delete pods needs a pod name or a non-empty selector")
+        return {p.name: p.uid for p in reach.cluster.pods(ns, self.selector) if not p.deleting}
+
+    def _remaining(self, reach: Reach, before: dict[str, Fact]) -> list[str]:
+        left = []
+        for name, uid in before.items():
+            found = reach.cluster.pod(self.target.namespace, name)
+            if found is not None and found.uid == uid and not found.deleting:
+                left.append(name)
+        return left
+
+    def is_done(self, now: dict[str, Fact], before: dict[str, Fact], since: datetime) -> bool:
+        return not any(now.get(name) == uid for name, uid in before.items())
+
+    def perform(self, reach: Reach, before: dict[str, Fact], *, dry_run: bool) -> Performed:
+        deleted: dict[str, Fact] = {}
+        for name in self._remaining(reach, before) if not dry_run else list(before):
+            gone = reach.cluster.delete_pod(self.target.namespace, name, dry_run=dry_run)
+            deleted[name] = "deleted" if gone is not None else "already gone"
+        return Performed(after=deleted)
+
+    def describe(self) -> str:
+        which = self.pod if self.pod is not None else f"-l {self.selector}"
+        return f"kubectl delete pod -n {self.target.namespace} {which}"
+
+
+class ScaleViaControlPlane(Change):
+    """The control plane's scale (it lands an audit row). It has no dry run of its own, so a
+    dry run asks Kubernetes for the same scale with dryRun=All as the plan."""
+
+    action: ActionKind = ActionKind.CONTROL_PLANE_SCALE
+    replicas: int = Field(ge=0)
+
+    def observe(self, reach: Reach) -> dict[str, Fact]:
+        found = reach.cluster.scale(self.target.namespace, "Deployment", self.target.name)
+        _require(found, f"deployment {self.target.namespace}/{self.target.name}")
+        assert found is not None
+        return {"replicas": found.replicas}
+
+    def is_done(self, now: dict[str, Fact], before: dict[str, Fact], since: datetime) -> bool:
+        return now.get("replicas") == self.replicas
+
+    def perform(self, reach: Reach, before: dict[str, Fact], *, dry_run: bool) -> Performed:
+        if dry_run:
+            planned = reach.cluster.set_replicas(
+                self.target.namespace, "Deployment", self.target.name, self.replicas, dry_run=True
+            )
+            return Performed(
+                after={"replicas": planned.replicas},
+                note="the control plane has no dry run: planned with a Kubernetes dryRun=All scale",
+            )
+        if reach.control_plane is None:
+            raise PermanentError("no control-plane adapter configured")
+        answer = reach.control_plane.scale_via_control_plane(
+            reach.control_plane_url, reach.control_plane_token, self.target.name, self.replicas
+        )
+        return Performed(
+            after={"replicas": answer.replicas, "auditId": answer.audit_id},
+            note=f"control plane answered HTTP {answer.status}",
+        )
+
+    def describe(self) -> str:
+        return (
+            f"PATCH /manage/deployments/{self.target.name}/scale?replicas={self.replicas} "
+            "(control plane, audited)"
+        )
+
+    def revert_for(self, before: dict[str, Fact]) -> Revert | None:
+        return Revert(action=ActionKind.SCALE, target=self.target, value=before.get("replicas"))

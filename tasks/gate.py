@@ -1,0 +1,156 @@
+"""The one mutation gate: every change the flows make to a cluster passes through `apply_change`.
+
+What it guarantees today (DESIGN.md, "Safety of every action"):
+
+1. **dry_run** — the change is sent with `dryRun=All`: the API server validates and admits it
+   without persisting, and the answer becomes the concrete plan (`ChangeRecord`, status
+   `planned`, the would-be facts in `after`).
+2. **One actor per target** — an in-process lock per target (`Deployment/ns/name`), so two runs
+   in this process never act on the same object at once.
+3. **Exactly once under retries** — the facts before are read once per change key and kept;
+   every attempt first asks the change whether the target already is as wanted (replicas
+   already N, the env var already set, the HPA window already 300, a restartedAt newer than the
+   first attempt). A Prefect retry after a transient failure therefore sends the write again
+   only if the earlier attempt did not take effect, and a write whose answer was lost is
+   recognised and reported as applied instead of being repeated.
+4. **Exact revert** — the record keeps what the target had before (`ChangeRecord.revert`).
+
+What it does NOT do yet, and says so rather than pretend: locks and cooldowns that survive a
+process restart or span several processes, a maximum number of attempts per (action, target),
+and audit rows before and after. Those need the incident store, which a later issue brings;
+until then the lock and the ledger live in this process only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tasks.adapters.errors import TransientError
+from tasks.changes import Change, ChangeRecord, ChangeStatus, Fact, Reach, Target
+
+LOCK_TIMEOUT_SECONDS = 120.0
+_LEDGER_SIZE = 1024
+
+
+class TargetBusy(TransientError):
+    """Another run in this process holds the target's lock; trying later is the right answer."""
+
+
+@dataclass
+class _Attempt:
+    before: dict[str, Fact]
+    since: datetime
+    tries: int = 0
+    record: ChangeRecord | None = None
+
+
+_registry_lock = threading.Lock()
+_target_locks: dict[str, threading.Lock] = {}
+_ledger: OrderedDict[str, _Attempt] = OrderedDict()
+
+
+@contextmanager
+def target_lock(target: Target, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+    """Hold the in-process lock of one target; TargetBusy when it stays taken for `timeout`."""
+    with _registry_lock:
+        lock = _target_locks.setdefault(target.key, threading.Lock())
+    if not lock.acquire(timeout=timeout):
+        raise TargetBusy(f"{target.key} is being changed by another run", operation="gate")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _remember(key: str, attempt: _Attempt) -> None:
+    _ledger[key] = attempt
+    _ledger.move_to_end(key)
+    while len(_ledger) > _LEDGER_SIZE:
+        _ledger.popitem(last=False)
+
+
+def forget(key: str | None = None) -> None:
+    """Drop the ledger (tests), or one change key."""
+    with _registry_lock:
+        if key is None:
+            _ledger.clear()
+        else:
+            for suffix in (":dry-run", ":apply"):
+                _ledger.pop(key + suffix, None)
+
+
+def apply_change(
+    change: Change,
+    *,
+    key: str,
+    dry_run: bool,
+    reach: Reach,
+    lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+) -> ChangeRecord:
+    """Plan (dry run) or apply `change` once; `key` identifies it across retries.
+
+    Use the same key for every attempt of one intent (a Prefect task run id does exactly that)
+    and a new key for a new intent.
+    """
+    ledger_key = f"{key}:{'dry-run' if dry_run else 'apply'}"
+    with target_lock(change.target, lock_timeout):
+        with _registry_lock:
+            attempt = _ledger.get(ledger_key)
+        if attempt is not None and attempt.record is not None:
+            return attempt.record
+        now_facts = change.observe(reach)
+        if attempt is None:
+            attempt = _Attempt(before=now_facts, since=datetime.now(UTC))
+            with _registry_lock:
+                _remember(ledger_key, attempt)
+        record = _decide(change, key, attempt, now_facts, reach, dry_run)
+        attempt.record = record
+        return record
+
+
+def _decide(
+    change: Change,
+    key: str,
+    attempt: _Attempt,
+    now_facts: dict[str, Fact],
+    reach: Reach,
+    dry_run: bool,
+) -> ChangeRecord:
+    def record(
+        status: ChangeStatus, summary: str, after: dict[str, Fact], note: str = ""
+    ) -> ChangeRecord:
+        changed = status is ChangeStatus.APPLIED
+        return ChangeRecord(
+            key=key,
+            action=change.action,
+            target=change.target,
+            status=status,
+            dry_run=dry_run,
+            summary=summary,
+            before=attempt.before,
+            after=after,
+            revert=change.revert_for(attempt.before) if changed else None,
+            note=note,
+            at=datetime.now(UTC),
+        )
+
+    if change.is_done(now_facts, attempt.before, attempt.since):
+        if attempt.tries == 0 or dry_run:
+            summary = f"already in effect, nothing sent: {change.describe()}"
+            return record(ChangeStatus.ALREADY_DONE, summary, now_facts)
+        # An earlier attempt took effect but its answer never arrived: do not repeat it.
+        note = f"took effect on attempt {attempt.tries} (its answer was lost); not repeated"
+        return record(ChangeStatus.APPLIED, change.describe(), now_facts, note)
+    attempt.tries += 1
+    started = time.monotonic()
+    performed = change.perform(reach, attempt.before, dry_run=dry_run)
+    took = f"server answered in {time.monotonic() - started:.2f}s"
+    status = ChangeStatus.PLANNED if dry_run else ChangeStatus.APPLIED
+    note = "; ".join(n for n in (performed.note, took) if n)
+    return record(status, change.describe(), performed.after, note)

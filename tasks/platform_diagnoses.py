@@ -1,0 +1,361 @@
+"""Pure decisions for the runbook's platform branch (D, E, F): snapshot in, Diagnosis out.
+
+A platform error explains workload symptoms, so these are asked first by triage. The rules that
+guard a hard-rule bypass (permissive auth only behind a firewalled operator UI) and a data risk
+(no Postgres pod restart in production) live here, where a table test can pin them down.
+"""
+
+from __future__ import annotations
+
+from tasks.adapters.cluster import Ingress, NetworkPolicy, Pod
+from tasks.diagnosis import Action, Diagnosis, Scenario
+from tasks.settings import Environment
+from tasks.snapshots import (
+    ExecCurl,
+    IngressSnapshot,
+    JwksSnapshot,
+    StatefulSnapshot,
+)
+from tasks.workload_diagnoses import is_crash_looping
+
+PERMISSIVE = "permissive"
+# Annotations that restrict who may reach an Ingress (ingress-nginx, and its older spelling).
+FIREWALL_ANNOTATIONS = (
+    "nginx.ingress.kubernetes.io/whitelist-source-range",
+    "nginx.ingress.kubernetes.io/allowlist-source-range",
+)
+OPEN_RANGES = frozenset({"0.0.0.0/0", "::/0"})
+CURL_DNS_FAILURE = 6
+CURL_CONNECT_FAILURES = frozenset({7, 28})
+CURL_HTTP_ERROR = 22
+MANAGED_POSTGRES = (
+    "the runbook says K8s overlays must migrate to a managed Postgres (Aurora / Cloud SQL / "
+    "Azure Database for PostgreSQL) before going to prod; a pod restart is not the fix there"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# D: JWKS
+
+
+def _port_allows(port: str, wanted: int) -> bool:
+    protocol, _, number = port.partition("/")
+    if protocol != "TCP":
+        return False
+    if number in ("*", ""):
+        return True
+    low, _, high = number.partition("-")
+    if not low.isdigit():
+        return False  # a named port cannot be an Internet service
+    return int(low) <= wanted <= int(high or low)
+
+
+def egress_allows_https(policies: tuple[NetworkPolicy, ...]) -> bool:
+    """NetworkPolicy semantics for the selected pods: with no Egress policy, everything goes;
+    otherwise some rule must allow TCP 443 to an ipBlock (or to anywhere)."""
+    egress = [p for p in policies if "Egress" in p.policy_types]
+    if not egress:
+        return True
+    return any(
+        (not rule.ports or any(_port_allows(port, 443) for port in rule.ports))
+        and (not rule.peers or any("ipBlock:" in peer for peer in rule.peers))
+        for policy in egress
+        for rule in policy.egress
+    )
+
+
+def operator_ui_firewall(ingress: Ingress | None) -> str | None:
+    """The source ranges guarding the operator UI's Ingress, or None when it is open."""
+    if ingress is None:
+        return None
+    for key in FIREWALL_ANNOTATIONS:
+        ranges = [r.strip() for r in ingress.annotations.get(key, "").split(",") if r.strip()]
+        if ranges and not OPEN_RANGES.intersection(ranges):
+            return ",".join(ranges)
+    return None
+
+
+def is_dns_failure(curl: ExecCurl | None) -> bool:
+    return curl is not None and (
+        curl.exit_code == CURL_DNS_FAILURE or "could not resolve host" in curl.stderr.lower()
+    )
+
+
+def _jwks_evidence(snapshot: JwksSnapshot) -> list[str]:
+    here = snapshot.from_here
+    pod = snapshot.from_pod
+    evidence = []
+    if here is not None:
+        state = "ok" if here.ok else f"{here.failure} {here.status or ''} {here.detail}".strip()
+        evidence.append(f"JWKS from this process: {state}")
+    if pod is not None:
+        state = "ok" if pod.ok else f"curl exit {pod.exit_code}: {pod.stderr}"
+        evidence.append(f"JWKS from pod {pod.pod}: {state}")
+    evidence.append(
+        "egress TCP 443 from core pods: "
+        + ("allowed" if egress_allows_https(snapshot.egress_policies) else "BLOCKED")
+        + f" ({len(snapshot.egress_policies)} selecting policy(ies))"
+    )
+    firewall = operator_ui_firewall(snapshot.operator_ingress)
+    evidence.append(
+        f"operator UI Ingress: {'firewalled to ' + firewall if firewall else 'NOT firewalled'}"
+    )
+    evidence.append(f"{snapshot.auth_variable}={snapshot.auth_enforce or '(unset)'}")
+    return evidence
+
+
+def diagnose_jwks(snapshot: JwksSnapshot) -> Diagnosis:
+    """Runbook D: tell an Auth0 outage from blocked egress and DNS failure; flip to permissive
+    only for an Auth0 outage, and only when the operator UI is firewalled at the Ingress."""
+    where = {"namespace": snapshot.namespace, "name": snapshot.deployment_name}
+    evidence = tuple(_jwks_evidence(snapshot))
+    here, pod = snapshot.from_here, snapshot.from_pod
+
+    def decide(action: Action, summary: str, **extra: str) -> Diagnosis:
+        return Diagnosis(
+            scenario=Scenario.JWKS_OUTAGE,
+            action=action,
+            summary=summary,
+            evidence=evidence,
+            **where,
+            **extra,
+        )
+
+    if pod is None and here is None:
+        return decide(Action.ESCALATE, "JWKS could not be probed from anywhere")
+    if (pod is None or pod.ok) and (here is None or here.ok):
+        return decide(Action.NONE, "JWKS answers: healthy")
+    if is_dns_failure(pod):
+        return decide(
+            Action.ESCALATE,
+            "DNS resolution fails inside the cluster: fix CoreDNS/upstream DNS, not auth",
+        )
+    blocked = not egress_allows_https(snapshot.egress_policies)
+    if pod is not None and not pod.ok and blocked:
+        return decide(
+            Action.ESCALATE,
+            "outbound 443 is blocked by a NetworkPolicy: restore the egress rule "
+            "(network-policies.yaml), do not relax auth",
+        )
+    auth0_down = (here is not None and here.failure == "http" and (here.status or 0) >= 500) or (
+        pod is not None and pod.exit_code == CURL_HTTP_ERROR
+    )
+    if not auth0_down:
+        return decide(Action.ESCALATE, "JWKS fails for a reason the runbook does not name")
+    if (snapshot.auth_enforce or "").lower() == PERMISSIVE:
+        return decide(
+            Action.NONE, f"Auth0 is down and {snapshot.auth_variable} is permissive already"
+        )
+    if operator_ui_firewall(snapshot.operator_ingress) is None:
+        return decide(
+            Action.ESCALATE,
+            "Auth0 is down, but the operator UI is not firewalled at the Ingress: the runbook "
+            "forbids the permissive flip",
+        )
+    return decide(
+        Action.SET_AUTH_PERMISSIVE,
+        f"Auth0 is down: set {snapshot.auth_variable}=permissive for read-only routes until it "
+        "recovers (a hard-rule bypass: record it and schedule the revert)",
+        variable=snapshot.auth_variable,
+        value=PERMISSIVE,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# E: ingress
+
+
+def _ready(pods: tuple[Pod, ...]) -> list[Pod]:
+    return [p for p in pods if p.is_ready and not p.deleting]
+
+
+def diagnose_ingress(snapshot: IngressSnapshot) -> Diagnosis:
+    """Runbook E: the controller down, or a Service with no ready endpoints (and why)."""
+    ready = _ready(snapshot.controller_pods)
+    evidence = [
+        f"ingress-nginx controller: {len(ready)}/{len(snapshot.controller_pods)} pod(s) ready"
+    ]
+    tail = [line for line in snapshot.controller_log_tail.splitlines() if line.strip()][-3:]
+    evidence += [f"controller log: {line}" for line in tail]
+    if snapshot.controller is None or not ready:
+        crashing = [p.name for p in snapshot.controller_pods if is_crash_looping(p)]
+        if crashing:
+            evidence.append(f"crash-looping controller pods: {', '.join(crashing)}")
+        if snapshot.controller is None:
+            return Diagnosis(
+                scenario=Scenario.INGRESS_503,
+                action=Action.ESCALATE,
+                summary="the ingress-nginx controller Deployment does not exist",
+                evidence=tuple(evidence),
+                namespace=snapshot.controller_namespace,
+                name=snapshot.controller_name,
+            )
+        return Diagnosis(
+            scenario=Scenario.INGRESS_503,
+            action=Action.RESTART_DEPLOYMENT,
+            summary="no ingress-nginx controller pod is ready: rolling restart of the controller",
+            evidence=tuple(evidence),
+            namespace=snapshot.controller_namespace,
+            name=snapshot.controller_name,
+        )
+    empty = []
+    for svc in snapshot.services:
+        count = len(svc.endpoints.ready) if svc.endpoints is not None else 0
+        waiting = len(svc.endpoints.not_ready) if svc.endpoints is not None else 0
+        evidence.append(f"endpoints {svc.namespace}/{svc.service}: {count} ready, {waiting} not")
+        evidence += [
+            f"readiness fails on {f.pod} (x{f.count}): {f.message}" for f in svc.readiness_failures
+        ]
+        if count == 0:
+            empty.append(svc)
+    if not empty:
+        return Diagnosis(
+            scenario=Scenario.INGRESS_503,
+            action=Action.NONE,
+            summary="the controller and every backend have ready endpoints",
+            evidence=tuple(evidence),
+        )
+    first = empty[0]
+    if first.endpoints is None:
+        return Diagnosis(
+            scenario=Scenario.INGRESS_503,
+            action=Action.ESCALATE,
+            summary=f"Service {first.namespace}/{first.service} has no Endpoints object",
+            evidence=tuple(evidence),
+            namespace=first.namespace,
+            name=first.service,
+        )
+    messages = " ".join(f.message.lower() for f in first.readiness_failures)
+    if any(word in messages for word in ("postgres", "redis", "5432", "6379", "database")):
+        return Diagnosis(
+            scenario=Scenario.STATEFUL_FAILOVER,
+            action=Action.REROUTE,
+            summary="readiness fails on a datastore: runbook F, not a restart of the backend",
+            evidence=tuple(evidence),
+            namespace=first.namespace,
+            name=first.service,
+        )
+    if not first.readiness_failures:
+        return Diagnosis(
+            scenario=Scenario.INGRESS_503,
+            action=Action.ESCALATE,
+            summary=f"{first.service} has no ready endpoints and no Unhealthy events say why",
+            evidence=tuple(evidence),
+            namespace=first.namespace,
+            name=first.service,
+        )
+    return Diagnosis(
+        scenario=Scenario.INGRESS_503,
+        action=Action.RESTART_DEPLOYMENT,
+        summary=(
+            f"{first.service}'s pods fail their readiness probe: rolling restart of "
+            f"deployment/{first.service}"
+        ),
+        evidence=tuple(evidence),
+        namespace=first.namespace,
+        name=first.service,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# F: stateful
+
+
+def _down(pods: tuple[Pod, ...]) -> bool:
+    return not _ready(pods)
+
+
+def diagnose_stateful(snapshot: StatefulSnapshot, environment: Environment) -> Diagnosis:
+    """Runbook F: delete the Postgres pod (data stays in its PVC) or redis-master-0 (its
+    StatefulSet brings it back); never the Postgres pod in production."""
+    ns = snapshot.namespace
+    pg_down = _down(snapshot.postgres_pods)
+    redis_pods = (snapshot.redis_pod,) if snapshot.redis_pod is not None else ()
+    redis_down = _down(redis_pods)
+    evidence = [
+        f"postgres pods ({snapshot.postgres_selector}): "
+        + (", ".join(f"{p.name} {p.status} {p.ready}" for p in snapshot.postgres_pods) or "none"),
+        "postgres PVCs: "
+        + (", ".join(f"{c.name} {c.phase}" for c in snapshot.postgres_pvcs) or "none"),
+        f"{snapshot.redis_pod_name}: "
+        + (
+            f"{snapshot.redis_pod.status} {snapshot.redis_pod.ready}"
+            if snapshot.redis_pod is not None
+            else "missing"
+        ),
+    ]
+    if snapshot.redis_statefulset is not None:
+        sts = snapshot.redis_statefulset
+        evidence.append(f"statefulset {sts.name}: {sts.ready_replicas}/{sts.replicas} ready")
+    evidence_t = tuple(evidence)
+    if pg_down and redis_down:
+        return Diagnosis(
+            scenario=Scenario.STATEFUL_FAILOVER,
+            action=Action.ESCALATE,
+            summary="Postgres and Redis are both down: a node or storage failure, not a pod",
+            evidence=evidence_t,
+            namespace=ns,
+        )
+    if redis_down:
+        if snapshot.redis_statefulset is None:
+            return Diagnosis(
+                scenario=Scenario.STATEFUL_FAILOVER,
+                action=Action.ESCALATE,
+                summary=f"{snapshot.redis_pod_name} is down and no StatefulSet would recreate it",
+                evidence=evidence_t,
+                namespace=ns,
+                name=snapshot.redis_pod_name,
+            )
+        return Diagnosis(
+            scenario=Scenario.STATEFUL_FAILOVER,
+            action=Action.DELETE_PODS,
+            summary=f"Redis is down: delete pod {snapshot.redis_pod_name}; its StatefulSet "
+            "brings it back",
+            evidence=evidence_t,
+            namespace=ns,
+            name=snapshot.redis_pod_name,
+        )
+    if not pg_down:
+        return Diagnosis(
+            scenario=Scenario.STATEFUL_FAILOVER,
+            action=Action.NONE,
+            summary="Postgres and Redis are ready",
+            evidence=evidence_t,
+            namespace=ns,
+        )
+    if environment is Environment.PRODUCTION:
+        return Diagnosis(
+            scenario=Scenario.STATEFUL_FAILOVER,
+            action=Action.ESCALATE,
+            summary=f"Postgres is down in production: refusing the pod restart; {MANAGED_POSTGRES}",
+            evidence=evidence_t,
+            namespace=ns,
+            selector=snapshot.postgres_selector,
+        )
+    if not snapshot.postgres_pods:
+        return Diagnosis(
+            scenario=Scenario.STATEFUL_FAILOVER,
+            action=Action.ESCALATE,
+            summary="no Postgres pod exists to restart",
+            evidence=evidence_t,
+            namespace=ns,
+            selector=snapshot.postgres_selector,
+        )
+    if not snapshot.postgres_pvcs or any(c.phase != "Bound" for c in snapshot.postgres_pvcs):
+        return Diagnosis(
+            scenario=Scenario.STATEFUL_FAILOVER,
+            action=Action.ESCALATE,
+            summary="Postgres's PVC is not Bound: a restart would not find its data",
+            evidence=evidence_t,
+            namespace=ns,
+            selector=snapshot.postgres_selector,
+        )
+    return Diagnosis(
+        scenario=Scenario.STATEFUL_FAILOVER,
+        action=Action.DELETE_PODS,
+        summary=f"Postgres is down ({environment}): delete pod -l {snapshot.postgres_selector}; "
+        "the data persists in the PVC",
+        evidence=evidence_t,
+        namespace=ns,
+        selector=snapshot.postgres_selector,
+    )

@@ -1,0 +1,159 @@
+"""diagnose_incident: platform before workload, evidence before alerts, escalate when unclear."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tasks.alerts import Alert, parse_alertmanager
+from tasks.diagnosis import Scenario
+from tasks.snapshots import CrashingPod, TriageSnapshot
+from tasks.triage import alert_hint, diagnose_incident
+from tests.unit.factories import NOW, crashing_pod, deployment, hpa, pod
+from tests.unit.test_platform_diagnoses import (
+    CP_OK,
+    HERE_503,
+    POD_503,
+    READINESS_HTTP,
+    REDIS_DOWN,
+    ingress,
+    jwks,
+    service,
+    stateful,
+)
+from tests.unit.test_workload_diagnoses import (
+    FLAPPING,
+    crash_snapshot,
+    hpa_snapshot,
+    queue_snapshot,
+)
+
+
+def alerts(*names: str, status: str = "firing") -> tuple[Alert, ...]:
+    body = {
+        "version": "4",
+        "status": status,
+        "alerts": [
+            {
+                "status": status,
+                "labels": {"alertname": n, "namespace": "alphaswarm", "pod": "p-1"},
+                "startsAt": "2026-11-28T10:00:00Z",
+                "fingerprint": f"fp-{i}",
+            }
+            for i, n in enumerate(names)
+        ],
+    }
+    return parse_alertmanager(body).alerts
+
+
+HEALTHY: dict[str, Any] = {
+    "stateful": stateful(),
+    "jwks": jwks(
+        from_here=HERE_503.model_copy(update={"failure": None, "keys": 2, "status": 200}),
+        from_pod=POD_503.model_copy(update={"exit_code": 0, "keys": 2}),
+    ),
+    "ingress": ingress(),
+    "crashes": (crash_snapshot(crashing=(), pods=(pod("alphaswarm-core-x"),)),),
+    "hpa": hpa_snapshot(hpa=hpa()),
+    "queue": queue_snapshot(depth=10),
+}
+
+
+def snapshot(**overrides: Any) -> TriageSnapshot:
+    return TriageSnapshot(observed_at=NOW, **{**HEALTHY, **overrides})
+
+
+CRASH_ONE = crash_snapshot()
+WORKER_CRASHES = crash_snapshot(
+    deployment_name="alphaswarm-worker",
+    deployment=deployment("alphaswarm-worker"),
+    crashing=(
+        CrashingPod(pod=crashing_pod("alphaswarm-worker-a")),
+        CrashingPod(pod=crashing_pod("alphaswarm-worker-b")),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("alert_names", "snap", "scenario", "escalate"),
+    [
+        ((), snapshot(), None, False),
+        (("KubePodCrashLooping",), snapshot(), None, True),  # alert without evidence
+        (("KubePodCrashLooping",), snapshot(crashes=(CRASH_ONE,)), Scenario.POD_CRASH, False),
+        ((), snapshot(crashes=(CRASH_ONE,)), Scenario.POD_CRASH, False),
+        ((), snapshot(crashes=(WORKER_CRASHES,)), Scenario.HPA_THRASH, False),
+        ((), snapshot(hpa=hpa_snapshot(hpa=hpa(rescales=FLAPPING))), Scenario.HPA_THRASH, False),
+        ((), snapshot(queue=queue_snapshot()), Scenario.QUEUE_BACKLOG, False),
+        ((), snapshot(jwks=jwks()), Scenario.JWKS_OUTAGE, False),
+        (
+            (),
+            snapshot(ingress=ingress(services=(service(0, 2, READINESS_HTTP), CP_OK))),
+            Scenario.INGRESS_503,
+            False,
+        ),
+        ((), snapshot(stateful=stateful(redis_pod=REDIS_DOWN)), Scenario.STATEFUL_FAILOVER, False),
+        # A Redis outage crashes workers too: storage wins, workers are not blamed.
+        (
+            ("KubePodCrashLooping",),
+            snapshot(stateful=stateful(redis_pod=REDIS_DOWN), crashes=(WORKER_CRASHES,)),
+            Scenario.STATEFUL_FAILOVER,
+            False,
+        ),
+        # Auth before ingress before workloads.
+        (
+            (),
+            snapshot(jwks=jwks(), crashes=(CRASH_ONE,), queue=queue_snapshot()),
+            Scenario.JWKS_OUTAGE,
+            False,
+        ),
+        (
+            (),
+            snapshot(ingress=ingress(controller_pods=()), crashes=(CRASH_ONE,)),
+            Scenario.INGRESS_503,
+            False,
+        ),
+        # A single crash with a flapping HPA is B (several symptoms), never A.
+        (
+            (),
+            snapshot(crashes=(CRASH_ONE,), hpa=hpa_snapshot(hpa=hpa(rescales=FLAPPING))),
+            Scenario.HPA_THRASH,
+            False,
+        ),
+        # Nothing probed at all.
+        ((), TriageSnapshot(observed_at=NOW), None, False),
+    ],
+)
+def test_diagnose_incident(
+    alert_names: tuple[str, ...],
+    snap: TriageSnapshot,
+    scenario: Scenario | None,
+    escalate: bool,
+) -> None:
+    decision = diagnose_incident(alerts(*alert_names), snap)
+    assert (decision.scenario, decision.escalate) == (scenario, escalate), decision.reason
+    assert decision.reason
+    if scenario is Scenario.STATEFUL_FAILOVER and alert_names:
+        assert any("explained by the datastore outage" in e for e in decision.evidence)
+
+
+@pytest.mark.parametrize(
+    ("name", "scenario"),
+    [
+        ("KubePodCrashLooping", Scenario.POD_CRASH),
+        ("HpaThrashing", Scenario.HPA_THRASH),
+        ("CeleryQueueBacklog", Scenario.QUEUE_BACKLOG),
+        ("JwksUnreachable", Scenario.JWKS_OUTAGE),
+        ("Ingress503", Scenario.INGRESS_503),
+        ("RedisDown", Scenario.STATEFUL_FAILOVER),
+        ("PostgresDown", Scenario.STATEFUL_FAILOVER),
+        ("Watchdog", None),
+    ],
+)
+def test_alert_hint(name: str, scenario: Scenario | None) -> None:
+    assert alert_hint(alerts(name)[0]) is scenario
+
+
+def test_resolved_alerts_are_history() -> None:
+    decision = diagnose_incident(alerts("KubePodCrashLooping", status="resolved"), snapshot())
+    assert (decision.scenario, decision.escalate) == (None, False)
