@@ -30,6 +30,8 @@ DEFAULT_TOKEN = "sandbox-cp-token"
 APP_NAMESPACE = "alphaswarm"
 CP_NAMESPACE, CP_APP = "alphaswarm-admin", "alphaswarm-cp"
 MAX_REPLICAS = 50
+# Calls the queue-backlog incident rate-limits unless the cluster says otherwise.
+BACKLOG_RATE_LIMITED_CALLS = 2
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class ControlPlane:
     token: str = DEFAULT_TOKEN
     # The next `rate_limited_calls` authorised calls answer 429 with Retry-After.
     rate_limited_calls: int = 0
+    # How many calls the queue-backlog incident rate-limits (set before injecting to change it).
+    backlog_rate_limited_calls: int = BACKLOG_RATE_LIMITED_CALLS
     retry_after_seconds: int = 1
     rows: list[AuditRow] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.cluster import SandboxCluster
+from sandbox.control_plane import BACKLOG_RATE_LIMITED_CALLS
 from sandbox.incident_effects import (
     AuthRequests,
     SimulatedBacklog,
@@ -33,8 +34,6 @@ from sandbox.store import Obj
 from sandbox.volumes import redis_claim
 
 NS, INGRESS_NS = "alphaswarm", "ingress-nginx"
-# The queue-backlog incident rate-limits this many control-plane calls (429, Retry-After).
-BACKLOG_RATE_LIMITED_CALLS = 2
 BACKLOG_START_DEPTH = 120
 
 
@@ -65,7 +64,7 @@ class Incident:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _pods(cluster: SandboxCluster, namespace: str, selector: str) -> list[Mapping[str, Any]]:
+def _pods(cluster: SandboxCluster, namespace: str, selector: str) -> list[Obj]:
     pods, _ = cluster.store.list(POD, namespace, labels=selector)
     active = sorted((p for p in pods if is_active(p)), key=lambda p: p["metadata"]["name"])
     if not active:
@@ -80,7 +79,7 @@ def _pod(cluster: SandboxCluster, namespace: str, name: str) -> Mapping[str, Any
     return pod
 
 
-def _log(cluster: SandboxCluster, pods: list[Mapping[str, Any]], lines: list[str]) -> None:
+def _log(cluster: SandboxCluster, pods: Sequence[Mapping[str, Any]], lines: list[str]) -> None:
     for pod in pods:
         container = pod["spec"]["containers"][0]["name"]
         cluster.runtime.append_log(pod["metadata"]["uid"], container, *lines)
@@ -147,7 +146,8 @@ def queue_backlog(cluster: SandboxCluster) -> None:
     the Celery queue grows. Real Celery workers fill the real queue through the hook; without
     them the `backtests` list in Redis is simulated."""
     workers = _pods(cluster, NS, "app=alphaswarm-worker")
-    cluster.control_plane.rate_limit(BACKLOG_RATE_LIMITED_CALLS, retry_after_seconds=1)
+    cp = cluster.control_plane
+    cp.rate_limit(cp.backlog_rate_limited_calls, retry_after_seconds=1)
     lines = []
     for i in range(4):
         task = f"alphaswarm.tasks.backtest[{uuid.UUID(int=random.Random(i).getrandbits(128))}]"

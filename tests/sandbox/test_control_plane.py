@@ -134,6 +134,9 @@ def test_queue_backlog_rate_limits_the_control_plane(
         assert response.status_code == 429 and response.headers["Retry-After"] == "1"
     assert http.patch(url).status_code == 200
     assert len(server.cluster.control_plane.audit("workload_run")) == 1
+    server.cluster.control_plane.backlog_rate_limited_calls = 0
+    incidents.inject(server.cluster, "queue-backlog")
+    assert http.patch(url).status_code == 200
 
 
 # -- JWKS and the incident API ---------------------------------------------------------------
