@@ -63,3 +63,39 @@ def mutation_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
         return decorator(fn)
 
     return decorate
+
+
+class NotYetHealthy(Exception):
+    """A verify's answer "not yet": the task's retries poll until it passes or they run out."""
+
+
+VERIFY_ATTEMPTS = 60
+VERIFY_DELAY_SECONDS = 0.5
+
+
+def retry_until_healthy(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry a verify that said "not yet" or hit a transient error; fail at once otherwise."""
+    try:
+        state.result()
+    except (NotYetHealthy, TransientError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def verify_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A convergence check: raises NotYetHealthy until healthy, and task retries do the polling
+    (a flow widens the budget with `.with_options(retries=N)`)."""
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        decorator: Callable[[Callable[P, R]], Task[P, R]] = task(
+            name=name,
+            cache_policy=NO_CACHE,
+            retries=VERIFY_ATTEMPTS,
+            retry_delay_seconds=VERIFY_DELAY_SECONDS,
+            retry_condition_fn=retry_until_healthy,
+        )
+        return decorator(fn)
+
+    return decorate

@@ -1,0 +1,120 @@
+"""Runbook A — single pod crashes.
+
+    # Identify the crashing pod
+    kubectl get pods -n alphaswarm -l app=alphaswarm-core | findstr CrashLoop
+    # Inspect
+    kubectl describe pod -n alphaswarm <pod-name>
+    kubectl logs -n alphaswarm <pod-name> --previous
+    # Rolling restart of the deployment (HPA + PDB keep the service up)
+    kubectl rollout restart -n alphaswarm deployment/alphaswarm-core
+
+Then prove it: the rollout completes and no pod of the Deployment crashes any more. Several
+crashing pods are not this scenario (runbook B), and a restart that already failed to help, a
+paused rollout or a violated PDB escalate with the evidence instead of restarting again.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel, Field
+
+from tasks.diagnosis import Action, Diagnosis
+from tasks.mutations import restart_deployment
+from tasks.outcome import Outcome, Verification
+from tasks.publish import publish_diagnosis, publish_evidence, publish_outcome, publish_pods
+from tasks.retries import NotYetHealthy
+from tasks.settings import Settings
+from tasks.snapshots import PodCrashSnapshot
+from tasks.verifies import VerifyFailed, verify_pods_not_crashing, verify_rollout_complete
+from tasks.workload_diagnoses import diagnose_pod_crash
+from tasks.workload_probes import probe_crashing_pods
+
+
+class PodCrashParams(BaseModel):
+    """Where to look and whether to act; defaults are the runbook's names from settings."""
+
+    namespace: str = Field(default_factory=lambda: Settings().workloads.namespace)
+    deployment: str = Field(default_factory=lambda: Settings().workloads.core_deployment)
+    dry_run: bool = Field(default=True, description="plan with dryRun=All; change nothing")
+    restarts_already_made: int = Field(
+        default=0, ge=0, description="rollout restarts already made for this incident"
+    )
+    verify_attempts: int = Field(default=120, ge=1, description="polls of each verify")
+
+
+def _crash_evidence(snapshot: PodCrashSnapshot) -> list[str]:
+    lines = []
+    for crash in snapshot.crashing:
+        lines.append(f"$ kubectl describe pod -n {snapshot.namespace} {crash.pod.name}")
+        if crash.description is not None:
+            lines += [
+                f"{s.name}: {s.state.state} {s.state.reason or ''}"
+                for s in crash.description.containers
+            ]
+            lines += [f"event {e.reason}: {e.message}" for e in crash.description.events[-10:]]
+        lines.append(f"$ kubectl logs -n {snapshot.namespace} {crash.pod.name} --previous")
+        lines += (crash.previous_log or "(no previous log)").splitlines()[-30:]
+    if snapshot.pdb is not None:
+        pdb = snapshot.pdb
+        lines.append(
+            f"PDB {pdb.name}: {pdb.current_healthy} healthy, {pdb.desired_healthy} desired, "
+            f"{pdb.disruptions_allowed} disruption(s) allowed"
+        )
+    return lines
+
+
+def _verify(diagnosis: Diagnosis, params: PodCrashParams, crashed: list[str]) -> Verification:
+    attempts = params.verify_attempts
+    rollout = verify_rollout_complete.with_options(retries=attempts)(
+        params.namespace, params.deployment
+    )
+    ready = verify_pods_not_crashing.with_options(retries=attempts)(
+        params.namespace, params.deployment, crashed
+    )
+    return Verification(
+        check="rollout complete, pods stop crashing",
+        passed=True,
+        detail=f"{rollout.message}; {ready} pod(s) ready, none crash-looping",
+    )
+
+
+@flow(name="pod-crash", flow_run_name="pod-crash/{params.deployment}")
+def remediate_pod_crash(params: PodCrashParams) -> Outcome:
+    """Runbook A: find the crashing pod, inspect it, rolling-restart, verify it stops crashing."""
+    snapshot = probe_crashing_pods(
+        params.namespace, params.deployment, restarts_already_made=params.restarts_already_made
+    )
+    publish_pods(snapshot.pods, "pod-crash-pods", f"kubectl get pods -l app={params.deployment}")
+    publish_evidence(
+        "Crashing pods: describe and previous logs", _crash_evidence(snapshot), "pod-crash-evidence"
+    )
+    diagnosis = diagnose_pod_crash(snapshot)
+    publish_diagnosis(diagnosis, "pod-crash-diagnosis")
+    if not diagnosis.needs_action:
+        outcome = (
+            Outcome.nothing_to_do(diagnosis)
+            if diagnosis.action is Action.NONE
+            else Outcome.escalated(diagnosis)
+        )
+        publish_outcome(outcome, "pod-crash-outcome")
+        return outcome
+    change = restart_deployment(
+        params.namespace, params.deployment, dry_run=params.dry_run, reason=diagnosis.summary
+    )
+    if params.dry_run:
+        outcome = Outcome.planned(diagnosis, change)
+    else:
+        crashed = [c.pod.name for c in snapshot.crashing]
+        try:
+            outcome = Outcome.mitigated(
+                diagnosis, (change,), (_verify(diagnosis, params, crashed),)
+            )
+        except (NotYetHealthy, VerifyFailed) as exc:
+            failed = Verification(
+                check="rollout complete, pods stop crashing", passed=False, detail=str(exc)
+            )
+            outcome = Outcome.failed(
+                diagnosis, f"the restart did not fix it: {exc}", (change,), (failed,)
+            )
+    publish_outcome(outcome, "pod-crash-outcome")
+    return outcome

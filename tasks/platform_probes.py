@@ -1,0 +1,164 @@
+"""Probes for the runbook's platform branch (D, E, F): each returns one typed snapshot."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from tasks.adapters.cluster import Pod
+from tasks.connection import cluster, http_endpoints
+from tasks.retries import probe_task
+from tasks.snapshots import (
+    ExecCurl,
+    IngressSnapshot,
+    JwksSnapshot,
+    ReadinessFailure,
+    ServiceEndpoints,
+    StatefulSnapshot,
+)
+
+CONTROLLER_LOG_TAIL = 200
+
+
+def jwks_keys(text: str) -> int:
+    """How many keys a JWKS document holds (0 when it is not one)."""
+    try:
+        keys = json.loads(text).get("keys")
+    except (ValueError, AttributeError):
+        return 0
+    return len(keys) if isinstance(keys, list) else 0
+
+
+def _selects(labels: dict[str, str], pod: Pod) -> bool:
+    return bool(labels) and all(pod.labels.get(k) == v for k, v in labels.items())
+
+
+@probe_task("probe-jwks")
+def probe_jwks(
+    namespace: str,
+    deployment: str,
+    jwks_url: str,
+    admin_namespace: str,
+    operator_ingress: str,
+    auth_variable: str,
+    *,
+    from_here: bool = True,
+) -> JwksSnapshot:
+    """Runbook D: curl the JWKS URL from this process and from inside a core pod, and read what
+    tells the causes apart: the Egress NetworkPolicies selecting core pods (outbound 443), and
+    whether the operator UI's Ingress is firewalled (the precondition of the permissive flip)."""
+    c = cluster()
+    here = http_endpoints().jwks(jwks_url) if from_here else None
+    curl = c.exec_in_deployment(namespace, deployment, ("curl", "-fsS", jwks_url))
+    found = c.deployment(namespace, deployment)
+    template_labels = found.selector.match_labels if found is not None else {}
+    policies = tuple(
+        p
+        for p in c.network_policies(namespace)
+        if "Egress" in p.policy_types
+        and all(template_labels.get(k) == v for k, v in p.pod_selector.match_labels.items())
+    )
+    ingress = next((i for i in c.ingresses(admin_namespace) if i.name == operator_ingress), None)
+    enforce = None
+    if found is not None and found.containers:
+        var = found.containers[0].env_var(auth_variable)
+        enforce = var.value if var is not None else None
+    return JwksSnapshot(
+        observed_at=datetime.now(UTC),
+        namespace=namespace,
+        deployment_name=deployment,
+        from_here=here,
+        from_pod=ExecCurl.from_exec(curl, jwks_keys(curl.stdout)),
+        egress_policies=policies,
+        operator_ingress=ingress,
+        auth_enforce=enforce,
+        auth_variable=auth_variable,
+    )
+
+
+def _readiness_failures(namespace: str, pods: tuple[Pod, ...]) -> tuple[ReadinessFailure, ...]:
+    """Unhealthy events of these pods whose message is a readiness probe's."""
+    names = {p.name for p in pods}
+    events = cluster().events(namespace, "reason=Unhealthy")
+    return tuple(
+        ReadinessFailure(pod=e.involved.name or "", message=e.message or "", count=e.count)
+        for e in events
+        if e.involved.name in names and "readiness" in (e.message or "").lower()
+    )
+
+
+@probe_task("probe-ingress")
+def probe_ingress(
+    controller_namespace: str, controller: str, services: list[tuple[str, str]]
+) -> IngressSnapshot:
+    """Runbook E: `-n ingress-nginx get pods`, the controller's log tail, the Endpoints of each
+    backend Service and, for the empty ones, which readiness probes fail and why."""
+    c = cluster()
+    found = c.deployment(controller_namespace, controller)
+    selector = found.selector.render() if found is not None else ""
+    pods = c.pods(controller_namespace, selector or None) if found is not None else ()
+    logs = (
+        c.deployment_logs(controller_namespace, controller, tail=CONTROLLER_LOG_TAIL)
+        if pods
+        else None
+    )
+    backends = []
+    for namespace, name in services:
+        endpoints = c.endpoints(namespace, name)
+        svc = c.service(namespace, name)
+        failures: tuple[ReadinessFailure, ...] = ()
+        if svc is not None and (endpoints is None or not endpoints.ready):
+            backing = tuple(p for p in c.pods(namespace) if _selects(svc.selector, p))
+            failures = _readiness_failures(namespace, backing)
+        backends.append(
+            ServiceEndpoints(
+                namespace=namespace,
+                service=name,
+                endpoints=endpoints,
+                readiness_failures=failures,
+            )
+        )
+    return IngressSnapshot(
+        observed_at=datetime.now(UTC),
+        controller_namespace=controller_namespace,
+        controller_name=controller,
+        controller=found,
+        controller_pods=pods,
+        controller_log_tail=(logs.text or "") if logs is not None else "",
+        services=tuple(backends),
+    )
+
+
+@probe_task("probe-stateful")
+def probe_stateful(namespace: str, postgres_selector: str, redis_pod: str) -> StatefulSnapshot:
+    """Runbook F: the Postgres pod and its PVC, redis-master-0, its StatefulSet and claims."""
+    c = cluster()
+    pg_pods = c.pods(namespace, postgres_selector)
+    pvcs = c.pvcs(namespace)
+    pg_pvcs = tuple(
+        # The Pod model does not carry volumes: the claim is known by its labels or its name.
+        p
+        for p in pvcs
+        if _labels_match(p.labels, postgres_selector) or "postgres" in p.name
+    )
+    redis = c.pod(namespace, redis_pod)
+    owner = redis.owner.name if redis is not None and redis.owner is not None else None
+    sts_name = owner or redis_pod.rsplit("-", 1)[0]
+    sts = c.statefulset(namespace, sts_name)
+    redis_pvcs = tuple(p for p in pvcs if p.name.endswith(f"-{redis_pod}"))
+    return StatefulSnapshot(
+        observed_at=datetime.now(UTC),
+        namespace=namespace,
+        postgres_selector=postgres_selector,
+        postgres_pods=pg_pods,
+        postgres_pvcs=pg_pvcs,
+        redis_pod_name=redis_pod,
+        redis_pod=redis,
+        redis_statefulset=sts,
+        redis_pvcs=redis_pvcs,
+    )
+
+
+def _labels_match(labels: dict[str, str], selector: str) -> bool:
+    pairs = [term.split("=", 1) for term in selector.split(",") if "=" in term]
+    return bool(pairs) and all(labels.get(k.strip()) == v.strip() for k, v in pairs)

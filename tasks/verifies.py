@@ -1,0 +1,138 @@
+"""Convergence checks: each `verify_*` raises NotYetHealthy until the fix has taken hold, and
+its task retries do the polling. A verify that can never pass (a rollout past its progress
+deadline) raises VerifyFailed at once instead of burning the retry budget.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from tasks.adapters.cluster import Pod, RolloutState, RolloutStatus
+from tasks.connection import cluster, http_endpoints
+from tasks.platform_probes import jwks_keys
+from tasks.retries import NotYetHealthy, verify_task
+from tasks.workload_diagnoses import is_crash_looping
+
+
+class VerifyFailed(Exception):
+    """The change cannot converge; polling longer will not help."""
+
+
+class QueueDepth(Protocol):
+    """The one call verify_queue_draining needs from the workers adapter (`Workers`)."""
+
+    def queue_depth(self, queue: str) -> int: ...
+
+
+@verify_task("verify-rollout-complete")
+def verify_rollout_complete(namespace: str, deployment: str) -> RolloutStatus:
+    """`kubectl rollout status`: complete, or not yet; a blown progress deadline fails."""
+    status = cluster().rollout_status(namespace, deployment)
+    if status is None:
+        raise VerifyFailed(f"deployment {namespace}/{deployment} is gone")
+    if status.state is RolloutState.FAILED:
+        raise VerifyFailed(status.message)
+    if not status.done:
+        raise NotYetHealthy(status.message)
+    return status
+
+
+@verify_task("verify-pods-not-crashing")
+def verify_pods_not_crashing(namespace: str, deployment: str, crashed: list[str]) -> int:
+    """The crashed pods are gone or healthy, no pod of the Deployment crash-loops, and as many
+    are ready as the Deployment wants. Returns the ready count."""
+    c = cluster()
+    found = c.deployment(namespace, deployment)
+    if found is None:
+        raise VerifyFailed(f"deployment {namespace}/{deployment} is gone")
+    pods = [p for p in c.pods(namespace, found.selector.render() or None) if not p.deleting]
+    looping = [
+        p.name for p in pods if is_crash_looping(p) or (p.name in crashed and not p.is_ready)
+    ]
+    if looping:
+        raise NotYetHealthy(f"still crashing: {', '.join(looping)}")
+    ready = sum(1 for p in pods if p.is_ready)
+    wanted = found.replicas if found.replicas is not None else 1
+    if ready < wanted:
+        raise NotYetHealthy(f"{ready}/{wanted} pods ready")
+    return ready
+
+
+@verify_task("verify-hpa-stable")
+def verify_hpa_stable(
+    namespace: str, hpa: str, window_seconds: int, since: datetime, quiet_seconds: float
+) -> int:
+    """The window is applied and no rescale happened for `quiet_seconds` (and at least that long
+    after `since`, the change): the HPA stopped alternating. Returns the window."""
+    found = cluster().hpa(namespace, hpa)
+    if found is None:
+        raise VerifyFailed(f"hpa {namespace}/{hpa} is gone")
+    up = found.behavior.scale_up if found.behavior is not None else None
+    window = up.stabilization_window_seconds if up is not None else None
+    if window != window_seconds:
+        raise NotYetHealthy(f"scaleUp window is {window}, expected {window_seconds}")
+    now = datetime.now(UTC)
+    quiet = timedelta(seconds=quiet_seconds)
+    if now - since < quiet:
+        raise NotYetHealthy("not quiet for long enough yet")
+    last = max((r.last_timestamp for r in found.rescales if r.last_timestamp), default=None)
+    if last is not None and now - last < quiet:
+        raise NotYetHealthy(f"rescaled at {last:%H:%M:%S}, within the last {quiet_seconds}s")
+    return window_seconds
+
+
+@verify_task("verify-endpoints-ready")
+def verify_endpoints_ready(namespace: str, service: str, minimum: int = 1) -> int:
+    """`kubectl get endpoints`: at least `minimum` ready addresses. Returns the count."""
+    found = cluster().endpoints(namespace, service)
+    ready = len(found.ready) if found is not None else 0
+    if ready < minimum:
+        raise NotYetHealthy(f"{namespace}/{service}: {ready} ready endpoint(s)")
+    return ready
+
+
+@verify_task("verify-jwks-healthy")
+def verify_jwks_healthy(namespace: str, deployment: str, jwks_url: str, from_here: bool) -> int:
+    """JWKS answers with keys from inside a core pod (and from here, when asked)."""
+    if from_here and not http_endpoints().jwks(jwks_url).ok:
+        raise NotYetHealthy("JWKS still fails from this process")
+    curl = cluster().exec_in_deployment(namespace, deployment, ("curl", "-fsS", jwks_url))
+    keys = jwks_keys(curl.stdout) if curl.ok else 0
+    if not keys:
+        raise NotYetHealthy(f"JWKS still fails in {curl.pod}: {curl.stderr.strip()}")
+    return keys
+
+
+@verify_task("verify-stateful-ready")
+def verify_stateful_ready(
+    namespace: str, pod: str | None, selector: str | None, old_uids: list[str], claims: list[str]
+) -> list[str]:
+    """A replacement pod (new uid) is Ready, and the claims it had are still there and Bound,
+    so the data survived. Returns the ready pods' names."""
+    c = cluster()
+    pods: tuple[Pod, ...]
+    if pod is not None:
+        found = c.pod(namespace, pod)
+        pods = (found,) if found is not None else ()
+    else:
+        pods = c.pods(namespace, selector)
+    fresh = [p for p in pods if p.uid not in old_uids and p.is_ready and not p.deleting]
+    if not fresh:
+        raise NotYetHealthy("no replacement pod is ready yet")
+    for name in claims:
+        claim = c.pvc(namespace, name)
+        if claim is None:
+            raise VerifyFailed(f"PVC {namespace}/{name} is gone: the data did not survive")
+        if claim.phase != "Bound":
+            raise NotYetHealthy(f"PVC {name} is {claim.phase}")
+    return [p.name for p in fresh]
+
+
+def check_queue_draining(reader: QueueDepth, queue: str, baseline: int) -> int:
+    """Pure core of the queue verify: drained (0) passes; growing or stuck says not yet."""
+    depth = reader.queue_depth(queue)
+    if depth == 0:
+        return 0
+    trend = "growing" if depth >= baseline else "draining"
+    raise NotYetHealthy(f"queue {queue}: {depth} message(s) left ({trend} from {baseline})")
