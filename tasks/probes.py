@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from tasks.adapters.cluster import Deployment, Endpoints, Pod, PodUsage
+from tasks.adapters.errors import PermanentError
 from tasks.connection import cluster
 from tasks.retries import probe_task
+from tasks.settings import Settings
+from tasks.snapshots import CommonDiagnostics
 
 
 @probe_task("probe-pods")
@@ -29,3 +34,51 @@ def probe_endpoints(namespace: str, service: str) -> Endpoints | None:
 def probe_top_pods(namespace: str) -> tuple[PodUsage, ...]:
     """`kubectl top pods -n NAMESPACE --sort-by=cpu`."""
     return cluster().top_pods(namespace, sort_by="cpu")
+
+
+WORKLOAD_RUN = "workload_run"
+RECENT_EVENTS = 30
+API_LOG_TAIL = 200
+RUNS_LIST = ("python", "-m", "alphaswarm.cli", "runs", "list", "--limit", "20")
+
+
+@probe_task("probe-common-diagnostics")
+def probe_common_diagnostics() -> CommonDiagnostics:
+    """The runbook's common diagnostic commands, in its order. A part that cannot be read is
+    named in `problems` rather than failing the whole snapshot: at 3 a.m. half a picture beats
+    none. Transient errors still retry the whole probe."""
+    w = Settings().workloads
+    c = cluster()
+    problems: list[str] = []
+    pods = {ns: c.pods(ns) for ns in (w.namespace, w.admin_namespace)}
+    events = sorted(
+        c.events(w.namespace),
+        key=lambda e: e.last_seen or datetime.min.replace(tzinfo=UTC),
+    )[-RECENT_EVENTS:]
+    api = c.deployment_logs(w.namespace, w.core_deployment, tail=API_LOG_TAIL)
+    cp = c.deployment_logs(w.admin_namespace, w.control_plane_deployment, tail=API_LOG_TAIL)
+    if api is None:
+        problems.append(f"no pod of {w.core_deployment} to read logs from")
+    if cp is None:
+        problems.append(f"no pod of {w.control_plane_deployment} to read logs from")
+    try:
+        runs = c.exec_in_deployment(w.namespace, w.core_deployment, RUNS_LIST)
+        recent_runs = runs.stdout if runs.ok else None
+        if not runs.ok:
+            problems.append(f"runs list failed: {runs.stderr.strip()}")
+    except PermanentError as exc:
+        recent_runs = None
+        problems.append(f"runs list: {exc}")
+    return CommonDiagnostics(
+        observed_at=datetime.now(UTC),
+        pods=pods,
+        top_cpu=c.top_pods(w.namespace, sort_by="cpu"),
+        top_memory=c.top_pods(w.namespace, sort_by="memory"),
+        recent_events=tuple(events),
+        api_log_tail=api.text if api is not None else None,
+        workload_run_lines=tuple(
+            line for line in ((cp.text or "") if cp else "").splitlines() if WORKLOAD_RUN in line
+        ),
+        recent_runs=recent_runs,
+        problems=tuple(problems),
+    )
