@@ -120,7 +120,7 @@ def sandbox_inject(
     ] = DEFAULT_SANDBOX_KUBECONFIG,
 ) -> None:
     """Inject an incident into a running sandbox (found through its kubeconfig)."""
-    from remediate.sandbox_control import SandboxControlError, inject
+    from sandbox.control_client import SandboxControlError, inject
 
     try:
         body = inject(kubeconfig, name)
