@@ -21,7 +21,8 @@ from sandbox.runtime import ExecResult
 from sandbox.shapes import is_ready
 from sandbox.volumes import psql, redis_data
 
-JWKS_URL = "https://your-tenant.us.auth0.com/.well-known/jwks.json"
+JWKS_PATH = "/.well-known/jwks.json"
+JWKS_URL = "https://your-tenant.us.auth0.com" + JWKS_PATH
 JWKS_DOCUMENT = {
     "keys": [
         {
@@ -120,7 +121,8 @@ def _df(cluster: SandboxCluster, pod: Mapping[str, Any], argv: list[str]) -> Exe
 
 
 def _curl(cluster: SandboxCluster, pod: Mapping[str, Any], argv: list[str]) -> ExecResult | None:
-    if argv[:1] != ["curl"] or JWKS_URL not in argv:
+    # Auth0's URL, or the sandbox's own JWKS URL that `flow_env` hands the flows as Auth0's.
+    if argv[:1] != ["curl"] or not any(a == JWKS_URL or a.endswith(JWKS_PATH) for a in argv):
         return None
     # DNS, NetworkPolicy egress and Auth0's own status, in the order a connection meets them.
     return curl_jwks_from_pod(cluster, pod)

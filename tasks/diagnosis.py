@@ -47,6 +47,7 @@ class Action(StrEnum):
     WIDEN_HPA_WINDOW = "widen-hpa-window"
     SCALE_WORKERS = "scale-workers"
     SET_AUTH_PERMISSIVE = "set-auth-permissive"
+    RESTORE_AUTH_ENFORCE = "restore-auth-enforce"  # undo the permissive bypass
     DELETE_PODS = "delete-pods"
     REROUTE = "reroute"  # another runbook scenario fits the evidence better
     ESCALATE = "escalate"  # a human must decide; the evidence says why

@@ -7,11 +7,12 @@ named after the flow's exits so a flow body ends with a sentence: `Outcome.mitig
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from tasks.changes import ChangeRecord
+from tasks.changes import ChangeRecord, Revert
 from tasks.diagnosis import Diagnosis, Scenario
 
 
@@ -31,6 +32,39 @@ class Verification(BaseModel):
     detail: str
 
 
+class Priority(StrEnum):
+    P1 = "P1"  # the runbook's "schedule the revert as a P1 task"
+    P2 = "P2"
+
+
+class FollowUp(BaseModel):
+    """Work the incident leaves behind: which flow does it, with which parameters, and whether
+    a run of it is really scheduled (`scheduled_flow_run_id`) or only recorded here."""
+
+    model_config = ConfigDict(frozen=True)
+
+    priority: Priority
+    title: str
+    flow: str  # the Prefect flow name that does it
+    parameters: dict[str, str | int | bool | None]
+    condition: str = ""  # what must hold before it may act
+    scheduled_flow_run_id: str | None = None
+    scheduled_for: datetime | None = None
+    note: str = ""
+
+
+class HardRuleBypass(BaseModel):
+    """A runbook hard rule this run set aside: who approved it and how to undo it exactly."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: str
+    change_key: str
+    approved_by: str
+    approval_comment: str = ""
+    revert: Revert
+
+
 class Outcome(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -40,6 +74,8 @@ class Outcome(BaseModel):
     changes: tuple[ChangeRecord, ...] = ()
     verification: tuple[Verification, ...] = ()
     message: str = ""
+    bypass: HardRuleBypass | None = None
+    follow_ups: tuple[FollowUp, ...] = ()
 
     @classmethod
     def nothing_to_do(cls, diagnosis: Diagnosis) -> Outcome:
@@ -124,7 +160,37 @@ class Outcome(BaseModel):
                 f"| {v.check} | {'yes' if v.passed else 'no'} | {v.detail} |"
                 for v in self.verification
             ]
+        if self.bypass is not None:
+            b = self.bypass
+            lines += [
+                "",
+                "## Hard rule bypassed",
+                "",
+                f"- rule: {b.rule}",
+                f"- approved by: {b.approved_by}"
+                + (f" ({b.approval_comment})" if b.approval_comment else ""),
+                f"- revert: {b.revert.action} `{b.revert.target.key}` "
+                f"{b.revert.variable or ''} → {_shown(b.revert.value)}",
+            ]
+        if self.follow_ups:
+            lines += ["", "## Follow-ups", ""]
+            for f in self.follow_ups:
+                when = (
+                    f"scheduled as flow run `{f.scheduled_flow_run_id}` for "
+                    f"{f.scheduled_for:%Y-%m-%d %H:%M:%S} UTC"
+                    if f.scheduled_flow_run_id and f.scheduled_for
+                    else "NOT scheduled: recorded only"
+                )
+                lines.append(f"- **{f.priority}** {f.title} (flow `{f.flow}`; {when})")
+                if f.condition:
+                    lines.append(f"  - when: {f.condition}")
+                if f.note:
+                    lines.append(f"  - note: {f.note}")
         return "\n".join(lines).rstrip() + "\n"
+
+
+def _shown(value: object) -> str:
+    return "(unset)" if value is None else str(value)
 
 
 def changes_table(changes: tuple[ChangeRecord, ...]) -> list[str]:

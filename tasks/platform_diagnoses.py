@@ -161,6 +161,53 @@ def diagnose_jwks(snapshot: JwksSnapshot) -> Diagnosis:
     )
 
 
+def jwks_answers(snapshot: JwksSnapshot) -> bool:
+    """JWKS serves keys from inside a core pod, and from here when that was probed."""
+    pod, here = snapshot.from_pod, snapshot.from_here
+    return pod is not None and pod.ok and (here is None or here.ok)
+
+
+def diagnose_auth_revert(
+    snapshot: JwksSnapshot, restore_value: str | None, bypass_value: str = PERMISSIVE
+) -> Diagnosis:
+    """The permissive bypass's revert: restore the earlier value once JWKS answers again, and
+    never overwrite a value someone set by hand since the bypass."""
+    current = snapshot.auth_enforce
+    shown = current if current is not None else "(unset)"
+    evidence = tuple(_jwks_evidence(snapshot))
+
+    def decide(action: Action, summary: str) -> Diagnosis:
+        return Diagnosis(
+            scenario=Scenario.JWKS_OUTAGE,
+            action=action,
+            summary=summary,
+            evidence=evidence,
+            namespace=snapshot.namespace,
+            name=snapshot.deployment_name,
+            variable=snapshot.auth_variable,
+            value=restore_value,
+        )
+
+    if (current or "").lower() != bypass_value.lower():
+        if current == restore_value:
+            return decide(Action.NONE, f"{snapshot.auth_variable} is {shown} again: nothing to do")
+        return decide(
+            Action.ESCALATE,
+            f"{snapshot.auth_variable} is {shown}, neither the bypass nor the value before it: "
+            "someone changed it since, so the revert leaves it alone",
+        )
+    if not jwks_answers(snapshot):
+        return decide(
+            Action.ESCALATE,
+            f"JWKS still fails: {snapshot.auth_variable} stays {bypass_value} until it answers",
+        )
+    restored = restore_value if restore_value is not None else "(unset)"
+    return decide(
+        Action.RESTORE_AUTH_ENFORCE,
+        f"JWKS answers again: restore {snapshot.auth_variable} to {restored}",
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # E: ingress
 

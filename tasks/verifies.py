@@ -104,6 +104,25 @@ def verify_jwks_healthy(namespace: str, deployment: str, jwks_url: str, from_her
     return keys
 
 
+@verify_task("verify-pods-logging")
+def verify_pods_logging(namespace: str, deployment: str, text: str) -> list[str]:
+    """Every ready pod of the Deployment has logged `text` (the app announcing a setting it
+    picked up, say) and as many are ready as the Deployment wants. Returns the pods' names."""
+    c = cluster()
+    found = c.deployment(namespace, deployment)
+    if found is None:
+        raise VerifyFailed(f"deployment {namespace}/{deployment} is gone")
+    pods = [p for p in c.pods(namespace, found.selector.render() or None) if not p.deleting]
+    ready = [p for p in pods if p.is_ready]
+    wanted = found.replicas if found.replicas is not None else 1
+    if len(ready) < wanted:
+        raise NotYetHealthy(f"{len(ready)}/{wanted} pods ready")
+    silent = [p.name for p in ready if text not in (c.pod_logs(namespace, p.name) or "")]
+    if silent:
+        raise NotYetHealthy(f"not logged {text!r} yet: {', '.join(silent)}")
+    return [p.name for p in ready]
+
+
 @verify_task("verify-stateful-ready")
 def verify_stateful_ready(
     namespace: str, pod: str | None, selector: str | None, old_uids: list[str], claims: list[str]

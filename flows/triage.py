@@ -1,0 +1,191 @@
+"""Triage: which branch of the runbook's tree an incident is, then that scenario's flow.
+
+    Incident detected
+    ├── Workload error: A single pod crashes, B several pods CrashLoop, C all deps degraded
+    └── Platform error: D Auth (Auth0 JWKS), E Network / Ingress, F Storage (Postgres / Redis)
+
+The incident is an Alertmanager v4 payload, or nothing for a sweep. Alerts are hints; the branch
+is chosen on what the probes see (`diagnose_incident`), platform before workload, because a
+Redis outage also crashes the workers and restarting them fixes nothing. The decision and its
+evidence are published before anything runs; unclear evidence escalates with that evidence
+instead of guessing. The chosen scenario flow runs as a subflow with the same dry_run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.jwks_outage import JwksOutageParams, remediate_jwks_outage
+from flows.pod_crash import PodCrashParams, remediate_pod_crash
+from tasks.alerts import AlertBatch, firing
+from tasks.diagnosis import Action, Diagnosis, Scenario, TriageDecision
+from tasks.outcome import Outcome
+from tasks.platform_probes import probe_ingress, probe_jwks, probe_stateful
+from tasks.publish import publish_outcome, publish_triage
+from tasks.settings import Settings
+from tasks.snapshots import QueueSnapshot, TriageSnapshot
+from tasks.triage import diagnose_incident
+from tasks.workload_probes import probe_crashing_pods, probe_hpa_decisions
+
+
+class TriageParams(BaseModel):
+    """The incident and how far the scenario flow may go."""
+
+    alerts: AlertBatch | None = Field(
+        default=None, description="the Alertmanager v4 webhook body; empty for a sweep"
+    )
+    dry_run: bool = Field(default=True, description="plan with dryRun=All; change nothing")
+    approve_permissive: bool = Field(
+        default=False, description="pre-approve runbook D's permissive flip (hard-rule bypass)"
+    )
+    approved_by: str = Field(default="", description="who pre-approved the flip")
+    approval_timeout_seconds: int = Field(default=3600, ge=1)
+
+
+class ScenarioCall(BaseModel):
+    """What a scenario flow is started with: the triage decision (its target) and the run's
+    switches. One type for every entry of SCENARIO_FLOWS, so adding a scenario is one line."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decision: TriageDecision
+    dry_run: bool
+    approve_permissive: bool = False
+    approved_by: str = ""
+    approval_timeout_seconds: int = 3600
+
+
+ScenarioFlow = Callable[[ScenarioCall], Outcome]
+
+
+class TriageOutcome(BaseModel):
+    """What triage decided and why, the plan (or the changes made), and the scenario's outcome."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scenario: Scenario | None
+    reason: str
+    escalate: bool
+    dry_run: bool
+    plan: tuple[str, ...]  # the scenario's changes, one line each: planned or applied
+    outcome: Outcome | None  # None: no scenario ran
+    decision: TriageDecision
+
+
+def _pod_crash(call: ScenarioCall) -> Outcome:
+    d = call.decision
+    defaults = PodCrashParams()
+    return remediate_pod_crash(
+        PodCrashParams(
+            namespace=d.namespace or defaults.namespace,
+            deployment=d.target or defaults.deployment,
+            dry_run=call.dry_run,
+        )
+    )
+
+
+def _jwks_outage(call: ScenarioCall) -> Outcome:
+    d = call.decision
+    defaults = JwksOutageParams()
+    return remediate_jwks_outage(
+        JwksOutageParams(
+            namespace=d.namespace or defaults.namespace,
+            deployment=d.target or defaults.deployment,
+            dry_run=call.dry_run,
+            approve_permissive=call.approve_permissive,
+            approved_by=call.approved_by,
+            approval_timeout_seconds=call.approval_timeout_seconds,
+        )
+    )
+
+
+# The runbook's branches and the flow that handles each. B (flows.hpa_thrash), C
+# (flows.queue_backlog), E (flows.ingress_503) and F (flows.stateful_failover) are registered
+# here by the integrator as their flows land; until then triage decides them and escalates.
+SCENARIO_FLOWS: dict[Scenario, ScenarioFlow] = {
+    Scenario.POD_CRASH: _pod_crash,
+    Scenario.JWKS_OUTAGE: _jwks_outage,
+}
+
+
+def _queue_snapshot() -> QueueSnapshot | None:
+    """Branch C needs the broker's queue depth, which the workers adapter of scenario C reads;
+    the integrator wires that probe here. Until then triage never picks C on its own."""
+    return None
+
+
+def _probe(settings: Settings) -> TriageSnapshot:
+    w = settings.workloads
+    return TriageSnapshot(
+        observed_at=datetime.now(UTC),
+        stateful=probe_stateful(w.namespace, w.postgres_selector, w.redis_pod),
+        jwks=probe_jwks(
+            w.namespace,
+            w.core_deployment,
+            settings.auth.jwks_url,
+            w.admin_namespace,
+            w.control_plane_deployment,
+            w.auth_enforce_variable,
+        ),
+        ingress=probe_ingress(
+            w.ingress_namespace,
+            w.ingress_controller,
+            [(w.namespace, w.client_deployment), (w.admin_namespace, w.control_plane_deployment)],
+        ),
+        crashes=(
+            probe_crashing_pods(w.namespace, w.core_deployment),
+            probe_crashing_pods(w.namespace, w.worker_deployment),
+        ),
+        hpa=probe_hpa_decisions(w.namespace, w.hpa, w.worker_deployment),
+        queue=_queue_snapshot(),
+    )
+
+
+def _not_registered(decision: TriageDecision) -> Outcome:
+    assert decision.scenario is not None
+    return Outcome.escalated(
+        Diagnosis(
+            scenario=decision.scenario,
+            action=Action.ESCALATE,
+            summary=decision.reason,
+            evidence=decision.evidence,
+            namespace=decision.namespace,
+            name=decision.target,
+        ),
+        f"scenario {decision.scenario.value} has no flow registered in triage yet: "
+        f"{decision.reason}",
+    )
+
+
+@flow(name="triage", flow_run_name="triage")
+def triage(params: TriageParams | None = None) -> TriageOutcome:
+    """Probe, decide the branch (platform first), publish why, run that scenario's flow."""
+    params = params or TriageParams()
+    alerts = firing(params.alerts) if params.alerts is not None else ()
+    decision = diagnose_incident(alerts, _probe(Settings()))
+    publish_triage(decision, "triage-decision")
+    outcome: Outcome | None = None
+    if decision.scenario is not None and not decision.escalate:
+        run = SCENARIO_FLOWS.get(decision.scenario)
+        call = ScenarioCall(
+            decision=decision,
+            dry_run=params.dry_run,
+            approve_permissive=params.approve_permissive,
+            approved_by=params.approved_by,
+            approval_timeout_seconds=params.approval_timeout_seconds,
+        )
+        outcome = run(call) if run is not None else _not_registered(decision)
+        publish_outcome(outcome, "triage-outcome")
+    return TriageOutcome(
+        scenario=decision.scenario,
+        reason=decision.reason,
+        escalate=decision.escalate or (outcome is not None and outcome.status == "escalated"),
+        dry_run=params.dry_run,
+        plan=tuple(f"{c.status}: {c.summary}" for c in outcome.changes) if outcome else (),
+        outcome=outcome,
+        decision=decision,
+    )
