@@ -1,0 +1,169 @@
+"""Runbook E — Ingress returns 503.
+
+    # Check NGINX Ingress controller
+    kubectl -n ingress-nginx get pods
+    kubectl -n ingress-nginx logs deploy/ingress-nginx-controller --tail=200
+    # Check service endpoints
+    kubectl get endpoints -n alphaswarm alphaswarm-client
+    kubectl get endpoints -n alphaswarm-admin alphaswarm-cp
+    # If endpoints are empty, the pods aren't passing readinessProbe.
+
+The runbook stops at the cause; the fix it allows is the one runbook A already uses: a rolling
+restart, of the controller when no controller pod is ready, else of the Deployment behind the
+Service whose readiness probes fail (the Unhealthy events say why). Readiness that fails on a
+datastore is runbook F, not a restart of the backend; empty Endpoints with no Unhealthy event to
+explain them escalate. Then prove it: the rollout completes and every backend has ready
+endpoints again.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.diagnosis import Action, Diagnosis
+from tasks.mutations import restart_deployment
+from tasks.outcome import Outcome, Verification
+from tasks.platform_diagnoses import diagnose_ingress
+from tasks.platform_probes import probe_ingress
+from tasks.publish import (
+    publish_changes,
+    publish_diagnosis,
+    publish_evidence,
+    publish_outcome,
+    publish_pods,
+)
+from tasks.retries import NotYetHealthy
+from tasks.settings import Settings
+from tasks.snapshots import IngressSnapshot
+from tasks.verifies import (
+    VerifyFailed,
+    verify_endpoints_ready,
+    verify_pods_not_crashing,
+    verify_rollout_complete,
+)
+
+VERIFY_CHECK = "rollout complete, every backend has ready endpoints"
+
+
+class Backend(BaseModel):
+    """A Service behind the Ingress; its Deployment has the same name (the runbook's layout)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str
+    service: str
+
+
+def _runbook_backends() -> list[Backend]:
+    w = Settings().workloads
+    return [
+        Backend(namespace=w.namespace, service=w.client_deployment),
+        Backend(namespace=w.admin_namespace, service=w.control_plane_deployment),
+    ]
+
+
+class Ingress503Params(BaseModel):
+    """The controller and the backends to check, and whether to act; defaults from settings."""
+
+    controller_namespace: str = Field(
+        default_factory=lambda: Settings().workloads.ingress_namespace
+    )
+    controller: str = Field(default_factory=lambda: Settings().workloads.ingress_controller)
+    backends: list[Backend] = Field(default_factory=_runbook_backends, min_length=1)
+    dry_run: bool = Field(default=True, description="plan with dryRun=All; change nothing")
+    verify_attempts: int = Field(default=120, ge=1, description="polls of each verify")
+    verify_delay_seconds: float = Field(default=0.5, ge=0, description="pause between polls")
+
+
+def _ingress_evidence(snapshot: IngressSnapshot) -> list[str]:
+    """The runbook's commands and what they answered."""
+    ns, name = snapshot.controller_namespace, snapshot.controller_name
+    lines = [f"$ kubectl -n {ns} get pods"]
+    lines += [
+        f"{p.name} {p.ready} {p.status} restarts={p.restarts}" for p in snapshot.controller_pods
+    ] or ["(no controller pods)"]
+    lines.append(f"$ kubectl -n {ns} logs deploy/{name} --tail=200   (last 20 lines)")
+    lines += snapshot.controller_log_tail.splitlines()[-20:] or ["(no log)"]
+    for svc in snapshot.services:
+        lines.append(f"$ kubectl get endpoints -n {svc.namespace} {svc.service}")
+        if svc.endpoints is None:
+            lines.append("(no Endpoints object)")
+            continue
+        ready = ", ".join(a.ip for a in svc.endpoints.ready) or "<none>"
+        lines.append(f"ready: {ready}; not ready: {len(svc.endpoints.not_ready)}")
+        lines += [f"Unhealthy {f.pod} (x{f.count}): {f.message}" for f in svc.readiness_failures]
+    return lines
+
+
+def _verify(diagnosis: Diagnosis, params: Ingress503Params) -> Verification:
+    attempts, delay = params.verify_attempts, params.verify_delay_seconds
+    ns, deployment = diagnosis.namespace or "", diagnosis.name or ""
+    rollout = verify_rollout_complete.with_options(retries=attempts, retry_delay_seconds=delay)(
+        ns, deployment
+    )
+    details = [rollout.message]
+    if (ns, deployment) == (params.controller_namespace, params.controller):
+        ready = verify_pods_not_crashing.with_options(retries=attempts, retry_delay_seconds=delay)(
+            ns, deployment, []
+        )
+        details.append(f"{ready} controller pod(s) ready, none crash-looping")
+    for backend in params.backends:
+        count = verify_endpoints_ready.with_options(retries=attempts, retry_delay_seconds=delay)(
+            backend.namespace, backend.service
+        )
+        details.append(f"{backend.namespace}/{backend.service}: {count} ready endpoint(s)")
+    return Verification(check=VERIFY_CHECK, passed=True, detail="; ".join(details))
+
+
+@flow(name="ingress-503", flow_run_name="ingress-503/{params.controller}")
+def remediate_ingress_503(params: Ingress503Params) -> Outcome:
+    """Runbook E: check the controller and the backends' Endpoints, find the failing readiness
+    probes, rolling-restart what is wedged, verify the endpoints are ready."""
+    snapshot = probe_ingress(
+        params.controller_namespace,
+        params.controller,
+        [(b.namespace, b.service) for b in params.backends],
+    )
+    publish_pods(
+        snapshot.controller_pods,
+        "ingress-503-controller-pods",
+        f"kubectl -n {params.controller_namespace} get pods",
+    )
+    publish_evidence(
+        "Ingress controller, its log and the backends' Endpoints",
+        _ingress_evidence(snapshot),
+        "ingress-503-evidence",
+    )
+    diagnosis = diagnose_ingress(snapshot)
+    publish_diagnosis(diagnosis, "ingress-503-diagnosis")
+    if not diagnosis.needs_action:
+        outcome = (
+            Outcome.nothing_to_do(diagnosis)
+            if diagnosis.action is Action.NONE
+            else Outcome.escalated(diagnosis)
+        )
+        publish_outcome(outcome, "ingress-503-outcome")
+        return outcome
+    change = restart_deployment(
+        diagnosis.namespace or "",
+        diagnosis.name or "",
+        dry_run=params.dry_run,
+        reason=diagnosis.summary,
+    )
+    if params.dry_run:
+        outcome = Outcome.planned(diagnosis, change)
+    else:
+        try:
+            outcome = Outcome.mitigated(diagnosis, (change,), (_verify(diagnosis, params),))
+        except (NotYetHealthy, VerifyFailed) as exc:
+            failed = Verification(check=VERIFY_CHECK, passed=False, detail=str(exc))
+            outcome = Outcome.failed(
+                diagnosis,
+                f"the restart did not bring the endpoints back: {exc}",
+                (change,),
+                (failed,),
+            )
+    publish_changes(outcome, "ingress-503-changes")
+    publish_outcome(outcome, "ingress-503-outcome")
+    return outcome
