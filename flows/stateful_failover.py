@@ -1,0 +1,163 @@
+"""Runbook F — Stateful service failover.
+
+    Postgres
+    The compose stack uses a single Postgres pod backed by a PVC. K8s overlays should be
+    migrated to a managed Postgres (Aurora / Cloud SQL / Azure Database for PostgreSQL) before
+    going to prod.
+    For dev/staging:
+    kubectl -n alphaswarm delete pod -l app=postgres # restarts; data persists in PVC
+    Redis Stack
+    kubectl -n alphaswarm delete pod redis-master-0 # StatefulSet brings it back
+
+Then prove it: a replacement pod is Ready, its claims are still Bound to the same volumes, and
+the store answers the same data marker as before (when it could answer before). Where settings
+mark the environment as production the Postgres pod is never deleted: the runbook wants a
+managed Postgres there, so the run escalates with that message. Workers crashing while Redis is
+down are a symptom: they recover with the broker and are never restarted here.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel, Field
+
+from tasks.diagnosis import Action, Diagnosis
+from tasks.mutations import delete_pods
+from tasks.outcome import Outcome, Verification
+from tasks.platform_diagnoses import diagnose_stateful
+from tasks.platform_probes import probe_stateful
+from tasks.publish import (
+    publish_changes,
+    publish_diagnosis,
+    publish_evidence,
+    publish_outcome,
+    publish_pods,
+)
+from tasks.retries import NotYetHealthy
+from tasks.settings import Settings
+from tasks.snapshots import StatefulSnapshot
+from tasks.stateful_data import (
+    DataMarker,
+    StoreAtRisk,
+    probe_data_marker,
+    store_at_risk,
+    verify_data_survived,
+)
+from tasks.verifies import VerifyFailed, verify_stateful_ready
+
+VERIFY_CHECK = "replacement pod ready, same volumes, same data"
+
+
+class StatefulFailoverParams(BaseModel):
+    """Which stores to look at and whether to act; defaults from settings. The environment is
+    not a parameter: whether this is production comes from the deployment's settings only."""
+
+    namespace: str = Field(default_factory=lambda: Settings().workloads.namespace)
+    postgres_selector: str = Field(default_factory=lambda: Settings().workloads.postgres_selector)
+    redis_pod: str = Field(default_factory=lambda: Settings().workloads.redis_pod)
+    dry_run: bool = Field(default=True, description="plan with dryRun=All; change nothing")
+    verify_attempts: int = Field(default=120, ge=1, description="polls of each verify")
+    verify_delay_seconds: float = Field(default=0.5, ge=0, description="pause between polls")
+
+
+def _stateful_evidence(snapshot: StatefulSnapshot) -> list[str]:
+    ns = snapshot.namespace
+    lines = [f"$ kubectl -n {ns} get pods -l {snapshot.postgres_selector}"]
+    lines += [
+        f"{p.name} {p.ready} {p.status} restarts={p.restarts}" for p in snapshot.postgres_pods
+    ]
+    lines += [
+        f"pvc {c.name}: {c.phase} volume={c.volume_name} {c.capacity or ''}".rstrip()
+        for c in snapshot.postgres_pvcs
+    ]
+    lines.append(f"$ kubectl -n {ns} get pod {snapshot.redis_pod_name}")
+    redis = snapshot.redis_pod
+    lines.append(
+        f"{redis.name} {redis.ready} {redis.status} restarts={redis.restarts}"
+        if redis is not None
+        else "(not found)"
+    )
+    sts = snapshot.redis_statefulset
+    if sts is not None:
+        lines.append(f"statefulset {sts.name}: {sts.ready_replicas}/{sts.replicas} ready")
+    lines += [
+        f"pvc {c.name}: {c.phase} volume={c.volume_name} {c.capacity or ''}".rstrip()
+        for c in snapshot.redis_pvcs
+    ]
+    return lines
+
+
+def _verify(at: StoreAtRisk, before: DataMarker, params: StatefulFailoverParams) -> Verification:
+    attempts, delay = params.verify_attempts, params.verify_delay_seconds
+    ready = verify_stateful_ready.with_options(retries=attempts, retry_delay_seconds=delay)(
+        at.namespace,
+        at.pod,
+        at.selector,
+        list(at.pod_uids),
+        [c.name for c in at.claims],
+    )
+    data = verify_data_survived.with_options(retries=attempts, retry_delay_seconds=delay)(
+        at, before
+    )
+    return Verification(
+        check=VERIFY_CHECK,
+        passed=True,
+        detail=f"{', '.join(ready)} ready; {data.describe(before)}",
+    )
+
+
+def _not_acting(diagnosis: Diagnosis) -> Outcome:
+    if diagnosis.action is Action.NONE:
+        return Outcome.nothing_to_do(diagnosis)
+    return Outcome.escalated(diagnosis)
+
+
+@flow(name="stateful-failover", flow_run_name="stateful-failover/{params.namespace}")
+def remediate_stateful_failover(params: StatefulFailoverParams) -> Outcome:
+    """Runbook F: delete the Postgres pod (not in production) or redis-master-0, verify it is
+    back with the same volumes and the same data."""
+    snapshot = probe_stateful(params.namespace, params.postgres_selector, params.redis_pod)
+    publish_pods(
+        (*snapshot.postgres_pods, *((snapshot.redis_pod,) if snapshot.redis_pod else ())),
+        "stateful-failover-pods",
+        "kubectl get pods: Postgres and Redis",
+    )
+    publish_evidence(
+        "Postgres and Redis pods, StatefulSet and claims",
+        _stateful_evidence(snapshot),
+        "stateful-failover-evidence",
+    )
+    diagnosis = diagnose_stateful(snapshot, Settings().environment)
+    publish_diagnosis(diagnosis, "stateful-failover-diagnosis")
+    if not diagnosis.needs_action:
+        outcome = _not_acting(diagnosis)
+        publish_outcome(outcome, "stateful-failover-outcome")
+        return outcome
+    at = store_at_risk(snapshot, diagnosis)
+    before = probe_data_marker(at)
+    publish_evidence(
+        f"{at.store} data marker before the restart", [before.describe()], "stateful-failover-data"
+    )
+    change = delete_pods(
+        at.namespace,
+        dry_run=params.dry_run,
+        selector=at.selector,
+        pod=at.pod,
+        reason=diagnosis.summary,
+    )
+    if params.dry_run:
+        outcome = Outcome.planned(diagnosis, change)
+    else:
+        try:
+            outcome = Outcome.mitigated(diagnosis, (change,), (_verify(at, before, params),))
+        except (NotYetHealthy, VerifyFailed) as exc:
+            failed = Verification(check=VERIFY_CHECK, passed=False, detail=str(exc))
+            outcome = Outcome.failed(
+                diagnosis,
+                f"the {at.store} restart did not bring it back: {exc}",
+                (change,),
+                (failed,),
+            )
+    publish_changes(outcome, "stateful-failover-changes")
+    publish_outcome(outcome, "stateful-failover-outcome")
+    return outcome

@@ -1,0 +1,186 @@
+"""Runbook F end to end: `postgres-down` and `redis-down` injected, the flow run through the real
+Prefect engine, judged by the sandbox's journal, state and data. Each store is healed only by
+deleting its pod; restarting workers (the symptom) heals nothing, and is never done."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+import flows.stateful_failover
+from flows.stateful_failover import StatefulFailoverParams, remediate_stateful_failover
+from sandbox.incidents import inject
+from sandbox.server import SandboxServer
+from tasks.changes import ChangeStatus
+from tasks.diagnosis import Action, Scenario
+from tasks.outcome import OutcomeStatus
+from tests.flows.sandbox_state import (
+    assert_flow_never_sleeps,
+    crash_looping,
+    fail_one_request_in_ten,
+    pods,
+    ready_count,
+    settle,
+)
+
+NS = "alphaswarm"
+POSTGRES_POD, REDIS_POD = "postgres-0", "redis-master-0"
+FAST = {"verify_attempts": 100, "verify_delay_seconds": 0.1}
+
+
+def marker(sandbox: SandboxServer, pod: str, *argv: str) -> str:
+    """What the runbook's exec answers, straight from the sandbox runtime."""
+    result = sandbox.cluster.runtime.exec(NS, pod, "app", list(argv))
+    return result.stdout.strip() if result.exit_code == 0 else f"error: {result.stderr}"
+
+
+def postgres_rows(sandbox: SandboxServer) -> str:
+    return marker(sandbox, POSTGRES_POD, "psql", "-tAc", "select count(*) from terraform_runs")
+
+
+def redis_keys(sandbox: SandboxServer) -> str:
+    return marker(sandbox, REDIS_POD, "redis-cli", "dbsize")
+
+
+def uid_of(sandbox: SandboxServer, selector: str) -> str:
+    (pod,) = pods(sandbox, NS, selector)
+    return str(pod["metadata"]["uid"])
+
+
+def postgres_down(sandbox: SandboxServer) -> None:
+    inject(sandbox.cluster, "postgres-down")
+    settle(sandbox, lambda: crash_looping(sandbox, NS, "app=postgres") == [POSTGRES_POD])
+
+
+def redis_down(sandbox: SandboxServer) -> None:
+    inject(sandbox.cluster, "redis-down")
+    settle(
+        sandbox,
+        lambda: (
+            crash_looping(sandbox, NS, "app=redis") == [REDIS_POD]
+            and len(crash_looping(sandbox, NS, "app=alphaswarm-worker")) == 2
+        ),
+    )
+
+
+Store = tuple[Callable[[SandboxServer], None], str, Callable[[SandboxServer], str], str]
+STORES: dict[str, Store] = {
+    # incident: (inject, selector, data marker, the one DELETE that fixes it)
+    "postgres-down": (postgres_down, "app=postgres", postgres_rows, POSTGRES_POD),
+    "redis-down": (redis_down, "app=redis", redis_keys, REDIS_POD),
+}
+
+
+@pytest.mark.parametrize("incident", STORES)
+def test_dry_run_returns_the_plan_and_changes_nothing(
+    sandbox: SandboxServer, incident: str
+) -> None:
+    make, selector, _, pod = STORES[incident]
+    uid = uid_of(sandbox, selector)
+    make(sandbox)
+    sandbox.cluster.journal.clear()
+    outcome = remediate_stateful_failover(StatefulFailoverParams(dry_run=True, **FAST))
+    assert outcome.status is OutcomeStatus.PLANNED, outcome.message
+    assert outcome.scenario is Scenario.STATEFUL_FAILOVER
+    assert outcome.diagnosis is not None and outcome.diagnosis.action is Action.DELETE_PODS
+    (plan,) = outcome.changes
+    assert plan.status is ChangeStatus.PLANNED and plan.after == {pod: "deleted"}
+    journal = sandbox.cluster.journal
+    assert journal.mutations() == []
+    assert [(r.method, r.path) for r in journal.mutations(include_dry_run=True)] == [
+        ("DELETE", f"/api/v1/namespaces/{NS}/pods/{pod}")
+    ]
+    assert uid_of(sandbox, selector) == uid
+    assert crash_looping(sandbox, NS, selector) == [pod]
+
+
+@pytest.mark.parametrize("incident", STORES)
+def test_apply_deletes_the_pod_once_and_the_data_survives(
+    sandbox: SandboxServer, incident: str
+) -> None:
+    make, selector, data, pod = STORES[incident]
+    uid, before = uid_of(sandbox, selector), data(sandbox)
+    assert before.isdigit() and int(before) > 0
+    make(sandbox)
+    sandbox.cluster.journal.clear()
+    outcome = remediate_stateful_failover(StatefulFailoverParams(dry_run=False, **FAST))
+    assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
+    (change,) = outcome.changes
+    assert change.status is ChangeStatus.APPLIED
+    # Exactly the one DELETE: never a worker restart, never the other store.
+    assert [(r.method, r.path) for r in sandbox.cluster.journal.mutations()] == [
+        ("DELETE", f"/api/v1/namespaces/{NS}/pods/{pod}")
+    ]
+    assert uid_of(sandbox, selector) != uid and ready_count(sandbox, NS, selector) == 1
+    assert crash_looping(sandbox, NS, selector) == []
+    assert data(sandbox) == before
+    (verified,) = outcome.verification
+    assert verified.passed and f"after: {' '.join(change_marker(incident))}" in verified.detail
+    assert before in verified.detail
+    # Workers were a symptom: they come back with the broker, on their own.
+    settle(sandbox, lambda: crash_looping(sandbox, NS, "app=alphaswarm-worker") == [])
+
+
+def change_marker(incident: str) -> tuple[str, ...]:
+    if incident == "postgres-down":
+        return ("psql", "-tAc", "select count(*) from terraform_runs")
+    return ("redis-cli", "dbsize")
+
+
+def test_production_postgres_escalates_without_deleting(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMEDIATE_ENVIRONMENT", "production")
+    uid = uid_of(sandbox, "app=postgres")
+    postgres_down(sandbox)
+    sandbox.cluster.journal.clear()
+    outcome = remediate_stateful_failover(StatefulFailoverParams(dry_run=False, **FAST))
+    assert outcome.status is OutcomeStatus.ESCALATED
+    assert "managed Postgres" in outcome.message and "production" in outcome.message
+    assert outcome.changes == ()
+    assert sandbox.cluster.journal.mutations(include_dry_run=True) == []
+    assert uid_of(sandbox, "app=postgres") == uid
+
+
+def test_production_redis_is_still_restarted(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The managed-Postgres rule is about Postgres; the runbook lets the StatefulSet bring
+    redis-master-0 back anywhere."""
+    monkeypatch.setenv("REMEDIATE_ENVIRONMENT", "production")
+    redis_down(sandbox)
+    sandbox.cluster.journal.clear()
+    outcome = remediate_stateful_failover(StatefulFailoverParams(dry_run=False, **FAST))
+    assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
+    assert [r.path for r in sandbox.cluster.journal.mutations()] == [
+        f"/api/v1/namespaces/{NS}/pods/{REDIS_POD}"
+    ]
+
+
+def test_healthy_stores_mean_nothing_to_do(sandbox: SandboxServer) -> None:
+    outcome = remediate_stateful_failover(StatefulFailoverParams(dry_run=False, **FAST))
+    assert outcome.status is OutcomeStatus.NOTHING_TO_DO and outcome.changes == ()
+    assert sandbox.cluster.journal.mutations(include_dry_run=True) == []
+
+
+@pytest.mark.parametrize("incident", STORES)
+def test_one_request_in_ten_failing_still_mitigates_with_one_delete(
+    sandbox: SandboxServer, incident: str
+) -> None:
+    make, _, data, pod = STORES[incident]
+    before = data(sandbox)
+    make(sandbox)
+    sandbox.cluster.journal.clear()
+    fail_one_request_in_ten(sandbox, seed=5)
+    outcome = remediate_stateful_failover(StatefulFailoverParams(dry_run=False, **FAST))
+    assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
+    assert [r.path for r in sandbox.cluster.journal.mutations()] == [
+        f"/api/v1/namespaces/{NS}/pods/{pod}"
+    ]
+    assert any(r.status == 503 for r in sandbox.cluster.journal.requests())
+    assert data(sandbox) == before
+
+
+def test_the_flow_never_sleeps() -> None:
+    assert_flow_never_sleeps(flows.stateful_failover)
