@@ -189,6 +189,124 @@ def demo(as_json: JsonOption = False) -> None:
         _run_health_sweep(as_json)
 
 
+def _read_alerts(path: Path) -> dict[str, object]:
+    """The payload file as a validated Alertmanager v4 body; exit 2 naming the problem.
+
+    Runs before anything imports Prefect or reaches a cluster: a bad file costs nothing."""
+    from tasks.alerts import InvalidAlertPayload, parse_alertmanager
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        err.print(f"[red]cannot read {path}: {exc.strerror or exc}[/red]")
+        raise typer.Exit(2) from exc
+    try:
+        batch = parse_alertmanager(raw)
+    except InvalidAlertPayload as exc:
+        err.print(f"[red]{path} is not an Alertmanager v4 payload: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    return batch.model_dump(mode="json", by_alias=True)
+
+
+@app.command("triage")
+def triage_command(
+    alerts: Annotated[
+        Path,
+        typer.Option(
+            "--alerts", dir_okay=False, help="Alertmanager v4 webhook payload (JSON file)."
+        ),
+    ],
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Change the cluster; without it, a dry run.")
+    ] = False,
+    as_json: JsonOption = False,
+    kubeconfig: KubeconfigOption = None,
+    approve_permissive: Annotated[
+        bool,
+        typer.Option(
+            "--approve-permissive",
+            help="Pre-approve runbook D's ALPHASWARM_AUTH_ENFORCE=permissive flip (a hard-rule "
+            "bypass; the flow still refuses it unless Auth0 is down and the operator UI is "
+            "firewalled). Without it the run pauses for an approval in Prefect.",
+        ),
+    ] = False,
+    approval_timeout: Annotated[
+        int,
+        typer.Option("--approval-timeout", min=1, help="Seconds to wait for that approval."),
+    ] = 300,
+) -> None:
+    """Triage an incident: probe the cluster, decide the runbook branch (platform before
+    workload), and run that scenario's flow. Exits 2 on an invalid payload, 3 when the run
+    escalated or failed."""
+    body = _read_alerts(alerts)
+    _use_kubeconfig(kubeconfig)
+    from remediate.prefect_runtime import prefect_environment, quiet_prefect
+
+    prefect_environment()
+    from flows.triage import TriageParams, triage
+    from remediate.render import print_triage_outcome
+    from tasks.adapters.errors import AdapterError
+
+    params = TriageParams.model_validate(
+        {
+            "alerts": body,
+            "dry_run": not apply,
+            "approve_permissive": approve_permissive,
+            "approved_by": f"{_operator()} (remediate triage --approve-permissive)"
+            if approve_permissive
+            else "",
+            "approval_timeout_seconds": approval_timeout,
+        }
+    )
+    try:
+        with quiet_prefect():
+            result = triage(params)
+    except AdapterError as exc:
+        err.print(f"[red]cannot read the cluster: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print_triage_outcome(console, result)
+    failed = result.outcome is not None and result.outcome.status in ("escalated", "failed")
+    if result.escalate or failed:
+        raise typer.Exit(3)
+
+
+def _operator() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown operator"
+
+
+@app.command("diagnose")
+def diagnose(kubeconfig: KubeconfigOption = None, as_json: JsonOption = False) -> None:
+    """The runbook's common diagnostic commands as one flow: pods in both namespaces, top
+    consumers, recent events, the API's log tail, workload_run audit lines, terraform_runs."""
+    _use_kubeconfig(kubeconfig)
+    from remediate.prefect_runtime import prefect_environment, quiet_prefect
+
+    prefect_environment()
+    from flows.diagnostics import collect_diagnostics, render_diagnostics
+    from tasks.adapters.errors import AdapterError
+
+    try:
+        with quiet_prefect():
+            snapshot = collect_diagnostics()
+    except AdapterError as exc:
+        err.print(f"[red]cannot read the cluster: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    if as_json:
+        print(snapshot.model_dump_json(indent=2))
+    else:
+        from rich.markdown import Markdown
+
+        console.print(Markdown(render_diagnostics(snapshot)))
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,86 @@
+"""`remediate triage` and `remediate diagnose`: payload validation before any work, the JSON
+shape, and a run through the real engine against the sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from remediate.cli import app
+from sandbox import incidents
+from sandbox.server import SandboxServer
+from tests.flows.sandbox_settings import ALERTS, point_flows_at
+
+
+@pytest.mark.parametrize(
+    ("fixture", "problem"),
+    [
+        ("invalid-version.json", "version is '3', expected '4'"),
+        ("invalid-missing-startsat.json", "alerts[0].startsAt: missing"),
+    ],
+)
+def test_invalid_payload_exits_2_naming_the_problem(fixture: str, problem: str) -> None:
+    result = CliRunner().invoke(app, ["triage", "--alerts", str(ALERTS / fixture), "--json"])
+    assert result.exit_code == 2, result.output
+    assert problem in result.stderr and "Alertmanager v4" in result.stderr
+    assert result.stdout == ""
+
+
+def test_not_json_and_missing_file_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "alerts.json"
+    bad.write_text("{not json")
+    result = CliRunner().invoke(app, ["triage", "--alerts", str(bad)])
+    assert result.exit_code == 2 and "not JSON" in result.stderr
+    result = CliRunner().invoke(app, ["triage", "--alerts", str(tmp_path / "absent.json")])
+    assert result.exit_code == 2 and "cannot read" in result.stderr
+
+
+def test_json_is_one_object_with_the_decision(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_flows_at(sandbox, monkeypatch)
+    incidents.inject(sandbox.cluster, "jwks-503")
+    sandbox.controllers.step()
+    sandbox.cluster.journal.clear()
+    result = CliRunner().invoke(
+        app, ["triage", "--alerts", str(ALERTS / "jwks-503.json"), "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert {"scenario", "reason", "plan", "outcome"} <= body.keys()
+    assert body["scenario"] == "D"
+    assert body["plan"] == [
+        "planned: kubectl set env -n alphaswarm deploy/alphaswarm-core "
+        "ALPHASWARM_AUTH_ENFORCE=permissive"
+    ]
+    assert body["outcome"]["status"] == "planned"
+    assert sandbox.cluster.journal.mutations() == []
+
+
+def test_unclear_alerts_print_null_scenario_and_exit_3(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_flows_at(sandbox, monkeypatch)
+    result = CliRunner().invoke(
+        app, ["triage", "--alerts", str(ALERTS / "unclear.json"), "--json", "--apply"]
+    )
+    assert result.exit_code == 3, result.stderr
+    body = json.loads(result.stdout)
+    assert body["scenario"] is None and body["outcome"] is None and body["plan"] == []
+    assert sandbox.cluster.journal.mutations(include_dry_run=True) == []
+
+
+def test_rich_output_and_diagnose(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    point_flows_at(sandbox, monkeypatch)
+    incidents.inject(sandbox.cluster, "jwks-503")
+    sandbox.controllers.step()
+    result = CliRunner().invoke(app, ["triage", "--alerts", str(ALERTS / "jwks-503.json")])
+    assert result.exit_code == 0, result.stderr
+    assert "scenario D" in result.stdout and "planned" in result.stdout
+    result = CliRunner().invoke(app, ["diagnose", "--json"])
+    assert result.exit_code == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert {"alphaswarm", "alphaswarm-admin"} <= body["pods"].keys() and body["recent_runs"]
