@@ -19,8 +19,11 @@ from datetime import UTC, datetime
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.hpa_thrash import HpaThrashParams, remediate_hpa_thrash
+from flows.ingress_503 import Ingress503Params, remediate_ingress_503
 from flows.jwks_outage import JwksOutageParams, remediate_jwks_outage
 from flows.pod_crash import PodCrashParams, remediate_pod_crash
+from flows.stateful_failover import StatefulFailoverParams, remediate_stateful_failover
 from tasks.alerts import AlertBatch, firing
 from tasks.diagnosis import Action, Diagnosis, Scenario, TriageDecision
 from tasks.outcome import Outcome
@@ -30,6 +33,33 @@ from tasks.settings import Settings
 from tasks.snapshots import QueueSnapshot, TriageSnapshot
 from tasks.triage import diagnose_incident
 from tasks.workload_probes import probe_crashing_pods, probe_hpa_decisions
+
+
+class VerifyPolicy(BaseModel):
+    """How patiently the scenario flow proves its fix; unset fields keep that flow's defaults.
+
+    Production keeps the defaults (B waits a minute without a rescale before calling the HPA
+    stable). A rehearsal on the sandbox, whose controllers tick many times a second, shortens
+    them so a run takes seconds; the checks themselves stay the same."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempts: int | None = Field(default=None, ge=1, description="polls of each verify")
+    delay_seconds: float | None = Field(default=None, ge=0, description="pause between polls")
+    quiet_seconds: float | None = Field(
+        default=None, gt=0, description="B: how long without a rescale counts as stable"
+    )
+
+    def overrides(self, *, delay: bool = True, quiet: bool = False) -> dict[str, float | int]:
+        """The set fields, named as the scenario Params name them (for those that have them)."""
+        found: dict[str, float | int] = {}
+        if self.attempts is not None:
+            found["verify_attempts"] = self.attempts
+        if delay and self.delay_seconds is not None:
+            found["verify_delay_seconds"] = self.delay_seconds
+        if quiet and self.quiet_seconds is not None:
+            found["quiet_seconds"] = self.quiet_seconds
+        return found
 
 
 class TriageParams(BaseModel):
@@ -44,6 +74,9 @@ class TriageParams(BaseModel):
     )
     approved_by: str = Field(default="", description="who pre-approved the flip")
     approval_timeout_seconds: int = Field(default=3600, ge=1)
+    verify: VerifyPolicy = Field(
+        default_factory=VerifyPolicy, description="how patiently the fix is proven"
+    )
 
 
 class ScenarioCall(BaseModel):
@@ -57,6 +90,7 @@ class ScenarioCall(BaseModel):
     approve_permissive: bool = False
     approved_by: str = ""
     approval_timeout_seconds: int = 3600
+    verify: VerifyPolicy = VerifyPolicy()
 
 
 ScenarioFlow = Callable[[ScenarioCall], Outcome]
@@ -84,6 +118,40 @@ def _pod_crash(call: ScenarioCall) -> Outcome:
             namespace=d.namespace or defaults.namespace,
             deployment=d.target or defaults.deployment,
             dry_run=call.dry_run,
+            **call.verify.overrides(delay=False),
+        )
+    )
+
+
+def _hpa_thrash(call: ScenarioCall) -> Outcome:
+    """B acts on the HPA triage found flapping (or the one in front of the crashing pods)."""
+    d = call.decision
+    defaults = HpaThrashParams()
+    return remediate_hpa_thrash(
+        HpaThrashParams(
+            namespace=d.namespace or defaults.namespace,
+            hpa=d.target or defaults.hpa,
+            dry_run=call.dry_run,
+            **call.verify.overrides(quiet=True),
+        )
+    )
+
+
+def _ingress_503(call: ScenarioCall) -> Outcome:
+    """E probes the controller and the runbook's backends itself: which Deployment it restarts
+    comes from its own readiness evidence, not from triage's target."""
+    return remediate_ingress_503(Ingress503Params(dry_run=call.dry_run, **call.verify.overrides()))
+
+
+def _stateful_failover(call: ScenarioCall) -> Outcome:
+    """F diagnoses Postgres against Redis itself (and refuses Postgres in production)."""
+    d = call.decision
+    defaults = StatefulFailoverParams()
+    return remediate_stateful_failover(
+        StatefulFailoverParams(
+            namespace=d.namespace or defaults.namespace,
+            dry_run=call.dry_run,
+            **call.verify.overrides(),
         )
     )
 
@@ -99,16 +167,20 @@ def _jwks_outage(call: ScenarioCall) -> Outcome:
             approve_permissive=call.approve_permissive,
             approved_by=call.approved_by,
             approval_timeout_seconds=call.approval_timeout_seconds,
+            **call.verify.overrides(delay=False),
         )
     )
 
 
-# The runbook's branches and the flow that handles each. B (flows.hpa_thrash), C
-# (flows.queue_backlog), E (flows.ingress_503) and F (flows.stateful_failover) are registered
-# here by the integrator as their flows land; until then triage decides them and escalates.
+# The runbook's branches and the flow that handles each, in the tree's order. A branch without
+# an entry is still decided and explained, then escalated (`_not_registered`).
 SCENARIO_FLOWS: dict[Scenario, ScenarioFlow] = {
     Scenario.POD_CRASH: _pod_crash,
+    Scenario.HPA_THRASH: _hpa_thrash,
+    # Scenario.QUEUE_BACKLOG: C (flows.queue_backlog) registers here when its flow lands.
     Scenario.JWKS_OUTAGE: _jwks_outage,
+    Scenario.INGRESS_503: _ingress_503,
+    Scenario.STATEFUL_FAILOVER: _stateful_failover,
 }
 
 
@@ -177,6 +249,7 @@ def triage(params: TriageParams | None = None) -> TriageOutcome:
             approve_permissive=params.approve_permissive,
             approved_by=params.approved_by,
             approval_timeout_seconds=params.approval_timeout_seconds,
+            verify=params.verify,
         )
         outcome = run(call) if run is not None else _not_registered(decision)
         publish_outcome(outcome, "triage-outcome")

@@ -37,6 +37,7 @@ class Fault:
     error_rate: float = 0.0  # share of matching requests answered 500 (or `status`)
     status: int = 500
     latency: float = 0.0  # seconds added before answering
+    latency_rate: float = 1.0  # share of matching requests that get the latency
     timeout: bool = False  # hold the request until the client gives up
     times: int | None = None  # stop after affecting this many requests (None: never stop)
     hits: int = field(default=0, init=False)
@@ -119,7 +120,8 @@ class Faults:
                 if not f.matches(method, path) or (f.times is not None and f.hits >= f.times):
                     continue
                 f.hits += 1
-                latency += f.latency
+                if f.latency and (f.latency_rate >= 1 or self._random.random() < f.latency_rate):
+                    latency += f.latency
                 hang = hang or f.timeout
                 if error is None and f.error_rate and self._random.random() < f.error_rate:
                     error = f.status

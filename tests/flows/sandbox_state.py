@@ -57,6 +57,14 @@ def fail_one_request_in_ten(sandbox: SandboxServer, seed: int) -> Fault:
     return sandbox.cluster.faults.add(Fault(path=".", error_rate=0.1, status=503))
 
 
+def fail_or_slow_one_request_in_ten(sandbox: SandboxServer, seed: int) -> None:
+    """One request in ten goes wrong, reproducibly: half of those answer 503, the other half
+    answer late (0.3 s, well inside the client's timeout, so the write still lands)."""
+    sandbox.cluster.faults = Faults(seed)
+    sandbox.cluster.faults.add(Fault(path=".", error_rate=0.05, status=503))
+    sandbox.cluster.faults.add(Fault(path=".", latency=0.3, latency_rate=0.05))
+
+
 def assert_flow_never_sleeps(module: ModuleType) -> None:
     """Waiting is the verify tasks' retries' job: a flow module calls no sleep of its own."""
     tree = ast.parse(inspect.getsource(module))

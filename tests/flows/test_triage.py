@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from flows.triage import SCENARIO_FLOWS, TriageParams, triage
+from flows.triage import TriageParams, triage
 from sandbox import incidents
 from sandbox.resources import POD
 from sandbox.server import SandboxServer
@@ -104,10 +104,10 @@ def test_redis_down_is_platform_first_and_never_restarts_workers(sandbox: Sandbo
     assert result.scenario is Scenario.STATEFUL_FAILOVER
     assert "redis-master-0" in result.reason.lower() or "redis" in result.reason.lower()
     assert not any("alphaswarm-worker" in r.path for r in sandbox.cluster.journal.mutations())
-    if Scenario.STATEFUL_FAILOVER not in SCENARIO_FLOWS:  # F's flow not registered yet
-        assert result.outcome is not None
-        assert result.outcome.status is OutcomeStatus.ESCALATED
-        assert sandbox.cluster.journal.mutations() == []
+    assert result.outcome is not None and result.outcome.status is OutcomeStatus.MITIGATED
+    assert [r.path for r in sandbox.cluster.journal.mutations()] == [
+        f"/api/v1/namespaces/{NS}/pods/redis-master-0"
+    ]
 
 
 def test_unclear_evidence_escalates_with_the_evidence(sandbox: SandboxServer) -> None:
