@@ -1,5 +1,5 @@
 # Two entry points, both bootstrap everything on a fresh machine:
-#   make run   - set up, start a sandbox cluster, run the health sweep flow against it
+#   make run   - set up, start a sandbox, inject an incident and remediate it through triage
 #   make test  - set up, run lint, type checks, layering contracts and the test suite
 PYTHON ?= python3
 VENV := .venv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -176,17 +177,95 @@ def status(kubeconfig: KubeconfigOption = None, as_json: JsonOption = False) -> 
     _run_health_sweep(as_json)
 
 
+DEMO_INCIDENT = "crashloop-single"
+DEMO_TICK_SECONDS = 0.1
+DEMO_SYMPTOMS_TIMEOUT_SECONDS = 60.0
+
+
 @app.command("demo")
-def demo(as_json: JsonOption = False) -> None:
-    """Start a sandbox cluster in-process and run the health sweep against it (`make run`)."""
+def demo(
+    incident: Annotated[
+        str,
+        typer.Option("--incident", help="The incident to inject and remediate (see `sandbox up`)."),
+    ] = DEMO_INCIDENT,
+    as_json: JsonOption = False,
+) -> None:
+    """Rehearse the runbook end to end (`make run`): start a sandbox in-process, inject an
+    incident, triage it as a dry run (the plan), then with --apply (the change and how it was
+    verified). Exits 3 when the incident was not mitigated."""
+    from sandbox import incidents
+
+    try:
+        chosen = incidents.resolve(incident)
+    except incidents.UnknownIncident:
+        _unknown_incident(incident, incidents.names())
+    from remediate.prefect_runtime import prefect_environment
+
+    prefect_environment()
+    from sandbox.flow_env import flow_env
     from sandbox.server import SandboxServer
 
-    with SandboxServer() as server:
+    say = (lambda _text: None) if as_json else console.print
+    with SandboxServer(tick_seconds=DEMO_TICK_SECONDS) as server:
         path = server.write_kubeconfig(DEFAULT_SANDBOX_KUBECONFIG)
-        if not as_json:
-            console.print(f"sandbox cluster at {server.url} (kubeconfig: {path})")
-        _use_kubeconfig(path)
-        _run_health_sweep(as_json)
+        os.environ.update(flow_env(server.url, server.cluster, path.resolve()))
+        say(f"[bold]1. sandbox[/bold] cluster at {server.url} (kubeconfig: {path})")
+        incidents.inject(server.cluster, chosen.name)
+        say(f"[bold]2. incident[/bold] {chosen.name} (runbook {chosen.branch}): {chosen.summary}")
+        say(f"   symptom: {chosen.symptom}")
+        _wait_for_symptoms(server, chosen.name)
+        say("[bold]3. triage, dry run[/bold]: the decision and the plan, nothing changed")
+        planned = _demo_triage(apply=False, as_json=as_json)
+        say("[bold]4. triage --apply[/bold]: the change, then its verification")
+        applied = _demo_triage(apply=True, as_json=as_json)
+    if as_json:
+        print(json.dumps({"incident": chosen.name, "dry_run": planned, "apply": applied}, indent=2))
+    mitigated = (applied.get("outcome") or {}).get("status") == "mitigated"
+    say(
+        f"[green]{chosen.name} mitigated[/green]"
+        if mitigated
+        else f"[red]{chosen.name} NOT mitigated: escalated to a human[/red]"
+    )
+    if not mitigated:
+        raise typer.Exit(3)
+
+
+def _wait_for_symptoms(server: object, incident: str) -> None:
+    """Triage what an operator would be alerted on, not a cluster half-way into the incident."""
+    import time
+
+    from sandbox.server import SandboxServer
+    from sandbox.symptoms import showing
+
+    assert isinstance(server, SandboxServer)
+    deadline = time.monotonic() + DEMO_SYMPTOMS_TIMEOUT_SECONDS
+    while not showing(server.cluster, incident):
+        if time.monotonic() > deadline:
+            err.print(f"[red]{incident} never showed its symptoms[/red]")
+            raise typer.Exit(1)
+        time.sleep(DEMO_TICK_SECONDS)
+
+
+def _demo_triage(*, apply: bool, as_json: bool) -> dict[str, object]:
+    """One triage run, as a sweep (no alert: the probes decide), printed step by step."""
+    from flows.triage import TriageParams, VerifyPolicy, triage
+    from remediate.prefect_runtime import quiet_prefect
+    from remediate.render import print_triage_outcome
+
+    params = TriageParams(
+        dry_run=not apply,
+        # A rehearsal on the sandbox: the operator running `make run` approves D's flip.
+        approve_permissive=True,
+        approved_by=f"{_operator()} (remediate demo, sandbox rehearsal)",
+        # The sandbox ticks ten times a second: poll faster and call the HPA quiet sooner.
+        verify=VerifyPolicy(attempts=200, delay_seconds=0.2, quiet_seconds=3.0),
+    )
+    with quiet_prefect():
+        result = triage(params)
+    if not as_json:
+        print_triage_outcome(console, result)
+    body: dict[str, object] = result.model_dump(mode="json")
+    return body
 
 
 def _read_alerts(path: Path) -> dict[str, object]:
