@@ -340,7 +340,10 @@ def test_the_same_triage_as_a_dry_run_plans_and_changes_nothing(
     # Only server-side dry runs of the very change it would make.
     assert set(writes(sandbox, include_dry_run=True)) <= {case.mutation}
     assert all(r.dry_run for r in sandbox.cluster.journal.mutations(include_dry_run=True))
-    assert case.showing(sandbox), f"{incident} went away without a fix"
+    # Still there: its symptoms keep showing (some, like B's crashes, come and go as it flaps).
+    settle(sandbox, lambda: case.showing(sandbox))
+    if case.scenario is Scenario.HPA_THRASH:
+        assert scale_up_window(sandbox) != 300
 
 
 @pytest.mark.parametrize(
