@@ -20,7 +20,7 @@ from tasks.settings import CeleryBroker
 from tests.workers.conftest import scale_workers, wait_for_workers, wait_until
 
 QUEUE = CeleryBroker().queues[0]
-TASKS = 120
+TASKS = 100
 MIN_SECONDS, MAX_SECONDS = 0.05, 0.1
 
 
