@@ -1,13 +1,16 @@
 """Child processes the sandbox starts (redis-server, Celery workers), and how to stop and find them.
 
 Every such process is started in its own session (so a signal reaches its whole process group,
-prefork children included) and carries `OWNER_ENV` in its environment, so a test can prove after
-the fact that nothing it started is still alive, even a grandchild that was re-parented to init.
+prefork children included), asks the kernel for SIGTERM when the thread that started it dies (so
+a test run killed by a timeout or SIGKILL does not leave Redis and workers behind), and carries
+`OWNER_ENV` in its environment, so a test can prove after the fact that nothing it started is
+still alive, even a grandchild that was re-parented to init.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -15,6 +18,29 @@ from pathlib import Path
 
 OWNER_ENV = "SANDBOX_PROCESS_OWNER"
 ROLE_ENV = "SANDBOX_PROCESS_ROLE"
+
+
+_PR_SET_PDEATHSIG = 1
+# Resolved before any fork: the child must not load libraries between fork and exec.
+_prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+# Leaders started here, by pid: redis-server rewrites its environ, so a scan cannot find it.
+_started: set[int] = set()
+
+
+def die_with_parent() -> None:
+    """`preexec_fn`: SIGTERM this child when the thread that forked it exits (Linux only).
+
+    The kernel ties this to the forking *thread*, so long-lived children must be started from a
+    thread that lives as long as they should.
+    """
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def remember(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """Record a leader this process started, for `owned_processes`."""
+    _started.add(proc.pid)
+    return proc
 
 
 def tagged_env(role: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -51,7 +77,8 @@ def signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 
 
 def owned_processes(owner: int | None = None, role: str | None = None) -> list[int]:
-    """Live pids whose environment names `owner` (default: this process) and, if given, `role`."""
+    """Live pids whose environment names `owner` (default: this process) and, if given, `role`;
+    without either, also the leaders this process started that hide their environment."""
     owner_tag = f"{OWNER_ENV}={owner or os.getpid()}".encode()
     role_tag = f"{ROLE_ENV}={role}".encode() if role else None
     found = []
@@ -65,6 +92,8 @@ def owned_processes(owner: int | None = None, role: str | None = None) -> list[i
             continue
         if state == "Z":  # exited; only its parent's wait() is missing
             continue
-        if owner_tag in environ and (role_tag is None or role_tag in environ):
+        tagged = owner_tag in environ and (role_tag is None or role_tag in environ)
+        remembered = role is None and owner is None and int(entry.name) in _started
+        if tagged or remembered:
             found.append(int(entry.name))
     return found

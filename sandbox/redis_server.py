@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sandbox.processes import stop_group, tagged_env
+from sandbox.processes import die_with_parent, remember, stop_group, tagged_env
 
 ROLE = "redis-server"
 
@@ -69,8 +69,10 @@ class RedisServer:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
                 env=tagged_env(ROLE),
             )
+            remember(self._proc)
             if self._wait_for_ping():
                 return self
             self._stop_process()

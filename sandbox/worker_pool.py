@@ -30,7 +30,7 @@ from sandbox import celery_app
 from sandbox.celery_backlog import backlog_hook
 from sandbox.celery_exec import celery_exec_handler
 from sandbox.cluster import SandboxCluster
-from sandbox.processes import kill_group, signal_group, tagged_env
+from sandbox.processes import die_with_parent, kill_group, signal_group, tagged_env
 from sandbox.resources import POD
 from sandbox.shapes import is_ready
 from sandbox.store import Store
@@ -82,7 +82,6 @@ class WorkerPool:
     def start(self, cluster: SandboxCluster, interval: float = 0.2) -> WorkerPool:
         """Attach to `cluster` and keep the processes in step with its pods on a thread."""
         self.attach(cluster)
-        self.sync(cluster.store)
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._run, args=(cluster.store, interval), name="sandbox-workers", daemon=True
@@ -91,11 +90,14 @@ class WorkerPool:
         return self
 
     def _run(self, store: Store, interval: float) -> None:
-        while not self._stop.wait(interval):
+        # Workers are forked from this thread only: they die with it (see die_with_parent).
+        while True:
             try:
                 self.sync(store)
             except Exception:  # a failed spawn must not stop the pool from following the pods
                 log.exception("sandbox worker pool: sync failed")
+            if self._stop.wait(interval):
+                return
 
     # -- reconciliation --------------------------------------------------------------------------
     def sync(self, store: Store) -> None:
@@ -137,6 +139,7 @@ class WorkerPool:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
                 env=tagged_env(ROLE, {celery_app.BROKER_ENV: self.broker_url}),
             )
         finally:
