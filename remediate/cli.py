@@ -7,10 +7,14 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from sandbox.redis_server import RedisServer
+    from sandbox.worker_pool import WorkerPool
 
 app = typer.Typer(
     help=(
@@ -60,6 +64,13 @@ def sandbox_up(
         str | None,
         typer.Option("--incident", help="Inject this incident once the sandbox is up."),
     ] = None,
+    celery: Annotated[
+        bool,
+        typer.Option(
+            "--celery",
+            help="Back alphaswarm-worker with real Celery workers on a private redis-server.",
+        ),
+    ] = False,
 ) -> None:
     """Run the sandbox in the foreground until Ctrl-C (SIGINT) or SIGTERM."""
     from sandbox import incidents
@@ -75,15 +86,20 @@ def sandbox_up(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    redis, pool = _celery_backing() if celery else (None, None)
     try:
-        server = SandboxServer(port=port, tick_seconds=tick).start()
+        server = SandboxServer(port=port, tick_seconds=tick, worker_pool=pool).start()
     except OSError as exc:
+        if redis is not None:
+            redis.stop()
         err.print(f"[red]cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}[/red]")
         raise typer.Exit(1) from exc
     try:
         path = server.write_kubeconfig(kubeconfig).resolve()
         print(f"kubeconfig: {path}", flush=True)
         env = flow_env(server.url, server.cluster, path)
+        if redis is not None:
+            env["REMEDIATE_CELERY__BROKER_URL"] = redis.url
         env_file = write_env_file(path.with_name("sandbox.env"), env)
         print(f"flow settings ({env_file}):", flush=True)
         for key, value in env.items():
@@ -102,7 +118,22 @@ def sandbox_up(
         stop.wait()
     finally:
         server.stop()
+        if redis is not None:
+            redis.stop()
         print("sandbox stopped", flush=True)
+
+
+def _celery_backing() -> tuple[RedisServer, WorkerPool]:
+    """A private redis-server and a worker pool on it, for `sandbox up --celery`."""
+    from sandbox.redis_server import RedisNotInstalledError, RedisServer
+    from sandbox.worker_pool import WorkerPool
+
+    try:
+        redis = RedisServer().start()
+    except (RedisNotInstalledError, RuntimeError) as exc:
+        err.print(f"[red]cannot start redis-server: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    return redis, WorkerPool(redis.url)
 
 
 def _unknown_incident(name: str, known: list[str]) -> None:
