@@ -34,9 +34,7 @@ def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any
     return False
 
 
-def probe_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
-    """A read-only task: never cached (the cluster moves), retried on transient errors."""
-
+def _retried_on_transient(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
         decorator: Callable[[Callable[P, R]], Task[P, R]] = task(
             name=name,
@@ -48,24 +46,18 @@ def probe_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
         return decorator(fn)
 
     return decorate
+
+
+def probe_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A read-only task: never cached (the cluster moves), retried on transient errors."""
+    return _retried_on_transient(name)
 
 
 def mutation_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
     """A change: never cached (a cached "applied" must not stand in for a new intent), retried
     on transient errors only. Retries are safe because every verb goes through `tasks.gate`,
     which keys the change by the task run id and checks "already done" before each attempt."""
-
-    def decorate(fn: Callable[P, R]) -> Task[P, R]:
-        decorator: Callable[[Callable[P, R]], Task[P, R]] = task(
-            name=name,
-            cache_policy=NO_CACHE,
-            retries=len(RETRY_DELAYS),
-            retry_delay_seconds=RETRY_DELAYS,
-            retry_condition_fn=retry_if_transient,
-        )
-        return decorator(fn)
-
-    return decorate
+    return _retried_on_transient(name)
 
 
 class NotYetHealthy(Exception):
