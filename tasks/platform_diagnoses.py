@@ -334,75 +334,55 @@ def diagnose_stateful(snapshot: StatefulSnapshot, environment: Environment) -> D
     if snapshot.redis_statefulset is not None:
         sts = snapshot.redis_statefulset
         evidence.append(f"statefulset {sts.name}: {sts.ready_replicas}/{sts.replicas} ready")
-    evidence_t = tuple(evidence)
-    if pg_down and redis_down:
+
+    def decide(action: Action, summary: str, **target: str) -> Diagnosis:
         return Diagnosis(
             scenario=Scenario.STATEFUL_FAILOVER,
-            action=Action.ESCALATE,
-            summary="Postgres and Redis are both down: a node or storage failure, not a pod",
-            evidence=evidence_t,
+            action=action,
+            summary=summary,
+            evidence=tuple(evidence),
             namespace=ns,
+            **target,
+        )
+
+    redis = {"name": snapshot.redis_pod_name}
+    postgres = {"selector": snapshot.postgres_selector}
+    if pg_down and redis_down:
+        return decide(
+            Action.ESCALATE,
+            "Postgres and Redis are both down: a node or storage failure, not a pod",
         )
     if redis_down:
         if snapshot.redis_statefulset is None:
-            return Diagnosis(
-                scenario=Scenario.STATEFUL_FAILOVER,
-                action=Action.ESCALATE,
-                summary=f"{snapshot.redis_pod_name} is down and no StatefulSet would recreate it",
-                evidence=evidence_t,
-                namespace=ns,
-                name=snapshot.redis_pod_name,
+            return decide(
+                Action.ESCALATE,
+                f"{snapshot.redis_pod_name} is down and no StatefulSet would recreate it",
+                **redis,
             )
-        return Diagnosis(
-            scenario=Scenario.STATEFUL_FAILOVER,
-            action=Action.DELETE_PODS,
-            summary=f"Redis is down: delete pod {snapshot.redis_pod_name}; its StatefulSet "
-            "brings it back",
-            evidence=evidence_t,
-            namespace=ns,
-            name=snapshot.redis_pod_name,
+        return decide(
+            Action.DELETE_PODS,
+            f"Redis is down: delete pod {snapshot.redis_pod_name}; its StatefulSet brings it back",
+            **redis,
         )
     if not pg_down:
-        return Diagnosis(
-            scenario=Scenario.STATEFUL_FAILOVER,
-            action=Action.NONE,
-            summary="Postgres and Redis are ready",
-            evidence=evidence_t,
-            namespace=ns,
-        )
+        return decide(Action.NONE, "Postgres and Redis are ready")
     if environment is Environment.PRODUCTION:
-        return Diagnosis(
-            scenario=Scenario.STATEFUL_FAILOVER,
-            action=Action.ESCALATE,
-            summary=f"Postgres is down in production: refusing the pod restart; {MANAGED_POSTGRES}",
-            evidence=evidence_t,
-            namespace=ns,
-            selector=snapshot.postgres_selector,
+        return decide(
+            Action.ESCALATE,
+            f"Postgres is down in production: refusing the pod restart; {MANAGED_POSTGRES}",
+            **postgres,
         )
     if not snapshot.postgres_pods:
-        return Diagnosis(
-            scenario=Scenario.STATEFUL_FAILOVER,
-            action=Action.ESCALATE,
-            summary="no Postgres pod exists to restart",
-            evidence=evidence_t,
-            namespace=ns,
-            selector=snapshot.postgres_selector,
-        )
+        return decide(Action.ESCALATE, "no Postgres pod exists to restart", **postgres)
     if not snapshot.postgres_pvcs or any(c.phase != "Bound" for c in snapshot.postgres_pvcs):
-        return Diagnosis(
-            scenario=Scenario.STATEFUL_FAILOVER,
-            action=Action.ESCALATE,
-            summary="Postgres's PVC is not Bound: a restart would not find its data",
-            evidence=evidence_t,
-            namespace=ns,
-            selector=snapshot.postgres_selector,
+        return decide(
+            Action.ESCALATE,
+            "Postgres's PVC is not Bound: a restart would not find its data",
+            **postgres,
         )
-    return Diagnosis(
-        scenario=Scenario.STATEFUL_FAILOVER,
-        action=Action.DELETE_PODS,
-        summary=f"Postgres is down ({environment}): delete pod -l {snapshot.postgres_selector}; "
+    return decide(
+        Action.DELETE_PODS,
+        f"Postgres is down ({environment}): delete pod -l {snapshot.postgres_selector}; "
         "the data persists in the PVC",
-        evidence=evidence_t,
-        namespace=ns,
-        selector=snapshot.postgres_selector,
+        **postgres,
     )
