@@ -23,7 +23,9 @@ from flows.hpa_thrash import HpaThrashParams, remediate_hpa_thrash
 from flows.ingress_503 import Ingress503Params, remediate_ingress_503
 from flows.jwks_outage import JwksOutageParams, remediate_jwks_outage
 from flows.pod_crash import PodCrashParams, remediate_pod_crash
+from flows.queue_backlog import QueueBacklogParams, remediate_queue_backlog
 from flows.stateful_failover import StatefulFailoverParams, remediate_stateful_failover
+from tasks.adapters.errors import AdapterError
 from tasks.alerts import AlertBatch, firing
 from tasks.diagnosis import Action, Diagnosis, Scenario, TriageDecision
 from tasks.outcome import Outcome
@@ -32,7 +34,12 @@ from tasks.publish import publish_outcome, publish_triage
 from tasks.settings import Settings
 from tasks.snapshots import QueueSnapshot, TriageSnapshot
 from tasks.triage import diagnose_incident
-from tasks.workload_probes import probe_crashing_pods, probe_hpa_decisions
+from tasks.workload_probes import (
+    probe_crashing_pods,
+    probe_hpa_decisions,
+    probe_queue_depth,
+    probe_worker_activity,
+)
 
 
 class VerifyPolicy(BaseModel):
@@ -137,6 +144,20 @@ def _hpa_thrash(call: ScenarioCall) -> Outcome:
     )
 
 
+def _queue_backlog(call: ScenarioCall) -> Outcome:
+    """C scales the worker Deployment triage found behind the deep queue."""
+    d = call.decision
+    defaults = QueueBacklogParams()
+    return remediate_queue_backlog(
+        QueueBacklogParams(
+            namespace=d.namespace or defaults.namespace,
+            deployment=d.target or defaults.deployment,
+            dry_run=call.dry_run,
+            **call.verify.overrides(),
+        )
+    )
+
+
 def _ingress_503(call: ScenarioCall) -> Outcome:
     """E probes the controller and the runbook's backends itself: which Deployment it restarts
     comes from its own readiness evidence, not from triage's target."""
@@ -177,17 +198,39 @@ def _jwks_outage(call: ScenarioCall) -> Outcome:
 SCENARIO_FLOWS: dict[Scenario, ScenarioFlow] = {
     Scenario.POD_CRASH: _pod_crash,
     Scenario.HPA_THRASH: _hpa_thrash,
-    # Scenario.QUEUE_BACKLOG: C (flows.queue_backlog) registers here when its flow lands.
+    Scenario.QUEUE_BACKLOG: _queue_backlog,
     Scenario.JWKS_OUTAGE: _jwks_outage,
     Scenario.INGRESS_503: _ingress_503,
     Scenario.STATEFUL_FAILOVER: _stateful_failover,
 }
 
 
-def _queue_snapshot() -> QueueSnapshot | None:
-    """Branch C needs the broker's queue depth, which the workers adapter of scenario C reads;
-    the integrator wires that probe here. Until then triage never picks C on its own."""
-    return None
+# Triage reads the broker once, plus a retry: a broker that does not answer is evidence for the
+# decision (Redis may be the very thing that is down), not a reason to hold up every branch.
+QUEUE_PROBE_RETRIES = 1
+
+
+def _queue_snapshot(settings: Settings) -> QueueSnapshot | None:
+    """Branch C's evidence: the queue depth from the broker and `celery inspect active` in a
+    worker pod. None when no broker is configured (REMEDIATE_CELERY__BROKER_URL unset)."""
+    broker, w = settings.celery, settings.workloads
+    if not broker.configured:
+        return None
+    queue = broker.queues[0]
+    depth: int | None = None
+    error = ""
+    try:
+        depth = probe_queue_depth.with_options(retries=QUEUE_PROBE_RETRIES)(queue)
+    except AdapterError as exc:
+        error = str(exc)
+    return probe_worker_activity(
+        w.namespace,
+        w.worker_deployment,
+        queue,
+        depth,
+        alarm=broker.queue_depth_alarm,
+        broker_error=error,
+    )
 
 
 def _probe(settings: Settings) -> TriageSnapshot:
@@ -213,7 +256,7 @@ def _probe(settings: Settings) -> TriageSnapshot:
             probe_crashing_pods(w.namespace, w.worker_deployment),
         ),
         hpa=probe_hpa_decisions(w.namespace, w.hpa, w.worker_deployment),
-        queue=_queue_snapshot(),
+        queue=_queue_snapshot(settings),
     )
 
 

@@ -97,9 +97,7 @@ def sandbox_up(
     try:
         path = server.write_kubeconfig(kubeconfig).resolve()
         print(f"kubeconfig: {path}", flush=True)
-        env = flow_env(server.url, server.cluster, path)
-        if redis is not None:
-            env["REMEDIATE_CELERY__BROKER_URL"] = redis.url
+        env = flow_env(server.url, server.cluster, path, redis.url if redis is not None else None)
         env_file = write_env_file(path.with_name("sandbox.env"), env)
         print(f"flow settings ({env_file}):", flush=True)
         for key, value in env.items():

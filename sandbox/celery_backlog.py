@@ -14,6 +14,9 @@ from sandbox import celery_app
 from sandbox.cluster import SandboxCluster
 
 STRATEGIES = ("momentum-v3", "mean-reversion-v2", "pairs-v1")
+# Production pages at 1000 waiting messages; a rehearsal's backlog is a few hundred short tasks
+# (so 8 workers drain it in seconds), so the flows pointed at a sandbox page at 100.
+REHEARSAL_QUEUE_DEPTH_ALARM = 100
 
 
 def enqueue_backlog(

@@ -11,13 +11,20 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sandbox.api_sandbox import JWKS_PATH
+from sandbox.celery_backlog import REHEARSAL_QUEUE_DEPTH_ALARM
 from sandbox.cluster import SandboxCluster
 
 
 def flow_env(
-    base_url: str, cluster: SandboxCluster, kubeconfig: Path | None = None
+    base_url: str,
+    cluster: SandboxCluster,
+    kubeconfig: Path | None = None,
+    broker_url: str | None = None,
 ) -> dict[str, str]:
-    """REMEDIATE_* variables for a sandbox served at `base_url` (the token is a sandbox value)."""
+    """REMEDIATE_* variables for a sandbox served at `base_url` (the token is a sandbox value).
+
+    With `broker_url` (a sandbox running real Celery workers on its own redis-server), runbook C
+    reads that broker, and its alarm is scaled down to the sandbox's backlog."""
     env = {
         "REMEDIATE_CONTROL_PLANE__BASE_URL": base_url,
         "REMEDIATE_CONTROL_PLANE__TOKEN": cluster.control_plane.token,
@@ -25,6 +32,9 @@ def flow_env(
     }
     if kubeconfig is not None:
         env["REMEDIATE_KUBE__KUBECONFIG"] = str(kubeconfig)
+    if broker_url is not None:
+        env["REMEDIATE_CELERY__BROKER_URL"] = broker_url
+        env["REMEDIATE_CELERY__QUEUE_DEPTH_ALARM"] = str(REHEARSAL_QUEUE_DEPTH_ALARM)
     return env
 
 

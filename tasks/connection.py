@@ -11,11 +11,13 @@ import threading
 from tasks.adapters.cluster import Cluster
 from tasks.adapters.http_endpoints import HttpEndpoints
 from tasks.adapters.kubernetes_cluster import KubernetesCluster
-from tasks.settings import KubeAccess, Settings
+from tasks.adapters.workers import CeleryWorkers, Workers
+from tasks.settings import CeleryBroker, KubeAccess, Settings
 
 _lock = threading.Lock()
 _clusters: dict[str, Cluster] = {}
 _http: list[HttpEndpoints] = []
+_workers: dict[str, CeleryWorkers] = {}
 
 
 def cluster(access: KubeAccess | None = None) -> Cluster:
@@ -36,8 +38,22 @@ def http_endpoints() -> HttpEndpoints:
         return _http[0]
 
 
+def workers(broker: CeleryBroker | None = None) -> Workers:
+    """Runbook C's Celery workers and their broker (default: REMEDIATE_CELERY__*), one client
+    per broker URL and process."""
+    broker = broker or Settings().celery
+    key = broker.broker_url.get_secret_value()
+    with _lock:
+        if key not in _workers:
+            _workers[key] = CeleryWorkers(broker)
+        return _workers[key]
+
+
 def close_all() -> None:
     with _lock:
+        for adapter in _workers.values():
+            adapter.close()
+        _workers.clear()
         for connected in _clusters.values():
             connected.close()
         _clusters.clear()

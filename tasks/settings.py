@@ -64,10 +64,25 @@ class Auth(BaseModel):
     jwks_url: str = "https://your-tenant.us.auth0.com/.well-known/jwks.json"
 
 
+DEFAULT_QUEUE_DEPTH_ALARM = 1000
+
+
 class CeleryBroker(BaseModel):
+    """The Celery broker runbook C reads. Triage probes the queue only when the broker URL is
+    set explicitly (REMEDIATE_CELERY__BROKER_URL): a default that points at no reachable broker
+    would cost every triage a failed connection for no evidence."""
+
     broker_url: SecretStr = SecretStr("redis://redis-master-0.alphaswarm:6379/0")
     app: str = "alphaswarm.tasks.celery_app"
     queues: list[str] = Field(default_factory=lambda: ["celery"])
+    queue_depth_alarm: int = Field(
+        default=DEFAULT_QUEUE_DEPTH_ALARM, ge=1, description="messages waiting that page (C)"
+    )
+
+    @property
+    def configured(self) -> bool:
+        """The broker URL was given (environment or constructor), not left at its default."""
+        return "broker_url" in self.model_fields_set
 
 
 class Settings(BaseSettings):

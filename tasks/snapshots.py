@@ -27,6 +27,7 @@ from tasks.adapters.cluster import (
     StatefulSet,
 )
 from tasks.adapters.http_endpoints import JwksAnswer
+from tasks.settings import DEFAULT_QUEUE_DEPTH_ALARM
 
 
 class Snapshot(BaseModel):
@@ -79,6 +80,8 @@ class QueueSnapshot(Snapshot):
     active_tasks: int | None  # None: no worker replied
     workers: Deployment | None
     inspect_output: str = ""
+    alarm: int = DEFAULT_QUEUE_DEPTH_ALARM  # the depth that pages (settings: queue_depth_alarm)
+    broker_error: str = ""  # why the depth is None: the broker's failure, as evidence
 
 
 class ExecCurl(BaseModel):

@@ -17,7 +17,6 @@ from tasks.platform_diagnoses import diagnose_ingress, diagnose_jwks, diagnose_s
 from tasks.settings import Environment
 from tasks.snapshots import PodCrashSnapshot, TriageSnapshot
 from tasks.workload_diagnoses import (
-    QUEUE_DEPTH_ALARM,
     diagnose_hpa_thrash,
     is_crash_looping,
     is_thrashing,
@@ -145,10 +144,10 @@ def diagnose_incident(alerts: Sequence[Alert], snapshot: TriageSnapshot) -> Tria
             deployment,
         )
     queue = snapshot.queue
-    if queue is not None and queue.depth is not None and queue.depth >= QUEUE_DEPTH_ALARM:
+    if queue is not None and queue.depth is not None and queue.depth >= queue.alarm:
         return decided(
             Scenario.QUEUE_BACKLOG,
-            f"queue {queue.queue} holds {queue.depth} messages (alarm at {QUEUE_DEPTH_ALARM})",
+            f"queue {queue.queue} holds {queue.depth} messages (alarm at {queue.alarm})",
             (f"active tasks: {queue.active_tasks}",),
             queue.namespace,
             queue.deployment_name,
@@ -183,6 +182,15 @@ def _probed(snapshot: TriageSnapshot) -> tuple[str, ...]:
         "hpa": snapshot.hpa,
         "queue": snapshot.queue,
     }
-    seen = [name for name, part in parts.items() if part is not None]
+    queue = snapshot.queue
+    unread = queue is not None and queue.depth is None
+    seen = [
+        name
+        for name, part in parts.items()
+        if part is not None and not (unread and name == "queue")
+    ]
     seen += [f"pods of {c.deployment_name}" for c in snapshot.crashes]
-    return (f"probed and healthy: {', '.join(seen) or 'nothing'}",)
+    lines = [f"probed and healthy: {', '.join(seen) or 'nothing'}"]
+    if queue is not None and unread:
+        lines.append(f"queue {queue.queue}: depth unknown ({queue.broker_error or 'no answer'})")
+    return tuple(lines)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from tasks.adapters.cluster import Pod, RolloutState, RolloutStatus
-from tasks.connection import cluster, http_endpoints
+from tasks.connection import cluster, http_endpoints, workers
 from tasks.platform_probes import jwks_keys
 from tasks.retries import NotYetHealthy, verify_task
 from tasks.workload_diagnoses import is_crash_looping
@@ -155,3 +155,30 @@ def check_queue_draining(reader: QueueDepth, queue: str, baseline: int) -> int:
         return 0
     trend = "growing" if depth >= baseline else "draining"
     raise NotYetHealthy(f"queue {queue}: {depth} message(s) left ({trend} from {baseline})")
+
+
+@verify_task("verify-queue-draining")
+def verify_queue_draining(queue: str, baseline: int) -> int:
+    """The broker's queue is empty. Empty, not merely under the alarm: workers prefetch, so a
+    fleet that keeps up with arrivals takes every waiting message off the list, while a queue
+    that hovers just below the alarm is one burst from paging again. Returns the depth (0)."""
+    return check_queue_draining(workers(), queue, baseline)
+
+
+@verify_task("verify-workers-online")
+def verify_workers_online(namespace: str, deployment: str, replicas: int) -> int:
+    """`replicas` pods of the Deployment are ready and each one's worker (celery@<pod>) answers
+    a ping through the broker. Returns how many answered."""
+    found = cluster().deployment(namespace, deployment)
+    if found is None:
+        raise VerifyFailed(f"deployment {namespace}/{deployment} is gone")
+    pods = cluster().pods(namespace, found.selector.render() or None)
+    ready = {p.name for p in pods if p.is_ready and not p.deleting}
+    online = {h.removeprefix("celery@") for h in workers().workers_online().hostnames}
+    answering = ready & online
+    if len(answering) < replicas:
+        raise NotYetHealthy(
+            f"{len(answering)}/{replicas} workers online ({len(ready)} pod(s) ready, "
+            f"{len(online)} worker(s) answer a ping)"
+        )
+    return len(answering)

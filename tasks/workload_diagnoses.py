@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from tasks.adapters.cluster import Pod, Rescale
 from tasks.diagnosis import Action, Diagnosis, Scenario
+from tasks.settings import DEFAULT_QUEUE_DEPTH_ALARM
 from tasks.snapshots import HpaThrashSnapshot, PodCrashSnapshot, QueueSnapshot
 
 # A: a restart that did not help twice will not help a third time.
@@ -20,8 +21,8 @@ THRASH_LOOKBACK = timedelta(minutes=10)
 THRASH_MIN_RESCALES = 4
 HPA_DAMPING_WINDOW_SECONDS = 300
 
-# C: the runbook scales workers to 8.
-QUEUE_DEPTH_ALARM = 1000
+# C: the runbook scales workers to 8. The alarm is the default; a snapshot carries its own.
+QUEUE_DEPTH_ALARM = DEFAULT_QUEUE_DEPTH_ALARM
 WORKER_REPLICAS_TARGET = 8
 
 CRASH_REASONS = frozenset({"CrashLoopBackOff"})
@@ -230,18 +231,18 @@ def diagnose_queue_backlog(snapshot: QueueSnapshot) -> Diagnosis:
             scenario=Scenario.QUEUE_BACKLOG,
             action=Action.ESCALATE,
             summary=f"cannot read the {missing}",
+            evidence=(f"broker: {snapshot.broker_error}",) if snapshot.broker_error else (),
             **where,
         )
     replicas = snapshot.workers.replicas if snapshot.workers.replicas is not None else 1
     active = "no reply" if snapshot.active_tasks is None else str(snapshot.active_tasks)
     evidence = (
-        f"queue {snapshot.queue}: {snapshot.depth} message(s) waiting "
-        f"(alarm at {QUEUE_DEPTH_ALARM})",
+        f"queue {snapshot.queue}: {snapshot.depth} message(s) waiting (alarm at {snapshot.alarm})",
         f"active tasks (celery inspect active): {active}",
         f"{snapshot.deployment_name}: {replicas} replica(s), "
         f"{snapshot.workers.ready_replicas} ready",
     )
-    if snapshot.depth < QUEUE_DEPTH_ALARM:
+    if snapshot.depth < snapshot.alarm:
         return Diagnosis(
             scenario=Scenario.QUEUE_BACKLOG,
             action=Action.NONE,

@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from tasks.connection import cluster
+from tasks.adapters.workers import ActiveTasks, WorkersOnline
+from tasks.connection import cluster, workers
 from tasks.retries import probe_task
+from tasks.settings import DEFAULT_QUEUE_DEPTH_ALARM
 from tasks.snapshots import CrashingPod, HpaThrashSnapshot, PodCrashSnapshot, QueueSnapshot
 from tasks.workload_diagnoses import is_crash_looping
 
@@ -97,15 +99,35 @@ def count_active_tasks(inspect_output: str) -> int | None:
     return sum(1 for line in inspect_output.splitlines() if line.strip().startswith("* {"))
 
 
+@probe_task("probe-queue-depth")
+def probe_queue_depth(queue: str) -> int:
+    """Runbook C's alarm measure: messages waiting in `queue`, read from the broker."""
+    return workers().queue_depth(queue)
+
+
+@probe_task("probe-celery-workers")
+def probe_celery_workers(timeout: float = 1.0) -> tuple[ActiveTasks, WorkersOnline]:
+    """`celery inspect active` and `celery inspect ping` through the broker, from here."""
+    adapter = workers()
+    return adapter.active_tasks(timeout=timeout), adapter.workers_online(timeout=timeout)
+
+
 @probe_task("probe-worker-activity")
 def probe_worker_activity(
-    namespace: str, deployment: str, queue: str, depth: int | None
+    namespace: str,
+    deployment: str,
+    queue: str,
+    depth: int | None,
+    *,
+    alarm: int = DEFAULT_QUEUE_DEPTH_ALARM,
+    broker_error: str = "",
 ) -> QueueSnapshot:
     """Runbook C: `kubectl exec deploy/alphaswarm-worker -- celery ... inspect active` and the
-    worker Deployment. The queue depth comes from the broker (the workers adapter) and is
-    passed in, so this probe stays a cluster read."""
+    worker Deployment. The queue depth comes from the broker (`probe_queue_depth`) and is
+    passed in, with the broker's failure when it could not be read, so this probe stays a
+    cluster read."""
     c = cluster()
-    workers = c.deployment(namespace, deployment)
+    found = c.deployment(namespace, deployment)
     inspect = c.exec_in_deployment(namespace, deployment, CELERY_INSPECT_ACTIVE)
     output = inspect.stdout if inspect.ok else inspect.stderr
     return QueueSnapshot(
@@ -115,6 +137,8 @@ def probe_worker_activity(
         queue=queue,
         depth=depth,
         active_tasks=count_active_tasks(inspect.stdout) if inspect.ok else None,
-        workers=workers,
+        workers=found,
         inspect_output=output[-2000:],
+        alarm=alarm,
+        broker_error=broker_error,
     )

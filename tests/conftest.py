@@ -13,3 +13,6 @@ _home = Path(os.environ.get("PREFECT_HOME") or tempfile.mkdtemp(prefix="remediat
 _home.mkdir(parents=True, exist_ok=True)
 os.environ["PREFECT_HOME"] = str(_home)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+# The real-Celery fixtures (redis_server, redis_url, no_orphans), for tests/workers and tests/flows.
+pytest_plugins = ["tests.celery_plugin"]

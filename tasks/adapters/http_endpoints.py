@@ -65,7 +65,8 @@ def _is_dns(exc: Exception) -> bool:
 
 
 def _audit_id(body: dict[str, Any]) -> str | None:
-    for key in ("audit_id", "auditId", "audit_row_id", "id"):
+    # The AlphaSwarm control plane names its audit row by the request id it answers with.
+    for key in ("audit_id", "auditId", "audit_row_id", "id", "request_id"):
         if body.get(key) is not None:
             return str(body[key])
     for key in ("audit", "audit_row", "auditRow"):

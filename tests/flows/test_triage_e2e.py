@@ -2,8 +2,9 @@
 Alertmanager payload handed to triage, the scenario flow run as a subflow through the real
 Prefect engine, and the result judged by the sandbox alone: its journal (the one change the
 runbook allows, and nothing else) and its state (the incident is gone). The same run as a dry
-run plans that change and leaves the sandbox as it was. Scenario C joins this table with its
-flow."""
+run plans that change and leaves the sandbox as it was. Scenario C needs real Celery workers on
+a real broker, so its end-to-end runs (apply, dry run, faults, Redis outage with a broker) live
+in test_queue_backlog.py."""
 
 from __future__ import annotations
 

@@ -167,6 +167,8 @@ def queue_snapshot(**overrides: Any) -> QueueSnapshot:
     [
         (queue_snapshot(depth=50), Action.NONE, None),
         (queue_snapshot(), Action.SCALE_WORKERS, 8),
+        (queue_snapshot(depth=150, alarm=100), Action.SCALE_WORKERS, 8),  # its own alarm
+        (queue_snapshot(depth=999, alarm=1000), Action.NONE, None),
         (queue_snapshot(active_tasks=None), Action.SCALE_WORKERS, 8),
         (
             queue_snapshot(workers=deployment("alphaswarm-worker", replicas=8)),
@@ -174,6 +176,7 @@ def queue_snapshot(**overrides: Any) -> QueueSnapshot:
             None,
         ),
         (queue_snapshot(depth=None), Action.ESCALATE, None),
+        (queue_snapshot(depth=None, broker_error="ConnectionError"), Action.ESCALATE, None),
         (queue_snapshot(workers=None), Action.ESCALATE, None),
     ],
 )

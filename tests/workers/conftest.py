@@ -1,67 +1,25 @@
-"""Fixtures for the real-Celery tests: one redis-server per session, a sandbox whose
-alphaswarm-worker pods are backed by real worker processes, the workers adapter, and a check
-that nothing these tests started outlives them."""
+"""Fixtures for the real-Celery tests: a sandbox whose alphaswarm-worker pods are backed by real
+worker processes, and the workers adapter. The session's redis-server and the check that nothing
+these tests started outlives them live in `tests.celery_plugin`, shared with the flow tests."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from kubernetes import client, config
 from pydantic import SecretStr
 
-from sandbox.processes import owned_processes
-from sandbox.redis_server import RedisServer
 from sandbox.server import SandboxServer
 from sandbox.worker_pool import ROLE as WORKER_ROLE
 from sandbox.worker_pool import WorkerPool
 from tasks.adapters.workers import CeleryWorkers
 from tasks.settings import CeleryBroker
+from tests.celery_plugin import assert_gone, wait_until
 
 NS = "alphaswarm"
 WORKER = "alphaswarm-worker"
-
-
-def wait_until(
-    predicate: Callable[[], bool], *, timeout: float, interval: float = 0.1, what: str = ""
-) -> None:
-    """Poll `predicate` until it holds; generous deadlines keep a loaded machine from flaking."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(interval)
-
-
-def _assert_gone(role: str | None, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (left := owned_processes(role=role)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not left, f"processes left running ({role or 'any role'}): {left}"
-
-
-@pytest.fixture(scope="session")
-def no_orphans() -> Iterator[None]:
-    """After the session: no redis-server, worker (prefork children included) or CLI left."""
-    yield
-    _assert_gone(None)
-
-
-@pytest.fixture(scope="session")
-def redis_server(no_orphans: None) -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    """The session's Redis, emptied for each test."""
-    with redis.Redis.from_url(redis_server.url) as r:
-        r.flushall()
-    return redis_server.url
 
 
 @pytest.fixture
@@ -70,7 +28,7 @@ def worker_sandbox(redis_url: str, tmp_path: Path) -> Iterator[SandboxServer]:
     pool = WorkerPool(redis_url, log_dir=tmp_path / "workers", grace_seconds=3.0)
     with SandboxServer(worker_pool=pool, tick_seconds=0.1) as server:
         yield server
-    _assert_gone(WORKER_ROLE)
+    assert_gone(WORKER_ROLE)
 
 
 @pytest.fixture

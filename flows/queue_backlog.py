@@ -1,0 +1,194 @@
+"""Runbook C — Celery queue depth alarm.
+
+    # Drain the queue from the worker side
+    kubectl exec -n alphaswarm deploy/alphaswarm-worker -- \\
+        celery -A alphaswarm.tasks.celery_app inspect active
+    # Scale workers up
+    kubectl scale -n alphaswarm deployment/alphaswarm-worker --replicas=8
+    # Or via the control plane (lands an audit row)
+    curl -X PATCH https://manage.alphaswarm.enterprise.com/manage/deployments/alphaswarm-worker/scale?replicas=8
+
+The queue depth comes from the broker (the alarm's own measure), what the workers are doing from
+Celery itself and from `inspect active` exec'd in a worker pod. The scale goes through the
+control plane first, so it lands an audit row; its 429s and 5xx are retried by the mutation
+task. A control plane that refuses for good (a bad token) or stays unreachable after those
+retries is answered by the Kubernetes scale subresource instead. Both verbs go through the gate,
+which reads the replicas before writing, so whichever lands, the scale takes effect once.
+
+Then prove it: 8 workers answer a ping, and the queue drains to empty.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel, Field
+
+from tasks.adapters.errors import AdapterError
+from tasks.adapters.workers import ActiveTasks, WorkersOnline
+from tasks.changes import ChangeRecord
+from tasks.diagnosis import Action
+from tasks.mutations import scale_deployment, scale_via_control_plane
+from tasks.outcome import Outcome, Verification
+from tasks.publish import publish_changes, publish_diagnosis, publish_evidence, publish_outcome
+from tasks.retries import NotYetHealthy
+from tasks.settings import Settings
+from tasks.snapshots import QueueSnapshot
+from tasks.verifies import VerifyFailed, verify_queue_draining, verify_workers_online
+from tasks.workload_diagnoses import WORKER_REPLICAS_TARGET, diagnose_queue_backlog
+from tasks.workload_probes import (
+    CELERY_INSPECT_ACTIVE,
+    probe_celery_workers,
+    probe_queue_depth,
+    probe_worker_activity,
+)
+
+VERIFY_CHECK = "the workers are online and the queue drains to empty"
+
+
+class QueueBacklogParams(BaseModel):
+    """Which workers, which queue, and whether to act; defaults from settings."""
+
+    namespace: str = Field(default_factory=lambda: Settings().workloads.namespace)
+    deployment: str = Field(default_factory=lambda: Settings().workloads.worker_deployment)
+    queue: str = Field(default_factory=lambda: Settings().celery.queues[0])
+    alarm: int = Field(
+        default_factory=lambda: Settings().celery.queue_depth_alarm,
+        ge=1,
+        description="messages waiting that make the queue deep enough to act on",
+    )
+    dry_run: bool = Field(default=True, description="plan with dryRun=All; change nothing")
+    verify_attempts: int = Field(default=240, ge=1, description="polls of each verify")
+    verify_delay_seconds: float = Field(default=2.5, ge=0, description="pause between polls")
+
+
+class CeleryView(BaseModel):
+    """What Celery said through the broker, or why it could not say it."""
+
+    depth: int | None = None
+    active: ActiveTasks | None = None
+    online: WorkersOnline | None = None
+    error: str = ""
+
+
+def _ask_celery(queue: str) -> CeleryView:
+    """The broker's queue depth and Celery's view of the workers; a broker that stays
+    unreachable after the probes' retries is evidence (the diagnosis escalates), not a crash."""
+    try:
+        depth = probe_queue_depth(queue)
+    except AdapterError as exc:
+        return CeleryView(error=str(exc))
+    try:
+        active, online = probe_celery_workers()
+    except AdapterError as exc:
+        return CeleryView(depth=depth, error=f"inspect through the broker failed: {exc}")
+    return CeleryView(depth=depth, active=active, online=online)
+
+
+def _describe(snapshot: QueueSnapshot, celery: CeleryView) -> list[str]:
+    """The broker's depth, Celery's own answers and the in-pod `inspect active`, as read."""
+    ns, name = snapshot.namespace, snapshot.deployment_name
+    lines = [f"$ redis-cli llen {snapshot.queue}   # the alarm's measure, priority lanes included"]
+    lines.append(
+        f"{snapshot.depth} (alarm at {snapshot.alarm})"
+        if snapshot.depth is not None
+        else f"(no answer: {celery.error})"
+    )
+    if celery.active is not None:
+        lines.append(f"celery inspect active (through the broker): {celery.active.total} task(s)")
+        lines += [
+            f"  {w.hostname}: " + (", ".join(f"{t.name}({t.args})" for t in w.tasks) or "idle")
+            for w in celery.active.workers
+        ]
+    if celery.online is not None:
+        lines.append(f"celery inspect ping: {celery.online.count} worker(s) answer")
+    elif celery.error and snapshot.depth is not None:
+        lines.append(celery.error)
+    lines.append(f"$ kubectl exec -n {ns} deploy/{name} -- {' '.join(CELERY_INSPECT_ACTIVE)}")
+    lines += snapshot.inspect_output.strip().splitlines()[-20:] or ["(no output)"]
+    w = snapshot.workers
+    lines.append(
+        f"deployment/{name}: {w.replicas} replica(s), {w.ready_replicas} ready"
+        if w is not None
+        else f"deployment/{name}: not found"
+    )
+    return lines
+
+
+def _scale(params: QueueBacklogParams, replicas: int, reason: str) -> ChangeRecord:
+    """The control plane first (an audit row), the scale subresource when it will not do it.
+
+    Exactly once either way: if the control plane's write landed but its answer was lost, the
+    fallback's gate reads 8 replicas already and sends nothing."""
+    ns, name, dry_run = params.namespace, params.deployment, params.dry_run
+    try:
+        return scale_via_control_plane(ns, name, replicas, dry_run=dry_run, reason=reason)
+    except AdapterError as exc:
+        return scale_deployment(
+            ns,
+            name,
+            replicas,
+            dry_run=dry_run,
+            reason=f"{reason} (Kubernetes fallback: the control plane failed: {exc})",
+        )
+
+
+def _verify(params: QueueBacklogParams, replicas: int, baseline: int) -> Verification:
+    attempts, delay = params.verify_attempts, params.verify_delay_seconds
+    online = verify_workers_online.with_options(retries=attempts, retry_delay_seconds=delay)(
+        params.namespace, params.deployment, replicas
+    )
+    depth = verify_queue_draining.with_options(retries=attempts, retry_delay_seconds=delay)(
+        params.queue, baseline
+    )
+    return Verification(
+        check=VERIFY_CHECK,
+        passed=True,
+        detail=f"{online} worker(s) online; queue {params.queue} at {depth} (was {baseline})",
+    )
+
+
+@flow(name="queue-backlog", flow_run_name="queue-backlog/{params.deployment}")
+def remediate_queue_backlog(params: QueueBacklogParams) -> Outcome:
+    """Runbook C: inspect the queue and the workers, scale the workers to 8 (control plane
+    first, audited), verify they are online and the queue drains."""
+    celery = _ask_celery(params.queue)
+    snapshot = probe_worker_activity(
+        params.namespace,
+        params.deployment,
+        params.queue,
+        celery.depth,
+        alarm=params.alarm,
+        broker_error=celery.error if celery.depth is None else "",
+    )
+    publish_evidence(
+        "Queue depth and worker activity", _describe(snapshot, celery), "queue-backlog-evidence"
+    )
+    diagnosis = diagnose_queue_backlog(snapshot)
+    publish_diagnosis(diagnosis, "queue-backlog-diagnosis")
+    if not diagnosis.needs_action:
+        outcome = (
+            Outcome.nothing_to_do(diagnosis)
+            if diagnosis.action is Action.NONE
+            else Outcome.escalated(diagnosis)
+        )
+        publish_outcome(outcome, "queue-backlog-outcome")
+        return outcome
+    replicas = diagnosis.replicas or WORKER_REPLICAS_TARGET
+    change = _scale(params, replicas, diagnosis.summary)
+    if params.dry_run:
+        outcome = Outcome.planned(diagnosis, change)
+    else:
+        try:
+            verification = _verify(params, replicas, snapshot.depth or 0)
+            outcome = Outcome.mitigated(diagnosis, (change,), (verification,))
+        except (NotYetHealthy, VerifyFailed, AdapterError) as exc:
+            failed = Verification(check=VERIFY_CHECK, passed=False, detail=str(exc))
+            outcome = Outcome.failed(
+                diagnosis,
+                f"{replicas} workers did not drain the queue: {exc}",
+                (change,),
+                (failed,),
+            )
+    publish_changes(outcome, "queue-backlog-changes")
+    publish_outcome(outcome, "queue-backlog-outcome")
+    return outcome
