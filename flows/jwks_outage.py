@@ -13,9 +13,10 @@
     kubectl set env -n alphaswarm deploy/alphaswarm-core ALPHASWARM_AUTH_ENFORCE=permissive
 
 The flow probes JWKS from this process and from a core pod, reads the Egress NetworkPolicies and
-the operator UI's Ingress, and tells the three causes apart (`diagnose_jwks`). Only an Auth0
-outage behind a firewalled operator UI leads to the flip; blocked egress and DNS failure
-escalate, because relaxing auth would hide a fault this cluster can fix.
+the operator UI's Ingress, and tells the three causes apart (`diagnose_jwks`). Whatever the
+cause, the runbook has one mitigation, and only behind a firewalled operator UI; the diagnosis
+names the cause and its real fix (Auth0 recovering, the egress rule restored, DNS repaired),
+and the scheduled revert waits until JWKS answers from inside the pod again.
 
 The flip is a hard-rule bypass (DESIGN.md, "Safety of every action"): the server-side dry run is
 shown first, then a human approves it through `pause_flow_run(wait_for_input=...)` unless the

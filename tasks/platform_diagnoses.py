@@ -104,9 +104,31 @@ def _jwks_evidence(snapshot: JwksSnapshot) -> list[str]:
     return evidence
 
 
+def _jwks_cause(snapshot: JwksSnapshot) -> tuple[str, str] | None:
+    """(what is wrong, the real fix) for the runbook's three causes, or None for another one.
+
+    DNS and blocked egress are told apart from an Auth0 outage because their real fix is ours
+    to make; the runbook's mitigation is the same for all three."""
+    here, pod = snapshot.from_here, snapshot.from_pod
+    if is_dns_failure(pod):
+        return "DNS resolution fails inside the cluster", "CoreDNS / upstream DNS is fixed"
+    if pod is not None and not pod.ok and not egress_allows_https(snapshot.egress_policies):
+        return (
+            "outbound 443 is blocked by a NetworkPolicy",
+            "the egress rule is restored (network-policies.yaml)",
+        )
+    auth0_down = (here is not None and here.failure == "http" and (here.status or 0) >= 500) or (
+        pod is not None and pod.exit_code == CURL_HTTP_ERROR
+    )
+    if auth0_down:
+        return "Auth0 is down", "Auth0 recovers (https://status.auth0.com/)"
+    return None
+
+
 def diagnose_jwks(snapshot: JwksSnapshot) -> Diagnosis:
-    """Runbook D: tell an Auth0 outage from blocked egress and DNS failure; flip to permissive
-    only for an Auth0 outage, and only when the operator UI is firewalled at the Ingress."""
+    """Runbook D: tell an Auth0 outage from blocked egress and DNS failure, then apply the
+    runbook's one mitigation (permissive auth for read-only routes) only when the operator UI
+    is firewalled at the Ingress; the cause and its real fix go in the summary."""
     where = {"namespace": snapshot.namespace, "name": snapshot.deployment_name}
     evidence = tuple(_jwks_evidence(snapshot))
     here, pod = snapshot.from_here, snapshot.from_pod
@@ -125,37 +147,22 @@ def diagnose_jwks(snapshot: JwksSnapshot) -> Diagnosis:
         return decide(Action.ESCALATE, "JWKS could not be probed from anywhere")
     if (pod is None or pod.ok) and (here is None or here.ok):
         return decide(Action.NONE, "JWKS answers: healthy")
-    if is_dns_failure(pod):
-        return decide(
-            Action.ESCALATE,
-            "DNS resolution fails inside the cluster: fix CoreDNS/upstream DNS, not auth",
-        )
-    blocked = not egress_allows_https(snapshot.egress_policies)
-    if pod is not None and not pod.ok and blocked:
-        return decide(
-            Action.ESCALATE,
-            "outbound 443 is blocked by a NetworkPolicy: restore the egress rule "
-            "(network-policies.yaml), do not relax auth",
-        )
-    auth0_down = (here is not None and here.failure == "http" and (here.status or 0) >= 500) or (
-        pod is not None and pod.exit_code == CURL_HTTP_ERROR
-    )
-    if not auth0_down:
+    found = _jwks_cause(snapshot)
+    if found is None:
         return decide(Action.ESCALATE, "JWKS fails for a reason the runbook does not name")
+    cause, real_fix = found
     if (snapshot.auth_enforce or "").lower() == PERMISSIVE:
-        return decide(
-            Action.NONE, f"Auth0 is down and {snapshot.auth_variable} is permissive already"
-        )
+        return decide(Action.NONE, f"{cause} and {snapshot.auth_variable} is permissive already")
     if operator_ui_firewall(snapshot.operator_ingress) is None:
         return decide(
             Action.ESCALATE,
-            "Auth0 is down, but the operator UI is not firewalled at the Ingress: the runbook "
+            f"{cause}, but the operator UI is not firewalled at the Ingress: the runbook "
             "forbids the permissive flip",
         )
     return decide(
         Action.SET_AUTH_PERMISSIVE,
-        f"Auth0 is down: set {snapshot.auth_variable}=permissive for read-only routes until it "
-        "recovers (a hard-rule bypass: record it and schedule the revert)",
+        f"{cause}: set {snapshot.auth_variable}=permissive for read-only routes until "
+        f"{real_fix} (a hard-rule bypass: record it and schedule the revert)",
         variable=snapshot.auth_variable,
         value=PERMISSIVE,
     )

@@ -195,15 +195,17 @@ def test_never_flips_when_the_operator_ui_is_not_firewalled(sandbox: SandboxServ
         ("jwks-503:dns-failure", "DNS resolution fails inside the cluster", "curl exit 6"),
     ],
 )
-def test_egress_and_dns_are_told_apart_and_never_flip(
+def test_egress_and_dns_are_told_apart_and_get_the_runbook_mitigation(
     sandbox: SandboxServer, incident: str, cause: str, pod_evidence: str
 ) -> None:
+    """The cause and its real fix are named; the mitigation is the runbook's one flip."""
     inject(sandbox, incident)
     outcome = remediate_jwks_outage(
         JwksOutageParams(dry_run=False, approve_permissive=True, approved_by="alice", **FAST)
     )
-    assert outcome.status is OutcomeStatus.ESCALATED
-    assert outcome.diagnosis is not None and cause in outcome.diagnosis.summary
+    assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
+    assert outcome.diagnosis is not None and outcome.diagnosis.summary.startswith(cause)
     assert any(pod_evidence in e for e in outcome.diagnosis.evidence)
     assert any("JWKS from this process: ok" in e for e in outcome.diagnosis.evidence)
-    assert sandbox.cluster.journal.mutations(include_dry_run=True) == []
+    assert outcome.bypass is not None
+    assert [r.method for r in sandbox.cluster.journal.mutations()] == ["PATCH"]

@@ -89,11 +89,21 @@ def jwks(**overrides: Any) -> JwksSnapshot:
         (jwks(operator_ingress=None), Action.ESCALATE, "not firewalled"),
         (jwks(auth_enforce="permissive"), Action.NONE, "permissive already"),
         (jwks(from_here=HERE_OK, from_pod=POD_OK), Action.NONE, "healthy"),
-        (jwks(from_here=HERE_OK, from_pod=POD_DNS), Action.ESCALATE, "DNS"),
+        (jwks(from_here=HERE_OK, from_pod=POD_DNS), Action.SET_AUTH_PERMISSIVE, "DNS resolution"),
+        (
+            jwks(from_here=HERE_OK, from_pod=POD_DNS, operator_ingress=OPEN_UI),
+            Action.ESCALATE,
+            "not firewalled",
+        ),
         (
             jwks(from_here=HERE_OK, from_pod=POD_TIMEOUT, egress_policies=(DNS_ONLY,)),
-            Action.ESCALATE,
+            Action.SET_AUTH_PERMISSIVE,
             "blocked by a NetworkPolicy",
+        ),
+        (
+            jwks(from_here=HERE_OK, from_pod=POD_DNS, auth_enforce="permissive"),
+            Action.NONE,
+            "permissive already",
         ),
         (jwks(from_here=HERE_OK, from_pod=POD_TIMEOUT), Action.ESCALATE, "does not name"),
         (jwks(from_here=None, from_pod=None), Action.ESCALATE, "could not be probed"),
