@@ -6,8 +6,9 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -30,6 +31,8 @@ sandbox_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(sandbox_app, name="sandbox")
+
+T = TypeVar("T")
 
 console = Console()
 err = Console(stderr=True)
@@ -173,20 +176,29 @@ def _use_kubeconfig(kubeconfig: Path | None) -> None:
         os.environ["REMEDIATE_KUBE__KUBECONFIG"] = str(kubeconfig.resolve())
 
 
-def _run_health_sweep(as_json: bool) -> None:
-    from remediate.prefect_runtime import prefect_environment, quiet_prefect
-
-    prefect_environment()
-    from flows.health_sweep import health_sweep
-    from remediate.render import print_health_report
+def _run_flow(run: Callable[[], T]) -> T:
+    """Run a flow in-process on the local Prefect server; a cluster that cannot be read is
+    exit 1 with the adapter's message, not a traceback. Call prefect_environment() before
+    importing the flow."""
+    from remediate.prefect_runtime import quiet_prefect
     from tasks.adapters.errors import AdapterError
 
     try:
         with quiet_prefect():
-            report = health_sweep()
+            return run()
     except AdapterError as exc:
         err.print(f"[red]cannot read the cluster: {exc}[/red]")
         raise typer.Exit(1) from exc
+
+
+def _run_health_sweep(as_json: bool) -> None:
+    from remediate.prefect_runtime import prefect_environment
+
+    prefect_environment()
+    from flows.health_sweep import health_sweep
+    from remediate.render import print_health_report
+
+    report = _run_flow(health_sweep)
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
@@ -278,7 +290,6 @@ def _wait_for_symptoms(server: object, incident: str) -> None:
 def _demo_triage(*, apply: bool, as_json: bool) -> dict[str, object]:
     """One triage run, as a sweep (no alert: the probes decide), printed step by step."""
     from flows.triage import TriageParams, VerifyPolicy, triage
-    from remediate.prefect_runtime import quiet_prefect
     from remediate.render import print_triage_outcome
 
     params = TriageParams(
@@ -289,8 +300,7 @@ def _demo_triage(*, apply: bool, as_json: bool) -> dict[str, object]:
         # The sandbox ticks ten times a second: poll faster and call the HPA quiet sooner.
         verify=VerifyPolicy(attempts=200, delay_seconds=0.2, quiet_seconds=3.0),
     )
-    with quiet_prefect():
-        result = triage(params)
+    result = _run_flow(lambda: triage(params))
     if not as_json:
         print_triage_outcome(console, result)
     body: dict[str, object] = result.model_dump(mode="json")
@@ -348,12 +358,11 @@ def triage_command(
     escalated or failed."""
     body = _read_alerts(alerts)
     _use_kubeconfig(kubeconfig)
-    from remediate.prefect_runtime import prefect_environment, quiet_prefect
+    from remediate.prefect_runtime import prefect_environment
 
     prefect_environment()
     from flows.triage import TriageParams, triage
     from remediate.render import print_triage_outcome
-    from tasks.adapters.errors import AdapterError
 
     params = TriageParams.model_validate(
         {
@@ -366,12 +375,7 @@ def triage_command(
             "approval_timeout_seconds": approval_timeout,
         }
     )
-    try:
-        with quiet_prefect():
-            result = triage(params)
-    except AdapterError as exc:
-        err.print(f"[red]cannot read the cluster: {exc}[/red]")
-        raise typer.Exit(1) from exc
+    result = _run_flow(lambda: triage(params))
     if as_json:
         print(result.model_dump_json(indent=2))
     else:
@@ -395,18 +399,12 @@ def diagnose(kubeconfig: KubeconfigOption = None, as_json: JsonOption = False) -
     """The runbook's common diagnostic commands as one flow: pods in both namespaces, top
     consumers, recent events, the API's log tail, workload_run audit lines, terraform_runs."""
     _use_kubeconfig(kubeconfig)
-    from remediate.prefect_runtime import prefect_environment, quiet_prefect
+    from remediate.prefect_runtime import prefect_environment
 
     prefect_environment()
     from flows.diagnostics import collect_diagnostics, render_diagnostics
-    from tasks.adapters.errors import AdapterError
 
-    try:
-        with quiet_prefect():
-            snapshot = collect_diagnostics()
-    except AdapterError as exc:
-        err.print(f"[red]cannot read the cluster: {exc}[/red]")
-        raise typer.Exit(1) from exc
+    snapshot = _run_flow(collect_diagnostics)
     if as_json:
         print(snapshot.model_dump_json(indent=2))
     else:
