@@ -11,7 +11,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export NO_PROXY := 127.0.0.1,localhost
 
-.PHONY: setup run test lint typecheck contracts unit bench clean
+.PHONY: setup system-deps run test lint typecheck contracts unit bench clean
 
 setup: $(STAMP)
 
@@ -36,7 +36,13 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
+# Scenario C's tests start real redis-server processes of their own (never a system service).
+system-deps:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server with apt-get (needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+unit: $(STAMP) system-deps
 	$(BIN)/pytest
 
 test: lint typecheck contracts unit
