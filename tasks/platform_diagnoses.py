@@ -231,26 +231,39 @@ def diagnose_ingress(snapshot: IngressSnapshot) -> Diagnosis:
     ]
     tail = [line for line in snapshot.controller_log_tail.splitlines() if line.strip()][-3:]
     evidence += [f"controller log: {line}" for line in tail]
+
+    def decide(
+        action: Action,
+        summary: str,
+        target: tuple[str, str] | None = None,  # (namespace, name) of what to act on
+        *,
+        scenario: Scenario = Scenario.INGRESS_503,
+    ) -> Diagnosis:
+        namespace, name = target or (None, None)
+        return Diagnosis(
+            scenario=scenario,
+            action=action,
+            summary=summary,
+            evidence=tuple(evidence),
+            namespace=namespace,
+            name=name,
+        )
+
     if snapshot.controller is None or not ready:
+        controller = (snapshot.controller_namespace, snapshot.controller_name)
         crashing = [p.name for p in snapshot.controller_pods if is_crash_looping(p)]
         if crashing:
             evidence.append(f"crash-looping controller pods: {', '.join(crashing)}")
         if snapshot.controller is None:
-            return Diagnosis(
-                scenario=Scenario.INGRESS_503,
-                action=Action.ESCALATE,
-                summary="the ingress-nginx controller Deployment does not exist",
-                evidence=tuple(evidence),
-                namespace=snapshot.controller_namespace,
-                name=snapshot.controller_name,
+            return decide(
+                Action.ESCALATE,
+                "the ingress-nginx controller Deployment does not exist",
+                controller,
             )
-        return Diagnosis(
-            scenario=Scenario.INGRESS_503,
-            action=Action.RESTART_DEPLOYMENT,
-            summary="no ingress-nginx controller pod is ready: rolling restart of the controller",
-            evidence=tuple(evidence),
-            namespace=snapshot.controller_namespace,
-            name=snapshot.controller_name,
+        return decide(
+            Action.RESTART_DEPLOYMENT,
+            "no ingress-nginx controller pod is ready: rolling restart of the controller",
+            controller,
         )
     empty = []
     for svc in snapshot.services:
@@ -263,51 +276,34 @@ def diagnose_ingress(snapshot: IngressSnapshot) -> Diagnosis:
         if count == 0:
             empty.append(svc)
     if not empty:
-        return Diagnosis(
-            scenario=Scenario.INGRESS_503,
-            action=Action.NONE,
-            summary="the controller and every backend have ready endpoints",
-            evidence=tuple(evidence),
-        )
+        return decide(Action.NONE, "the controller and every backend have ready endpoints")
     first = empty[0]
+    backend = (first.namespace, first.service)
     if first.endpoints is None:
-        return Diagnosis(
-            scenario=Scenario.INGRESS_503,
-            action=Action.ESCALATE,
-            summary=f"Service {first.namespace}/{first.service} has no Endpoints object",
-            evidence=tuple(evidence),
-            namespace=first.namespace,
-            name=first.service,
+        return decide(
+            Action.ESCALATE,
+            f"Service {first.namespace}/{first.service} has no Endpoints object",
+            backend,
         )
     messages = " ".join(f.message.lower() for f in first.readiness_failures)
     if any(word in messages for word in ("postgres", "redis", "5432", "6379", "database")):
-        return Diagnosis(
+        return decide(
+            Action.REROUTE,
+            "readiness fails on a datastore: runbook F, not a restart of the backend",
+            backend,
             scenario=Scenario.STATEFUL_FAILOVER,
-            action=Action.REROUTE,
-            summary="readiness fails on a datastore: runbook F, not a restart of the backend",
-            evidence=tuple(evidence),
-            namespace=first.namespace,
-            name=first.service,
         )
     if not first.readiness_failures:
-        return Diagnosis(
-            scenario=Scenario.INGRESS_503,
-            action=Action.ESCALATE,
-            summary=f"{first.service} has no ready endpoints and no Unhealthy events say why",
-            evidence=tuple(evidence),
-            namespace=first.namespace,
-            name=first.service,
+        return decide(
+            Action.ESCALATE,
+            f"{first.service} has no ready endpoints and no Unhealthy events say why",
+            backend,
         )
-    return Diagnosis(
-        scenario=Scenario.INGRESS_503,
-        action=Action.RESTART_DEPLOYMENT,
-        summary=(
-            f"{first.service}'s pods fail their readiness probe: rolling restart of "
-            f"deployment/{first.service}"
-        ),
-        evidence=tuple(evidence),
-        namespace=first.namespace,
-        name=first.service,
+    return decide(
+        Action.RESTART_DEPLOYMENT,
+        f"{first.service}'s pods fail their readiness probe: rolling restart of "
+        f"deployment/{first.service}",
+        backend,
     )
 
 
