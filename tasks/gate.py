@@ -15,10 +15,14 @@ What it guarantees today (DESIGN.md, "Safety of every action"):
    recognised and reported as applied instead of being repeated.
 4. **Exact revert** — the record keeps what the target had before (`ChangeRecord.revert`).
 
+5. **Audit rows before and after** — given an `Audit` (the flows' is `tasks.audit.StoreAudit`,
+   the incident store), every attempt is written down before anything is sent, with the facts
+   before, and completed with the result (or the error) after. If the row cannot be written,
+   nothing is sent.
+
 What it does NOT do yet, and says so rather than pretend: locks and cooldowns that survive a
-process restart or span several processes, a maximum number of attempts per (action, target),
-and audit rows before and after. Those need the incident store, which a later issue brings;
-until then the lock and the ledger live in this process only.
+process restart or span several processes, and a maximum number of attempts per (action,
+target). The lock and the exactly-once ledger live in this process only.
 """
 
 from __future__ import annotations
@@ -30,12 +34,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from tasks.adapters.errors import TransientError
 from tasks.changes import Change, ChangeRecord, ChangeStatus, Fact, Reach, Target
 
 LOCK_TIMEOUT_SECONDS = 120.0
 _LEDGER_SIZE = 1024
+
+
+class Audit(Protocol):
+    """Where the gate writes its audit rows (one per change key, re-opened by each attempt)."""
+
+    def begin(self, change: Change, key: str, dry_run: bool, before: dict[str, Fact]) -> None: ...
+
+    def finish(self, record: ChangeRecord) -> None: ...
+
+    def fail(self, key: str, error: str) -> None: ...
 
 
 class TargetBusy(TransientError):
@@ -91,6 +106,7 @@ def apply_change(
     key: str,
     dry_run: bool,
     reach: Reach,
+    audit: Audit | None = None,
     lock_timeout: float = LOCK_TIMEOUT_SECONDS,
 ) -> ChangeRecord:
     """Plan (dry run) or apply `change` once; `key` identifies it across retries.
@@ -109,7 +125,16 @@ def apply_change(
             attempt = _Attempt(before=now_facts, since=datetime.now(UTC))
             with _registry_lock:
                 _remember(ledger_key, attempt)
-        record = _decide(change, key, attempt, now_facts, reach, dry_run)
+        if audit is not None:
+            audit.begin(change, key, dry_run, attempt.before)
+        try:
+            record = _decide(change, key, attempt, now_facts, reach, dry_run)
+        except Exception as exc:
+            if audit is not None:
+                audit.fail(key, str(exc))
+            raise
+        if audit is not None:
+            audit.finish(record)
         attempt.record = record
         return record
 

@@ -12,6 +12,7 @@ import uuid
 
 from prefect.context import TaskRunContext
 
+from tasks.audit import StoreAudit
 from tasks.changes import (
     Change,
     ChangeRecord,
@@ -39,16 +40,17 @@ def change_key() -> str:
 
 
 def _through_gate(change: Change, *, dry_run: bool, control_plane: bool = False) -> ChangeRecord:
+    settings = Settings()
     reach = Reach(cluster=cluster())
     if control_plane:
-        settings = Settings().control_plane
         reach = Reach(
             cluster=reach.cluster,
             control_plane=http_endpoints(),
-            control_plane_url=settings.base_url,
-            control_plane_token=settings.token.get_secret_value(),
+            control_plane_url=settings.control_plane.base_url,
+            control_plane_token=settings.control_plane.token.get_secret_value(),
         )
-    return apply_change(change, key=change_key(), dry_run=dry_run, reach=reach)
+    audit = StoreAudit(settings.store.url.get_secret_value())
+    return apply_change(change, key=change_key(), dry_run=dry_run, reach=reach, audit=audit)
 
 
 def _deployment(namespace: str, name: str) -> Target:

@@ -60,8 +60,44 @@ class ControlPlane(BaseModel):
     token: SecretStr = SecretStr("")
 
 
+DEFAULT_REVERT_HEALTHY_SECONDS = 300
+
+
 class Auth(BaseModel):
     jwks_url: str = "https://your-tenant.us.auth0.com/.well-known/jwks.json"
+    revert_healthy_seconds: float = Field(
+        default=DEFAULT_REVERT_HEALTHY_SECONDS,
+        ge=0,
+        description="how long the JWKS probe must stay healthy before D's bypass is reverted",
+    )
+
+
+def _default_store_url() -> SecretStr:
+    return SecretStr(f"sqlite:///{Path('var/incidents.db').resolve()}")
+
+
+class Store(BaseModel):
+    """Where incidents are recorded: a SQLite file by default, PostgreSQL in production
+    (`postgresql+psycopg://user:password@host/db`). A secret: the URL may carry a password."""
+
+    url: SecretStr = Field(default_factory=_default_store_url)
+
+
+DEFAULT_HOLD_SECONDS = 60.0
+
+
+class Incidents(BaseModel):
+    """The post-incident routine."""
+
+    reports_dir: Path = Field(
+        default=Path("alphaswarm_docs/incidents"),
+        description="where the post-incident reports (<yyyy-mm-dd>-<slug>.md) are written",
+    )
+    hold_seconds: float = Field(
+        default=DEFAULT_HOLD_SECONDS,
+        ge=0,
+        description="how long a verified fix must hold before the incident resolves",
+    )
 
 
 DEFAULT_QUEUE_DEPTH_ALARM = 1000
@@ -96,3 +132,5 @@ class Settings(BaseSettings):
     control_plane: ControlPlane = Field(default_factory=ControlPlane)
     auth: Auth = Field(default_factory=Auth)
     celery: CeleryBroker = Field(default_factory=CeleryBroker)
+    store: Store = Field(default_factory=Store)
+    incidents: Incidents = Field(default_factory=Incidents)

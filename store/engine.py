@@ -1,0 +1,88 @@
+"""One engine per database URL and process, checked against the migrations once.
+
+SQLite is the embedded default (a file under var/); PostgreSQL is production, through the same
+URL setting (`postgresql+psycopg://...`). SQLite gets WAL and a busy timeout, because the
+served deployments run each flow in its own process and they all write the same file.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from store.schema import check_migrated
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+# What a caller catches when the database cannot do its part (unreachable, locked, refused).
+StoreError = SQLAlchemyError
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+
+
+def shown(url: str) -> str:
+    """The URL as it may be printed: never with its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create(url: str) -> Engine:
+    """A new engine for `url`, unchecked (migrations and tests use this directly)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def engine_for(url: str) -> Engine:
+    """The process's engine for `url`; StoreNotMigrated if the schema is not this code's."""
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = create(url)
+            try:
+                check_migrated(engine, shown(url))
+            except BaseException:
+                engine.dispose()
+                raise
+            _engines[url] = engine
+        return engine
+
+
+@contextmanager
+def session_for(url: str) -> Iterator[Session]:
+    """A unit of work: committed when the block ends, rolled back when it raises."""
+    with Session(engine_for(url), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def dispose_all() -> None:
+    """Close every pooled connection (tests, and before a process forks)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()

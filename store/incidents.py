@@ -1,0 +1,373 @@
+"""An incident's lifecycle: opened on first evidence, joined by later evidence, moved through
+its statuses, resolved. Keyword-only data functions that take the session explicitly.
+
+    open ──► triaged ──► mitigating ──► verified ──► resolved
+      │         │            │             │
+      └─────────┴────────────┴──► escalated ─► (triaged, mitigating, resolved)
+
+A new alert joins the open incident that already holds its fingerprint, or the one open for the
+same target; only then is a new incident opened. Every transition is an event with its time;
+the timeline is those events, in order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from store.models import (
+    EventKind,
+    Incident,
+    IncidentAction,
+    IncidentAlert,
+    IncidentDecision,
+    IncidentEvent,
+    IncidentFollowUp,
+    IncidentStatus,
+)
+from store.types import utcnow
+
+S = IncidentStatus
+ALLOWED: dict[IncidentStatus, frozenset[IncidentStatus]] = {
+    S.OPEN: frozenset({S.TRIAGED, S.ESCALATED, S.RESOLVED}),
+    S.TRIAGED: frozenset({S.TRIAGED, S.MITIGATING, S.ESCALATED, S.RESOLVED}),
+    S.MITIGATING: frozenset({S.MITIGATING, S.VERIFIED, S.ESCALATED, S.RESOLVED}),
+    S.VERIFIED: frozenset({S.VERIFIED, S.MITIGATING, S.ESCALATED, S.RESOLVED}),
+    S.ESCALATED: frozenset({S.ESCALATED, S.TRIAGED, S.MITIGATING, S.RESOLVED}),
+    S.RESOLVED: frozenset(),
+}
+# The column that keeps when an incident first reached a status.
+_REACHED = {
+    S.TRIAGED: "triaged_at",
+    S.MITIGATING: "mitigating_at",
+    S.VERIFIED: "verified_at",
+    S.ESCALATED: "escalated_at",
+    S.RESOLVED: "resolved_at",
+}
+
+
+class InvalidTransition(ValueError):
+    """The incident cannot move to that status from where it is (a resolved one never moves)."""
+
+
+class IncidentNotFound(LookupError):
+    pass
+
+
+class AlertEvidence(BaseModel):
+    """One alert as the store keeps it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    fingerprint: str
+    alertname: str = ""
+    status: str = "firing"
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    starts_at: datetime
+    ends_at: datetime | None = None
+    generator_url: str = ""
+    group_key: str = ""
+
+
+class Evidence(BaseModel):
+    """What opens an incident or joins one: the alerts (none for a sweep's finding) and the
+    target they point at."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target_key: str
+    title: str
+    alerts: tuple[AlertEvidence, ...] = ()
+    trigger: str = "alertmanager"
+    environment: str = "dev"
+    flow_run_id: str | None = None
+
+
+class DecisionEvidence(BaseModel):
+    """A triage decision as the store keeps it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scenario: str | None
+    reason: str
+    escalate: bool = False
+    dry_run: bool = True
+    namespace: str | None = None
+    target: str | None = None
+    evidence: tuple[str, ...] = ()
+    flow_run_id: str | None = None
+
+
+def get_incident(session: Session, *, incident_id: int) -> Incident:
+    found = session.get(Incident, incident_id)
+    if found is None:
+        raise IncidentNotFound(f"no incident {incident_id}")
+    return found
+
+
+def add_event(
+    session: Session,
+    *,
+    incident_id: int,
+    kind: EventKind,
+    summary: str,
+    at: datetime | None = None,
+    status: IncidentStatus | None = None,
+    flow_run_id: str | None = None,
+) -> IncidentEvent:
+    row = IncidentEvent(
+        incident_id=incident_id,
+        kind=kind,
+        summary=summary,
+        at=at or utcnow(),
+        status=status,
+        flow_run_id=flow_run_id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def find_open(
+    session: Session, *, fingerprints: tuple[str, ...] = (), target_key: str | None = None
+) -> Incident | None:
+    """The open incident these alerts or this target belong to, oldest first."""
+    if fingerprints:
+        by_alert = session.exec(
+            select(Incident)
+            .join(IncidentAlert, col(IncidentAlert.incident_id) == col(Incident.id))
+            .where(col(Incident.open_key).is_not(None))
+            .where(col(IncidentAlert.fingerprint).in_(fingerprints))
+            .order_by(col(Incident.opened_at))
+        ).first()
+        if by_alert is not None:
+            return by_alert
+    if target_key is not None:
+        return session.exec(select(Incident).where(Incident.open_key == target_key)).first()
+    return None
+
+
+def open_or_join(session: Session, *, evidence: Evidence) -> tuple[Incident, bool]:
+    """The incident this evidence belongs to, and whether it joined one already open.
+
+    Two runs may race to open the same target: the unique `open_key` lets only one insert win,
+    and the loser joins the winner's incident instead of failing."""
+    fingerprints = tuple(a.fingerprint for a in evidence.alerts)
+    now = utcnow()
+    for _ in range(3):
+        found = find_open(session, fingerprints=fingerprints, target_key=evidence.target_key)
+        if found is not None:
+            assert found.id is not None
+            record_alerts(session, incident_id=found.id, alerts=evidence.alerts, at=now)
+            return found, True
+        started = min((a.starts_at for a in evidence.alerts), default=now)
+        incident = Incident(
+            title=evidence.title,
+            target_key=evidence.target_key,
+            open_key=evidence.target_key,
+            trigger=evidence.trigger,
+            environment=evidence.environment,
+            started_at=min(started, now),
+            opened_at=now,
+            triage_flow_run_id=evidence.flow_run_id,
+        )
+        try:
+            with session.begin_nested():
+                session.add(incident)
+                session.flush()
+        except IntegrityError:
+            continue  # another run opened it first: join theirs
+        assert incident.id is not None
+        what = f"{len(evidence.alerts)} alert(s)" if evidence.alerts else evidence.trigger
+        add_event(
+            session,
+            incident_id=incident.id,
+            kind=EventKind.TRANSITION,
+            status=IncidentStatus.OPEN,
+            summary=f"opened on {what}: {evidence.title}",
+            at=now,
+            flow_run_id=evidence.flow_run_id,
+        )
+        record_alerts(session, incident_id=incident.id, alerts=evidence.alerts, at=now)
+        return incident, False
+    raise RuntimeError(f"could neither open nor join an incident for {evidence.target_key}")
+
+
+def record_alerts(
+    session: Session, *, incident_id: int, alerts: tuple[AlertEvidence, ...], at: datetime
+) -> None:
+    """Add new alerts, count repeats of known ones (Alertmanager resends whole groups)."""
+    for alert in alerts:
+        known = session.exec(
+            select(IncidentAlert)
+            .where(IncidentAlert.incident_id == incident_id)
+            .where(IncidentAlert.fingerprint == alert.fingerprint)
+        ).first()
+        if known is None:
+            session.add(
+                IncidentAlert(
+                    incident_id=incident_id,
+                    first_received_at=at,
+                    last_received_at=at,
+                    **alert.model_dump(),
+                )
+            )
+            summary = f"alert {alert.alertname or alert.fingerprint} ({alert.fingerprint}) "
+            summary += "joined" if alert.status == "firing" else "joined, already resolved"
+        else:
+            changed = known.status != alert.status
+            known.received_count += 1
+            known.last_received_at = at
+            known.status, known.ends_at = alert.status, alert.ends_at
+            session.add(known)
+            if not changed:
+                continue  # a plain resend: counted, not a timeline line
+            summary = f"alert {known.alertname or known.fingerprint} is {alert.status} again"
+            if alert.status == "resolved":
+                summary = f"alert {known.alertname or known.fingerprint} resolved"
+        add_event(session, incident_id=incident_id, kind=EventKind.ALERT, summary=summary, at=at)
+    session.flush()
+
+
+def all_alerts_resolved(session: Session, *, incident_id: int) -> bool:
+    statuses = session.exec(
+        select(IncidentAlert.status).where(IncidentAlert.incident_id == incident_id)
+    ).all()
+    return bool(statuses) and all(s == "resolved" for s in statuses)
+
+
+def transition(
+    session: Session,
+    *,
+    incident_id: int,
+    to: IncidentStatus,
+    summary: str,
+    at: datetime | None = None,
+    flow_run_id: str | None = None,
+) -> Incident:
+    """Move the incident to `to`, timestamped; the first time it reaches a status is kept."""
+    incident = get_incident(session, incident_id=incident_id)
+    current = IncidentStatus(incident.status)
+    if to not in ALLOWED[current]:
+        raise InvalidTransition(f"incident {incident_id} is {current}: it cannot become {to}")
+    when = at or utcnow()
+    incident.status = to
+    column = _REACHED.get(to)
+    if column is not None and getattr(incident, column) is None:
+        setattr(incident, column, when)
+    if to is IncidentStatus.RESOLVED:
+        incident.open_key = None  # a later incident for this target may open again
+        incident.resolution = summary
+    session.add(incident)
+    add_event(
+        session,
+        incident_id=incident_id,
+        kind=EventKind.TRANSITION,
+        status=to,
+        summary=summary,
+        at=when,
+        flow_run_id=flow_run_id,
+    )
+    return incident
+
+
+def record_decision(
+    session: Session,
+    *,
+    incident_id: int,
+    decision: DecisionEvidence,
+    target_key: str | None,
+    title: str | None = None,
+) -> Incident:
+    """Keep the decision, make it the incident's root cause, and key the incident by the target
+    triage chose. If another incident is already open for that target, this one was a part of
+    it all along: it is merged into that one, which is returned."""
+    incident = get_incident(session, incident_id=incident_id)
+    session.add(
+        IncidentDecision(
+            incident_id=incident_id,
+            at=utcnow(),
+            **decision.model_dump(mode="python"),
+        )
+    )
+    if target_key is not None and target_key != incident.open_key:
+        other = find_open(session, target_key=target_key)
+        if other is not None and other.id != incident_id:
+            assert other.id is not None
+            merge(session, source_id=incident_id, into_id=other.id)
+            incident = other
+        else:
+            incident.target_key, incident.open_key = target_key, target_key
+    incident.scenario = decision.scenario
+    incident.namespace = decision.namespace
+    incident.target = decision.target
+    incident.root_cause = decision.reason
+    incident.evidence = list(decision.evidence)
+    if title is not None:
+        incident.title = title
+    session.add(incident)
+    session.flush()
+    return incident
+
+
+def merge(session: Session, *, source_id: int, into_id: int) -> None:
+    """Move every part of `source` into `into` and delete the empty shell: one incident for one
+    target, nothing lost (its alerts, decisions, actions, follow-ups and timeline move along)."""
+    source = get_incident(session, incident_id=source_id)
+    for alert in session.exec(
+        select(IncidentAlert).where(IncidentAlert.incident_id == source_id)
+    ).all():
+        duplicate = session.exec(
+            select(IncidentAlert)
+            .where(IncidentAlert.incident_id == into_id)
+            .where(IncidentAlert.fingerprint == alert.fingerprint)
+        ).first()
+        if duplicate is not None:
+            duplicate.received_count += alert.received_count
+            duplicate.last_received_at = max(duplicate.last_received_at, alert.last_received_at)
+            session.add(duplicate)
+            session.delete(alert)
+        else:
+            alert.incident_id = into_id
+            session.add(alert)
+    session.flush()
+    for table in (IncidentDecision, IncidentEvent):
+        session.execute(
+            update(table).where(col(table.incident_id) == source_id).values(incident_id=into_id)
+        )
+    for nullable in (IncidentAction, IncidentFollowUp):
+        session.execute(
+            update(nullable)
+            .where(col(nullable.incident_id) == source_id)
+            .values(incident_id=into_id)
+        )
+    into = get_incident(session, incident_id=into_id)
+    into.started_at = min(into.started_at, source.started_at)
+    session.add(into)
+    add_event(
+        session,
+        incident_id=into_id,
+        kind=EventKind.MERGED,
+        summary=f"incident {source_id} ({source.title}) is the same incident: merged here",
+    )
+    session.delete(source)
+    session.flush()
+
+
+def set_report(session: Session, *, incident_id: int, path: str) -> None:
+    incident = get_incident(session, incident_id=incident_id)
+    incident.report_path = path
+    session.add(incident)
+    session.flush()
+
+
+def mark_automated(session: Session, *, incident_id: int) -> None:
+    incident = get_incident(session, incident_id=incident_id)
+    incident.automated = True
+    session.add(incident)
+    session.flush()

@@ -1,0 +1,76 @@
+"""The gate's audit rows in the incident store: written before a change is sent, completed after.
+
+`StoreAudit` is what `tasks.mutations` hands the gate. It links each row to the flow run that
+made the change and to the incident the run works for (`tasks.incident_tags`). If the store
+cannot take the row before the change, the change is refused: an unaudited change to
+production is exactly what the store is there to prevent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from store import actions
+from store.engine import StoreError, session_for
+from store.models import ActionStatus
+from tasks.adapters.errors import PermanentError
+from tasks.changes import Change, ChangeRecord, ChangeStatus, Fact
+from tasks.incident_tags import current_flow_run, current_incident
+
+_STATUS = {
+    ChangeStatus.PLANNED: ActionStatus.PLANNED,
+    ChangeStatus.APPLIED: ActionStatus.APPLIED,
+    ChangeStatus.ALREADY_DONE: ActionStatus.ALREADY_DONE,
+}
+
+
+class AuditUnavailable(PermanentError):
+    """The audit row could not be written, so the change was not sent."""
+
+
+class StoreAudit:
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def begin(self, change: Change, key: str, dry_run: bool, before: dict[str, Fact]) -> None:
+        flow_run_id, flow_run_name = current_flow_run()
+        start = actions.ActionStart(
+            change_key=key,
+            action=change.action.value,
+            target_key=change.target.key,
+            dry_run=dry_run,
+            summary=change.describe(),
+            reason=change.reason,
+            before=dict(before),
+            incident_id=current_incident(),
+            flow_run_id=flow_run_id,
+            flow_run_name=flow_run_name,
+        )
+        try:
+            with session_for(self._url) as session:
+                actions.begin_action(session, start=start)
+        except StoreError as exc:
+            raise AuditUnavailable(
+                f"refusing to change {change.target.key}: the incident store did not take the "
+                f"audit row ({exc.__class__.__name__}: {exc})",
+                operation="audit",
+            ) from exc
+
+    def finish(self, record: ChangeRecord) -> None:
+        revert: dict[str, Any] | None = (
+            record.revert.model_dump(mode="json") if record.revert is not None else None
+        )
+        with session_for(self._url) as session:
+            actions.finish_action(
+                session,
+                change_key=record.key,
+                status=_STATUS[record.status],
+                after=dict(record.after),
+                revert=revert,
+                note=record.note,
+                at=record.at,
+            )
+
+    def fail(self, key: str, error: str) -> None:
+        with session_for(self._url) as session:
+            actions.fail_action(session, change_key=key, error=error)
