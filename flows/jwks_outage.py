@@ -90,6 +90,11 @@ class JwksOutageParams(BaseModel):
     revert_check_after_seconds: int = Field(
         default=900, ge=1, description="when the scheduled revert first checks JWKS"
     )
+    revert_healthy_seconds: float = Field(
+        default_factory=lambda: Settings().auth.revert_healthy_seconds,
+        ge=0,
+        description="how long JWKS must keep answering before the revert restores enforcement",
+    )
     verify_attempts: int = Field(default=120, ge=1, description="polls of each verify")
 
 
@@ -177,6 +182,8 @@ def _record_bypass(
         restore_value=change.revert.value if isinstance(change.revert.value, str) else None,
         bypass_value=PERMISSIVE,
         dry_run=False,
+        healthy_for_seconds=params.revert_healthy_seconds,
+        follow_up_key=f"revert-{change.key}",
     )
     scheduled: ScheduledRun | None = None
     note = ""

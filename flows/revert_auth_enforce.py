@@ -5,10 +5,15 @@
 
 `remediate_jwks_outage` schedules this flow as a future run of the `revert-auth-enforce`
 deployment when it applies the permissive flip. The run sits in Prefect as SCHEDULED (and shows
-as Late in the UI if nothing picks it up): a process serving that deployment executes it. When
-it runs and JWKS still fails, it leaves permissive in place and schedules its own next check,
-so the revert keeps coming back until it can be done. It restores exactly the value the bypass
-replaced, through the gate, and refuses to overwrite a value someone set by hand since.
+as Late in the UI if nothing picks it up): a process serving that deployment executes it.
+
+When it runs, JWKS must answer, and keep answering from a core pod and from here for
+`healthy_for_seconds` (REMEDIATE_AUTH__REVERT_HEALTHY_SECONDS), before anything is restored: an
+Auth0 that flaps is not back. While JWKS fails it leaves permissive in place and schedules its
+own next check, so the revert keeps coming back until it can be done. It restores exactly the
+value the bypass replaced, through the gate, refuses to overwrite a value someone set by hand
+since, and once enforcement is back it closes the P1 follow-up in the incident store, resolves
+the incident and re-renders its post-incident report.
 """
 
 from __future__ import annotations
@@ -22,19 +27,24 @@ from prefect.deployments import run_deployment
 from prefect.deployments.runner import RunnerDeployment
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.diagnosis import Action
+from flows.post_incident import PostIncidentParams, post_incident
+from tasks.diagnosis import Action, Diagnosis
+from tasks.incident_tags import PREFIX as INCIDENT_TAG_PREFIX
+from tasks.incident_tags import current_tags
+from tasks.incidents import close_follow_up
 from tasks.mutations import set_deployment_env
-from tasks.outcome import FollowUp, Outcome, Priority, Verification
+from tasks.outcome import FollowUp, Outcome, OutcomeStatus, Priority, Verification
 from tasks.platform_diagnoses import PERMISSIVE, diagnose_auth_revert
 from tasks.platform_probes import probe_jwks
 from tasks.publish import publish_diagnosis, publish_outcome
 from tasks.retries import NotYetHealthy
 from tasks.settings import Settings
-from tasks.verifies import VerifyFailed, verify_rollout_complete
+from tasks.verifies import VerifyFailed, verify_jwks_healthy_for, verify_rollout_complete
 
 FLOW_NAME = "revert-auth-enforce"
 DEPLOYMENT_NAME = "revert-auth-enforce"
 RECHECK_SECONDS = 900
+HEALTHY_POLL_MAX_SECONDS = 10.0
 
 
 class RevertAuthEnforceParams(BaseModel):
@@ -53,9 +63,17 @@ class RevertAuthEnforceParams(BaseModel):
     recheck_seconds: int = Field(
         default=RECHECK_SECONDS, ge=1, description="when JWKS still fails, check again after"
     )
+    healthy_for_seconds: float = Field(
+        default_factory=lambda: Settings().auth.revert_healthy_seconds,
+        ge=0,
+        description="how long JWKS must keep answering before enforcement is restored",
+    )
+    follow_up_key: str = Field(
+        default="", description="the P1 follow-up in the incident store this revert closes"
+    )
     verify_attempts: int = Field(default=120, ge=1)
 
-    def as_follow_up_parameters(self) -> dict[str, str | int | bool | None]:
+    def as_follow_up_parameters(self) -> dict[str, str | int | float | bool | None]:
         return {
             "namespace": self.namespace,
             "deployment": self.deployment,
@@ -64,6 +82,7 @@ class RevertAuthEnforceParams(BaseModel):
             "bypass_value": self.bypass_value,
             "dry_run": self.dry_run,
             "recheck_seconds": self.recheck_seconds,
+            "healthy_for_seconds": self.healthy_for_seconds,
         }
 
 
@@ -88,13 +107,15 @@ def schedule_revert(
     )
     deployment_id = deployment.apply()
     when = datetime.now(UTC) + timedelta(seconds=delay_seconds)
+    # The incident this run works for travels along, so the revert's audit row links to it.
+    incident = sorted(t for t in current_tags() if t.startswith(INCIDENT_TAG_PREFIX))
     run: FlowRun = run_deployment(  # type: ignore[assignment]
         f"{FLOW_NAME}/{DEPLOYMENT_NAME}",
         parameters={"params": params.model_dump(mode="json")},
         scheduled_time=when,
         timeout=0,
         as_subflow=False,
-        tags=["hard-rule-revert", "P1"],
+        tags=["hard-rule-revert", "P1", *incident],
         idempotency_key=idempotency_key,
     )
     return ScheduledRun(
@@ -107,6 +128,7 @@ def revert_follow_up(
 ) -> FollowUp:
     restored = params.restore_value if params.restore_value is not None else "(unset)"
     return FollowUp(
+        key=params.follow_up_key,
         priority=Priority.P1,
         title=f"revert {params.variable} on {params.namespace}/{params.deployment} to {restored}",
         flow=FLOW_NAME,
@@ -118,9 +140,70 @@ def revert_follow_up(
     )
 
 
+def _still_bypassed(params: RevertAuthEnforceParams, diagnosis: Diagnosis, why: str) -> Outcome:
+    """Leave permissive in place; the P1 stays open and this revert comes back later."""
+    follow_ups: tuple[FollowUp, ...] = ()
+    if not params.dry_run:
+        again = schedule_revert(params, params.recheck_seconds)
+        follow_ups = (revert_follow_up(params, again, f"rescheduled: {why}"),)
+    return Outcome.escalated(diagnosis, why).model_copy(update={"follow_ups": follow_ups})
+
+
+def _restore(params: RevertAuthEnforceParams, diagnosis: Diagnosis) -> Outcome:
+    change = set_deployment_env(
+        params.namespace,
+        params.deployment,
+        params.variable,
+        params.restore_value,
+        dry_run=params.dry_run,
+        reason=diagnosis.summary,
+    )
+    if params.dry_run:
+        return Outcome.planned(diagnosis, change)
+    check = "rollout complete with the restored value"
+    try:
+        rollout = verify_rollout_complete.with_options(retries=params.verify_attempts)(
+            params.namespace, params.deployment
+        )
+    except (NotYetHealthy, VerifyFailed) as exc:
+        failed = Verification(check=check, passed=False, detail=str(exc))
+        return Outcome.failed(diagnosis, str(exc), (change,), (failed,))
+    done = Verification(check=check, passed=True, detail=rollout.message)
+    return Outcome.mitigated(diagnosis, (change,), (done,))
+
+
+def _healthy_long_enough(params: RevertAuthEnforceParams, jwks_url: str) -> Verification:
+    """JWKS keeps answering for healthy_for_seconds: about ten polls, none more than 10 s apart."""
+    poll = min(HEALTHY_POLL_MAX_SECONDS, max(0.2, params.healthy_for_seconds / 10))
+    watched = verify_jwks_healthy_for.with_options(
+        retries=int(params.healthy_for_seconds / poll) + 2, retry_delay_seconds=poll
+    )(params.namespace, params.deployment, jwks_url, datetime.now(UTC), params.healthy_for_seconds)
+    return Verification(
+        check=f"JWKS healthy for {params.healthy_for_seconds:g} s",
+        passed=True,
+        detail=f"answered from a core pod and from here on every poll for {watched:.0f} s",
+    )
+
+
+def _close_p1(params: RevertAuthEnforceParams, outcome: Outcome) -> None:
+    """Enforcement is back: the P1 is done, the incident resolved, its report brought up to date."""
+    if not params.follow_up_key or params.dry_run:
+        return
+    restored = params.restore_value if params.restore_value is not None else "(unset)"
+    incident = close_follow_up(
+        params.follow_up_key,
+        f"{params.variable} is {restored} again: {outcome.message}",
+        placeholder=revert_follow_up(params, None),
+        resolve=f"the hard-rule bypass was reverted: {params.variable} is {restored} again",
+    )
+    if incident is not None:
+        post_incident(PostIncidentParams(incident_id=incident.id))
+
+
 @flow(name=FLOW_NAME, flow_run_name="revert-auth-enforce/{params.deployment}")
 def revert_auth_enforce(params: RevertAuthEnforceParams) -> Outcome:
-    """Restore the auth variable once JWKS answers; otherwise keep permissive and come back."""
+    """Restore the auth variable once JWKS has answered for a while; otherwise keep permissive
+    and come back. Closes the P1 follow-up when enforcement is back."""
     settings = Settings()
     w = settings.workloads
     snapshot = probe_jwks(
@@ -136,38 +219,21 @@ def revert_auth_enforce(params: RevertAuthEnforceParams) -> Outcome:
     if diagnosis.action is Action.NONE:
         outcome = Outcome.nothing_to_do(diagnosis)
     elif diagnosis.action is Action.ESCALATE:
-        follow_ups: tuple[FollowUp, ...] = ()
-        if snapshot.auth_enforce == params.bypass_value and not params.dry_run:
-            # Still bypassed because JWKS still fails: the P1 stays open and comes back.
-            again = schedule_revert(params, params.recheck_seconds)
-            follow_ups = (revert_follow_up(params, again, "rescheduled: JWKS still failed"),)
-        outcome = Outcome.escalated(diagnosis).model_copy(update={"follow_ups": follow_ups})
-    else:
-        change = set_deployment_env(
-            params.namespace,
-            params.deployment,
-            params.variable,
-            params.restore_value,
-            dry_run=params.dry_run,
-            reason=diagnosis.summary,
+        still = snapshot.auth_enforce == params.bypass_value
+        outcome = (
+            _still_bypassed(params, diagnosis, "JWKS still failed")
+            if still
+            else Outcome.escalated(diagnosis)
         )
-        if params.dry_run:
-            outcome = Outcome.planned(diagnosis, change)
+    else:
+        try:
+            healthy = _healthy_long_enough(params, settings.auth.jwks_url)
+        except (NotYetHealthy, VerifyFailed) as exc:
+            outcome = _still_bypassed(params, diagnosis, str(exc))
         else:
-            try:
-                rollout = verify_rollout_complete.with_options(retries=params.verify_attempts)(
-                    params.namespace, params.deployment
-                )
-                checked = Verification(
-                    check="rollout complete with the restored value",
-                    passed=True,
-                    detail=rollout.message,
-                )
-                outcome = Outcome.mitigated(diagnosis, (change,), (checked,))
-            except (NotYetHealthy, VerifyFailed) as exc:
-                failed = Verification(
-                    check="rollout complete with the restored value", passed=False, detail=str(exc)
-                )
-                outcome = Outcome.failed(diagnosis, str(exc), (change,), (failed,))
+            outcome = _restore(params, diagnosis)
+            outcome = outcome.model_copy(update={"verification": (healthy, *outcome.verification)})
+    if outcome.status in (OutcomeStatus.MITIGATED, OutcomeStatus.NOTHING_TO_DO):
+        _close_p1(params, outcome)
     publish_outcome(outcome, "revert-auth-enforce-outcome")
     return outcome

@@ -9,6 +9,13 @@ is chosen on what the probes see (`diagnose_incident`), platform before workload
 Redis outage also crashes the workers and restarting them fixes nothing. The decision and its
 evidence are published before anything runs; unclear evidence escalates with that evidence
 instead of guessing. The chosen scenario flow runs as a subflow with the same dry_run.
+
+Every step is also recorded in the incident store (`tasks.incidents`): the alerts open an
+incident or join the open one (a duplicate or a grouped alert for the same target never opens
+a second), the decision triages it, the scenario's outcome verifies or escalates it, and a
+verified fix that still holds after the hold period resolves it. The scenario runs under the
+incident's tag (`incident-<id>`), which links its audit rows and lets the Prefect UI filter the
+incident's runs. When the incident resolves or escalates, `post-incident` writes its report.
 """
 
 from __future__ import annotations
@@ -16,24 +23,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from prefect import flow
+from prefect import flow, tags
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.hpa_thrash import HpaThrashParams, remediate_hpa_thrash
 from flows.ingress_503 import Ingress503Params, remediate_ingress_503
 from flows.jwks_outage import JwksOutageParams, remediate_jwks_outage
 from flows.pod_crash import PodCrashParams, remediate_pod_crash
+from flows.post_incident import PostIncidentParams, post_incident
 from flows.queue_backlog import QueueBacklogParams, remediate_queue_backlog
 from flows.stateful_failover import StatefulFailoverParams, remediate_stateful_failover
+from store.models import IncidentStatus
 from tasks.adapters.errors import AdapterError
 from tasks.alerts import AlertBatch, firing
 from tasks.diagnosis import Action, Diagnosis, Scenario, TriageDecision
+from tasks.incident_tags import current_flow_run
+from tasks.incidents import (
+    IncidentRef,
+    probe_flow_run_active,
+    record_evidence,
+    record_hold,
+    record_mitigating,
+    record_outcome,
+    record_triage,
+)
 from tasks.outcome import Outcome
 from tasks.platform_probes import probe_ingress, probe_jwks, probe_stateful
 from tasks.publish import publish_outcome, publish_triage
 from tasks.settings import Settings
 from tasks.snapshots import QueueSnapshot, TriageSnapshot
-from tasks.triage import diagnose_incident
+from tasks.triage import diagnose_incident, diagnose_recurrence
+from tasks.verifies import verify_hold_elapsed
 from tasks.workload_probes import (
     probe_crashing_pods,
     probe_hpa_decisions,
@@ -55,6 +75,12 @@ class VerifyPolicy(BaseModel):
     delay_seconds: float | None = Field(default=None, ge=0, description="pause between polls")
     quiet_seconds: float | None = Field(
         default=None, gt=0, description="B: how long without a rescale counts as stable"
+    )
+    hold_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="how long a verified fix must hold before the incident resolves "
+        "(default REMEDIATE_INCIDENTS__HOLD_SECONDS)",
     )
 
     def overrides(self, *, delay: bool = True, quiet: bool = False) -> dict[str, float | int]:
@@ -114,7 +140,10 @@ class TriageOutcome(BaseModel):
     dry_run: bool
     plan: tuple[str, ...]  # the scenario's changes, one line each: planned or applied
     outcome: Outcome | None  # None: no scenario ran
-    decision: TriageDecision
+    decision: TriageDecision | None  # None: the payload only resolved alerts
+    incident_id: int | None = None  # the incident in the store; None: nothing to record
+    incident_status: IncidentStatus | None = None
+    report: str | None = None  # the post-incident report's path, when one was written
 
 
 def _pod_crash(call: ScenarioCall) -> Outcome:
@@ -276,32 +305,123 @@ def _not_registered(decision: TriageDecision) -> Outcome:
     )
 
 
+def _under_way_elsewhere(incident: IncidentRef | None) -> str | None:
+    """Another live run is mitigating this incident: a duplicate alert must not fix it twice."""
+    if incident is None or incident.mitigating_run is None:
+        return None
+    if incident.mitigating_run == current_flow_run()[0]:
+        return None
+    if not probe_flow_run_active(incident.mitigating_run):
+        return None
+    return (
+        f"incident {incident.id} is already being mitigated by flow run "
+        f"{incident.mitigating_run}: this alert joined it, nothing more to do"
+    )
+
+
+def _hold(params: TriageParams, decision: TriageDecision, incident: IncidentRef) -> IncidentRef:
+    """Wait out the hold period, then look once more: resolved if the fix held."""
+    settings = Settings()
+    hold = params.verify.hold_seconds
+    hold = settings.incidents.hold_seconds if hold is None else hold
+    since = datetime.now(UTC)
+    poll = min(5.0, max(0.1, hold / 10))
+    verify_hold_elapsed.with_options(retries=int(hold / poll) + 2, retry_delay_seconds=poll)(
+        since, hold
+    )
+    came_back = diagnose_recurrence(decision, _probe(settings), since)
+    return record_hold(incident, came_back, hold)
+
+
+def _run_scenario(
+    params: TriageParams, decision: TriageDecision, incident: IncidentRef | None
+) -> tuple[Outcome, IncidentRef | None]:
+    assert decision.scenario is not None
+    run = SCENARIO_FLOWS.get(decision.scenario)
+    call = ScenarioCall(
+        decision=decision,
+        dry_run=params.dry_run,
+        approve_permissive=params.approve_permissive,
+        approved_by=params.approved_by,
+        approval_timeout_seconds=params.approval_timeout_seconds,
+        verify=params.verify,
+    )
+    if incident is not None and not params.dry_run:
+        incident = record_mitigating(incident, decision.scenario)
+    with tags(*([incident.tag] if incident is not None else [])):
+        outcome = run(call) if run is not None else _not_registered(decision)
+    publish_outcome(outcome, "triage-outcome")
+    if incident is not None:
+        incident = record_outcome(incident, outcome, dry_run=params.dry_run)
+        # A bypassed hard rule is not resolved by holding: its P1 revert resolves it.
+        if incident.status is IncidentStatus.VERIFIED and outcome.bypass is None:
+            incident = _hold(params, decision, incident)
+    return outcome, incident
+
+
+def _report(incident: IncidentRef | None, dry_run: bool, outcome: Outcome | None) -> str | None:
+    """The post-incident report, once there is something to report: the incident resolved or
+    escalated, or it was mitigated by bypassing a hard rule (the P1 revert is still owed)."""
+    if incident is None or dry_run:
+        return None
+    bypassed = outcome is not None and outcome.bypass is not None
+    if incident.status in (IncidentStatus.RESOLVED, IncidentStatus.ESCALATED) or bypassed:
+        return str(post_incident(PostIncidentParams(incident_id=incident.id)).path)
+    return None
+
+
 @flow(name="triage", flow_run_name="triage")
 def triage(params: TriageParams | None = None) -> TriageOutcome:
-    """Probe, decide the branch (platform first), publish why, run that scenario's flow."""
+    """Record the alerts, probe, decide the branch (platform first), publish why, run that
+    scenario's flow, and follow the incident to verified, resolved or escalated."""
     params = params or TriageParams()
+    incident = record_evidence(params.alerts) if params.alerts is not None else None
+    if params.alerts is not None and not firing(params.alerts):
+        return _only_resolved_alerts(params, incident)
     alerts = firing(params.alerts) if params.alerts is not None else ()
     decision = diagnose_incident(alerts, _probe(Settings()))
     publish_triage(decision, "triage-decision")
+    incident = record_triage(incident, decision, dry_run=params.dry_run)
     outcome: Outcome | None = None
+    reason = decision.reason
     if decision.scenario is not None and not decision.escalate:
-        run = SCENARIO_FLOWS.get(decision.scenario)
-        call = ScenarioCall(
-            decision=decision,
-            dry_run=params.dry_run,
-            approve_permissive=params.approve_permissive,
-            approved_by=params.approved_by,
-            approval_timeout_seconds=params.approval_timeout_seconds,
-            verify=params.verify,
-        )
-        outcome = run(call) if run is not None else _not_registered(decision)
-        publish_outcome(outcome, "triage-outcome")
+        busy = _under_way_elsewhere(incident)
+        if busy is not None:
+            reason = busy
+        else:
+            outcome, incident = _run_scenario(params, decision, incident)
+    report = _report(incident, params.dry_run, outcome)
     return TriageOutcome(
         scenario=decision.scenario,
-        reason=decision.reason,
+        reason=reason,
         escalate=decision.escalate or (outcome is not None and outcome.status == "escalated"),
         dry_run=params.dry_run,
         plan=tuple(f"{c.status}: {c.summary}" for c in outcome.changes) if outcome else (),
         outcome=outcome,
         decision=decision,
+        incident_id=incident.id if incident is not None else None,
+        incident_status=incident.status if incident is not None else None,
+        report=report,
+    )
+
+
+def _only_resolved_alerts(params: TriageParams, incident: IncidentRef | None) -> TriageOutcome:
+    """A resolved alert is history, never a reason to act; it may close its incident."""
+    if incident is None:
+        reason = "every alert in the payload is resolved and none belongs to an open incident"
+    elif incident.status is IncidentStatus.RESOLVED:
+        reason = f"every alert of incident {incident.id} resolved: the incident is resolved"
+    else:
+        reason = f"alerts of incident {incident.id} resolved; it stays {incident.status}"
+    return TriageOutcome(
+        scenario=None,
+        reason=reason,
+        escalate=False,
+        dry_run=params.dry_run,
+        plan=(),
+        outcome=None,
+        decision=None,
+        incident_id=incident.id if incident is not None else None,
+        incident_status=incident.status if incident is not None else None,
+        report=_report(incident, params.dry_run, None),
     )

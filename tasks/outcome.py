@@ -43,10 +43,11 @@ class FollowUp(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    key: str  # names it in the incident store, across the runs that create and close it
     priority: Priority
     title: str
     flow: str  # the Prefect flow name that does it
-    parameters: dict[str, str | int | bool | None]
+    parameters: dict[str, str | int | float | bool | None]
     condition: str = ""  # what must hold before it may act
     scheduled_flow_run_id: str | None = None
     scheduled_for: datetime | None = None

@@ -10,6 +10,7 @@ the evidence does not back escalates with that evidence instead of guessing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from tasks.alerts import Alert, alert_target
 from tasks.diagnosis import Action, Scenario, TriageDecision
@@ -194,3 +195,42 @@ def _probed(snapshot: TriageSnapshot) -> tuple[str, ...]:
     if queue is not None and unread:
         lines.append(f"queue {queue.queue}: depth unknown ({queue.broker_error or 'no answer'})")
     return tuple(lines)
+
+
+def diagnose_recurrence(
+    decision: TriageDecision, snapshot: TriageSnapshot, since: datetime
+) -> str | None:
+    """After a verified fix and the hold period: what of the incident is back, or None if the
+    fix held. Only the decided scenario and target are looked at (another problem elsewhere is
+    another incident); HPA decisions count only after `since`, the verified fix, because the
+    lookback still holds the rescales that made the incident."""
+    scenario, target = decision.scenario, decision.target
+    if scenario is Scenario.STATEFUL_FAILOVER and snapshot.stateful is not None:
+        found = diagnose_stateful(snapshot.stateful, Environment.DEV)
+        return found.summary if found.action is not Action.NONE else None
+    if scenario is Scenario.JWKS_OUTAGE and snapshot.jwks is not None:
+        found = diagnose_jwks(snapshot.jwks)
+        return found.summary if found.action is not Action.NONE else None
+    if scenario is Scenario.INGRESS_503 and snapshot.ingress is not None:
+        found = diagnose_ingress(snapshot.ingress)
+        return found.summary if found.action is not Action.NONE else None
+    if scenario is Scenario.HPA_THRASH and snapshot.hpa is not None:
+        hpa = snapshot.hpa.hpa
+        after = [
+            r
+            for r in (hpa.rescales if hpa else ())
+            if r.last_timestamp and r.last_timestamp > since
+        ]
+        if after:
+            return f"the HPA rescaled {sum(r.count for r in after)} time(s) since the fix"
+        if snapshot.hpa.crashing_pods:
+            return f"crash-looping again: {', '.join(snapshot.hpa.crashing_pods)}"
+        return None
+    if scenario is Scenario.POD_CRASH:
+        pods = _crashing(snapshot.crashes).get(target or "", [])
+        return f"{target}: crash-looping again: {', '.join(pods)}" if pods else None
+    if scenario is Scenario.QUEUE_BACKLOG and snapshot.queue is not None:
+        queue = snapshot.queue
+        if queue.depth is not None and queue.depth >= queue.alarm:
+            return f"queue {queue.queue} holds {queue.depth} messages again (alarm {queue.alarm})"
+    return None

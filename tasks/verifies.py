@@ -92,16 +92,23 @@ def verify_endpoints_ready(namespace: str, service: str, minimum: int = 1) -> in
     return ready
 
 
-@verify_task("verify-jwks-healthy")
-def verify_jwks_healthy(namespace: str, deployment: str, jwks_url: str, from_here: bool) -> int:
-    """JWKS answers with keys from inside a core pod (and from here, when asked)."""
-    if from_here and not http_endpoints().jwks(jwks_url).ok:
-        raise NotYetHealthy("JWKS still fails from this process")
+@verify_task("verify-jwks-healthy-for")
+def verify_jwks_healthy_for(
+    namespace: str, deployment: str, jwks_url: str, since: datetime, seconds: float
+) -> float:
+    """JWKS answers with keys from inside a core pod and from here on every poll, for `seconds`
+    after `since`. A failure on the way is VerifyFailed, not "not yet": a JWKS that flaps is not
+    back, and the caller decides when to look again. Returns how long it was watched."""
+    here = http_endpoints().jwks(jwks_url)
+    if not here.ok:
+        raise VerifyFailed(f"JWKS failed again from this process: {here.failure} {here.detail}")
     curl = cluster().exec_in_deployment(namespace, deployment, ("curl", "-fsS", jwks_url))
-    keys = jwks_keys(curl.stdout) if curl.ok else 0
-    if not keys:
-        raise NotYetHealthy(f"JWKS still fails in {curl.pod}: {curl.stderr.strip()}")
-    return keys
+    if not (jwks_keys(curl.stdout) if curl.ok else 0):
+        raise VerifyFailed(f"JWKS failed again in {curl.pod}: {curl.stderr.strip()}")
+    watched = (datetime.now(UTC) - since).total_seconds()
+    if watched < seconds:
+        raise NotYetHealthy(f"JWKS healthy for {watched:.0f} of {seconds:g} s")
+    return watched
 
 
 @verify_task("verify-pods-logging")
@@ -182,3 +189,13 @@ def verify_workers_online(namespace: str, deployment: str, replicas: int) -> int
             f"{len(online)} worker(s) answer a ping)"
         )
     return len(answering)
+
+
+@verify_task("verify-hold-elapsed")
+def verify_hold_elapsed(since: datetime, seconds: float) -> float:
+    """The hold period after a verified fix is over (the caller then looks once more whether
+    the incident came back). Returns how long it waited."""
+    waited = (datetime.now(UTC) - since).total_seconds()
+    if waited < seconds:
+        raise NotYetHealthy(f"holding: {waited:.0f} of {seconds:g} s")
+    return waited

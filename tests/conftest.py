@@ -14,5 +14,6 @@ _home.mkdir(parents=True, exist_ok=True)
 os.environ["PREFECT_HOME"] = str(_home)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-# The real-Celery fixtures (redis_server, redis_url, no_orphans), for tests/workers and tests/flows.
-pytest_plugins = ["tests.celery_plugin"]
+# The real-Celery fixtures (redis_server, redis_url, no_orphans), for tests/workers and tests/flows;
+# the real PostgreSQL server; the incident store on SQLite or PostgreSQL.
+pytest_plugins = ["tests.celery_plugin", "tests.postgres_plugin", "tests.store_plugin"]

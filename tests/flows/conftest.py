@@ -24,6 +24,13 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def store(incident_store: str) -> str:
+    """Every flow records into a migrated store of its own (a module may override this fixture
+    to run on every backend: `any_store`)."""
+    return incident_store
+
+
 @pytest.fixture
 def sandbox(
     prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -1,0 +1,437 @@
+"""Triage's record of an incident, step by step, in the incident store.
+
+    record_evidence   the alerts arrive: open an incident, or join the open one they belong to;
+                      resolved alerts resolve the incident once all of its alerts have
+    record_triage     the decision: the root cause, the incident keyed by its target (merging a
+                      duplicate), triaged or escalated, and the regression-test follow-up
+    record_mitigating a scenario flow is about to change the cluster
+    record_outcome    what the scenario did: verified, escalated, or still only planned; its
+                      follow-ups (D's P1 revert)
+    record_hold       the fix held for the hold period (resolved), or the incident came back
+
+Each step is a Prefect task, so the run page shows it, and returns an `IncidentRef`: the
+incident's id and status as the store now has them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import ParamSpec, TypeVar
+from uuid import UUID
+
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from pydantic import BaseModel, ConfigDict
+from sqlmodel import Session, col, select
+
+from store import actions, follow_ups, incidents, queries
+from store.engine import session_for
+from store.models import EventKind, IncidentAlert, IncidentEvent, IncidentStatus
+from store.queries import IncidentRecord
+from store.types import utcnow
+from tasks.alerts import Alert, AlertBatch, alert_target
+from tasks.diagnosis import Scenario, TriageDecision
+from tasks.incident_tags import current_flow_run, incident_tag
+from tasks.outcome import FollowUp, Outcome, OutcomeStatus
+from tasks.settings import Settings
+
+REGRESSION_TEST = "regression-test"
+REVERT = "revert"
+_UNDER_WAY = (IncidentStatus.MITIGATING, IncidentStatus.VERIFIED)
+
+
+class IncidentRef(BaseModel):
+    """The incident a run works for, as the store has it after the step."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    status: IncidentStatus
+    joined: bool = False  # the evidence joined an incident that was already open
+    mitigating_run: str | None = None  # the flow run mitigating it, while it is mitigating
+
+    @property
+    def tag(self) -> str:
+        return incident_tag(self.id)
+
+
+def store_url() -> str:
+    return Settings().store.url.get_secret_value()
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _store_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A step that writes the store: never cached, not retried (a failed write is reported)."""
+    decorator: Callable[[Callable[P, R]], Task[P, R]] = task(name=name, cache_policy=NO_CACHE)
+    return decorator
+
+
+def _ref(session: Session, incident_id: int, *, joined: bool = False) -> IncidentRef:
+    incident = incidents.get_incident(session, incident_id=incident_id)
+    status = IncidentStatus(incident.status)
+    mitigating = None
+    if status is IncidentStatus.MITIGATING:
+        mitigating = session.exec(
+            select(IncidentEvent.flow_run_id)
+            .where(IncidentEvent.incident_id == incident_id)
+            .where(IncidentEvent.status == IncidentStatus.MITIGATING)
+            .order_by(col(IncidentEvent.at).desc(), col(IncidentEvent.id).desc())
+        ).first()
+    return IncidentRef(id=incident_id, status=status, joined=joined, mitigating_run=mitigating)
+
+
+# -- what an alert or a decision is about --------------------------------------------------------
+
+
+def alert_evidence(alert: Alert, group_key: str) -> incidents.AlertEvidence:
+    ends = alert.ends_at if alert.ends_at is not None and alert.ends_at.year > 1 else None
+    return incidents.AlertEvidence(
+        fingerprint=alert.fingerprint,
+        alertname=alert.name,
+        status=alert.status.value,
+        labels=alert.labels,
+        annotations=alert.annotations,
+        starts_at=alert.starts_at,
+        ends_at=ends,
+        generator_url=alert.generator_url,
+        group_key=group_key,
+    )
+
+
+def alert_target_key(alerts: Sequence[Alert]) -> str:
+    """Where the alerts point before triage has looked: the first one's object, else its name.
+    Provisional: the decision re-keys the incident by the target it chose."""
+    for alert in alerts:
+        t = alert_target(alert)
+        name = t.deployment or t.pod or t.service
+        if name:
+            return f"alert:{t.namespace or '-'}/{name}"
+    return f"alert:{alerts[0].name or alerts[0].fingerprint}" if alerts else "alert:-"
+
+
+def decided_target_key(decision: TriageDecision) -> str | None:
+    """`A:alphaswarm/alphaswarm-core`: the scenario and the object it acts on. Two alerts about
+    one target and one problem are one incident; another problem on the same target is not."""
+    if decision.scenario is None:
+        return None
+    return f"{decision.scenario.value}:{decision.namespace or '-'}/{decision.target or '-'}"
+
+
+def decided_title(decision: TriageDecision) -> str:
+    if decision.scenario is None:
+        return f"Unclassified: {decision.reason}"[:200]
+    where = f"{decision.namespace}/{decision.target}" if decision.target else decision.namespace
+    return f"Runbook {decision.scenario.value} ({decision.scenario.runbook_title})" + (
+        f" on {where}" if where else ""
+    )
+
+
+def _alert_title(alerts: Sequence[Alert]) -> str:
+    first = alerts[0]
+    summary = first.annotations.get("summary") or first.name or first.fingerprint
+    more = f" (+{len(alerts) - 1} more)" if len(alerts) > 1 else ""
+    return f"{summary}{more}"[:200]
+
+
+# -- the steps -----------------------------------------------------------------------------------
+
+
+@_store_task("record-evidence")
+def record_evidence(batch: AlertBatch) -> IncidentRef | None:
+    """Open the incident the alerts are, or join the open one. A payload of only resolved alerts
+    opens nothing: it resolves the incident holding them once all of its alerts have resolved."""
+    flow_run_id, _ = current_flow_run()
+    evidence = tuple(alert_evidence(a, batch.group_key) for a in batch.alerts)
+    firing = [a for a in batch.alerts if a.firing]
+    with session_for(store_url()) as session:
+        if not firing:
+            found = incidents.find_open(
+                session, fingerprints=tuple(a.fingerprint for a in evidence)
+            )
+            if found is None or found.id is None:
+                return None
+            incidents.record_alerts(session, incident_id=found.id, alerts=evidence, at=utcnow())
+            if incidents.all_alerts_resolved(session, incident_id=found.id):
+                incidents.transition(
+                    session,
+                    incident_id=found.id,
+                    to=IncidentStatus.RESOLVED,
+                    summary="every alert of the incident resolved (Alertmanager)",
+                    flow_run_id=flow_run_id,
+                )
+            return _ref(session, found.id, joined=True)
+        incident, joined = incidents.open_or_join(
+            session,
+            evidence=incidents.Evidence(
+                target_key=alert_target_key(firing),
+                title=_alert_title(firing),
+                alerts=evidence,
+                trigger="alertmanager",
+                environment=Settings().environment.value,
+                flow_run_id=flow_run_id,
+            ),
+        )
+        assert incident.id is not None
+        return _ref(session, incident.id, joined=joined)
+
+
+@_store_task("record-triage")
+def record_triage(
+    ref: IncidentRef | None, decision: TriageDecision, *, dry_run: bool
+) -> IncidentRef | None:
+    """Keep the decision. A sweep (no alert) opens an incident only when the probes found one.
+
+    An incident already being mitigated, or verified and holding, keeps its status when its
+    alert comes again (Alertmanager lags behind the fix): the new decision is a timeline line,
+    and whether to act again is the caller's call (`probe_flow_run_active`)."""
+    flow_run_id, _ = current_flow_run()
+    if ref is None and decision.scenario is None and not decision.escalate:
+        return None
+    key = decided_target_key(decision)
+    with session_for(store_url()) as session:
+        if ref is None:
+            opened, joined = incidents.open_or_join(
+                session,
+                evidence=incidents.Evidence(
+                    target_key=key or f"sweep:{decision.reason[:80]}",
+                    title=decided_title(decision),
+                    trigger="sweep",
+                    environment=Settings().environment.value,
+                    flow_run_id=flow_run_id,
+                ),
+            )
+            assert opened.id is not None
+            ref = IncidentRef(id=opened.id, status=IncidentStatus(opened.status), joined=joined)
+        incident = incidents.record_decision(
+            session,
+            incident_id=ref.id,
+            decision=incidents.DecisionEvidence(
+                scenario=decision.scenario.value if decision.scenario else None,
+                reason=decision.reason,
+                escalate=decision.escalate,
+                dry_run=dry_run,
+                namespace=decision.namespace,
+                target=decision.target,
+                evidence=decision.evidence,
+                flow_run_id=flow_run_id,
+            ),
+            target_key=key,
+            title=decided_title(decision) if decision.scenario is not None else None,
+        )
+        assert incident.id is not None
+        status = IncidentStatus(incident.status)
+        if status in _UNDER_WAY and not decision.escalate:
+            # Already being fixed, or fixed and holding: the decision is a line on the timeline.
+            seen = decision.reason if decision.scenario else "the probes see nothing wrong"
+            incidents.add_event(
+                session,
+                incident_id=incident.id,
+                kind=EventKind.NOTE,
+                summary=f"triaged again while {status}: {seen}",
+                flow_run_id=flow_run_id,
+            )
+        else:
+            to = IncidentStatus.ESCALATED if decision.escalate else IncidentStatus.TRIAGED
+            branch = f"scenario {decision.scenario.value}" if decision.scenario else "no branch"
+            incidents.transition(
+                session,
+                incident_id=incident.id,
+                to=to,
+                summary=f"{branch}: {decision.reason}" + (" (dry run)" if dry_run else ""),
+                flow_run_id=flow_run_id,
+            )
+        _regression_follow_up(session, incident.id, decision)
+        return _ref(session, incident.id, joined=ref.joined)
+
+
+def _regression_follow_up(session: Session, incident_id: int, decision: TriageDecision) -> None:
+    """The runbook's last line: add a regression test for this class of incident."""
+    alerts = alert_names(session, incident_id)
+    signal = ", ".join(alerts) if alerts else "the health sweep's probes (no alert)"
+    scenario = (
+        f"scenario {decision.scenario.value} ({decision.scenario.runbook_title})"
+        if decision.scenario
+        else "no runbook branch (decide which one it belongs to)"
+    )
+    follow_ups.upsert_follow_up(
+        session,
+        incident_id=incident_id,
+        spec=follow_ups.FollowUpSpec(
+            key=f"{REGRESSION_TEST}-{incident_id}",
+            kind=REGRESSION_TEST,
+            priority="P2",
+            title=f"add a regression test: {signal} must lead triage to {scenario}",
+            condition=f"the test injects this incident and asserts triage picks {scenario} and "
+            "its fix heals it",
+            note=f"signal: {signal}; decided: {decision.reason}",
+        ),
+    )
+
+
+def alert_names(session: Session, incident_id: int) -> list[str]:
+    names = session.exec(
+        select(IncidentAlert.alertname).where(IncidentAlert.incident_id == incident_id)
+    ).all()
+    return sorted({n for n in names if n})
+
+
+@_store_task("record-mitigating")
+def record_mitigating(ref: IncidentRef, scenario: Scenario) -> IncidentRef:
+    flow_run_id, _ = current_flow_run()
+    with session_for(store_url()) as session:
+        incidents.transition(
+            session,
+            incident_id=ref.id,
+            to=IncidentStatus.MITIGATING,
+            summary=f"runbook {scenario.value} ({scenario.runbook_title}) applying its fix",
+            flow_run_id=flow_run_id,
+        )
+        return _ref(session, ref.id, joined=ref.joined)
+
+
+def follow_up_spec(f: FollowUp) -> follow_ups.FollowUpSpec:
+    return follow_ups.FollowUpSpec(
+        key=f.key,
+        kind=REVERT if f.flow else "manual",
+        priority=f.priority.value,
+        title=f.title,
+        flow=f.flow,
+        parameters=dict(f.parameters),
+        condition=f.condition,
+        scheduled_flow_run_id=f.scheduled_flow_run_id,
+        scheduled_for=f.scheduled_for,
+        note=f.note,
+    )
+
+
+@_store_task("record-outcome")
+def record_outcome(ref: IncidentRef, outcome: Outcome, *, dry_run: bool) -> IncidentRef:
+    """The scenario's result as the incident's next status; a dry run stays triaged."""
+    flow_run_id, _ = current_flow_run()
+    with session_for(store_url()) as session:
+        actions.link_actions(
+            session, change_keys=tuple(c.key for c in outcome.changes), incident_id=ref.id
+        )
+        for f in outcome.follow_ups:
+            follow_ups.upsert_follow_up(session, incident_id=ref.id, spec=follow_up_spec(f))
+        if not dry_run:
+            _move_on(session, ref.id, outcome, flow_run_id)
+        return _ref(session, ref.id, joined=ref.joined)
+
+
+def _move_on(session: Session, incident_id: int, outcome: Outcome, flow_run_id: str | None) -> None:
+    status = outcome.status
+    if status is OutcomeStatus.MITIGATED:
+        checks = "; ".join(f"{v.check}: {v.detail}" for v in outcome.verification)
+        incidents.transition(
+            session,
+            incident_id=incident_id,
+            to=IncidentStatus.VERIFIED,
+            summary=f"verified: {checks}",
+            flow_run_id=flow_run_id,
+        )
+        incidents.mark_automated(session, incident_id=incident_id)
+    elif status in (OutcomeStatus.ESCALATED, OutcomeStatus.FAILED):
+        incidents.transition(
+            session,
+            incident_id=incident_id,
+            to=IncidentStatus.ESCALATED,
+            summary=f"{status.value}: {outcome.message}",
+            flow_run_id=flow_run_id,
+        )
+    elif status is OutcomeStatus.NOTHING_TO_DO:
+        incidents.transition(
+            session,
+            incident_id=incident_id,
+            to=IncidentStatus.RESOLVED,
+            summary=f"the scenario found nothing left to do: {outcome.message}",
+            flow_run_id=flow_run_id,
+        )
+
+
+@_store_task("record-hold")
+def record_hold(ref: IncidentRef, came_back: str | None, held_seconds: float) -> IncidentRef:
+    """The end of the hold period: resolved if the fix held, escalated if the incident is back."""
+    flow_run_id, _ = current_flow_run()
+    with session_for(store_url()) as session:
+        if came_back is None:
+            incidents.transition(
+                session,
+                incident_id=ref.id,
+                to=IncidentStatus.RESOLVED,
+                summary=f"the fix held for {held_seconds:g} s: the probes see nothing wrong",
+                flow_run_id=flow_run_id,
+            )
+        else:
+            incidents.transition(
+                session,
+                incident_id=ref.id,
+                to=IncidentStatus.ESCALATED,
+                summary=f"verified, but it came back within {held_seconds:g} s: {came_back}",
+                flow_run_id=flow_run_id,
+            )
+        return _ref(session, ref.id, joined=ref.joined)
+
+
+@_store_task("close-follow-up")
+def close_follow_up(
+    key: str, note: str, placeholder: FollowUp | None = None, resolve: str | None = None
+) -> IncidentRef | None:
+    """Close a follow-up from the run that did it; `resolve` also resolves its incident (D's
+    revert: the bypass was the last thing the incident owed)."""
+    flow_run_id, flow_run_name = current_flow_run()
+    with session_for(store_url()) as session:
+        row = follow_ups.close_follow_up(
+            session,
+            key=key,
+            by=f"flow run {flow_run_name or flow_run_id or 'outside Prefect'}",
+            note=note,
+            placeholder=follow_up_spec(placeholder) if placeholder is not None else None,
+        )
+        if row.incident_id is None:
+            return None
+        incident = incidents.get_incident(session, incident_id=row.incident_id)
+        if resolve is not None and IncidentStatus(incident.status).is_open:
+            incidents.transition(
+                session,
+                incident_id=row.incident_id,
+                to=IncidentStatus.RESOLVED,
+                summary=resolve,
+                flow_run_id=flow_run_id,
+            )
+        return _ref(session, row.incident_id)
+
+
+@task(name="probe-flow-run-active", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+def probe_flow_run_active(flow_run_id: str) -> bool:
+    """Is that flow run still going (scheduled, pending, running, paused)? A run that crashed
+    mid-mitigation must not keep its incident from being worked on for ever."""
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(flow_run_id))
+    return run.state is not None and not run.state.is_final()
+
+
+@_store_task("load-incident")
+def load_incident(incident_id: int) -> IncidentRecord:
+    with session_for(store_url()) as session:
+        return queries.load_incident(session, incident_id=incident_id)
+
+
+@_store_task("record-report")
+def record_report(incident_id: int, path: str) -> None:
+    """Remember where the report is, so re-rendering rewrites the same file."""
+    with session_for(store_url()) as session:
+        first = incidents.get_incident(session, incident_id=incident_id).report_path is None
+        incidents.set_report(session, incident_id=incident_id, path=path)
+        if first:
+            incidents.add_event(
+                session,
+                incident_id=incident_id,
+                kind=EventKind.REPORT,
+                summary=f"post-incident report written: {path}",
+                flow_run_id=current_flow_run()[0],
+            )
