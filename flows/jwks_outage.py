@@ -88,7 +88,9 @@ class JwksOutageParams(BaseModel):
     approval_timeout_seconds: int = Field(default=3600, ge=1)
     approval_poll_seconds: int = Field(default=10, ge=1)
     revert_check_after_seconds: int = Field(
-        default=900, ge=1, description="when the scheduled revert first checks JWKS"
+        default_factory=lambda: Settings().auth.revert_check_after_seconds,
+        ge=1,
+        description="when the scheduled revert first checks JWKS",
     )
     revert_healthy_seconds: float = Field(
         default_factory=lambda: Settings().auth.revert_healthy_seconds,
@@ -183,6 +185,7 @@ def _record_bypass(
         bypass_value=PERMISSIVE,
         dry_run=False,
         healthy_for_seconds=params.revert_healthy_seconds,
+        recheck_seconds=params.revert_check_after_seconds,
         follow_up_key=f"revert-{change.key}",
     )
     scheduled: ScheduledRun | None = None

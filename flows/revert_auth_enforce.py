@@ -43,7 +43,6 @@ from tasks.verifies import VerifyFailed, verify_jwks_healthy_for, verify_rollout
 
 FLOW_NAME = "revert-auth-enforce"
 DEPLOYMENT_NAME = "revert-auth-enforce"
-RECHECK_SECONDS = 900
 HEALTHY_POLL_MAX_SECONDS = 10.0
 
 
@@ -61,7 +60,9 @@ class RevertAuthEnforceParams(BaseModel):
     bypass_value: str = PERMISSIVE
     dry_run: bool = Field(default=True, description="plan with dryRun=All; change nothing")
     recheck_seconds: int = Field(
-        default=RECHECK_SECONDS, ge=1, description="when JWKS still fails, check again after"
+        default_factory=lambda: Settings().auth.revert_check_after_seconds,
+        ge=1,
+        description="when JWKS still fails, check again after",
     )
     healthy_for_seconds: float = Field(
         default_factory=lambda: Settings().auth.revert_healthy_seconds,

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.console import Console
 
+from remediate.incidents_cli import db_app, incidents_app, require_store
+
 if TYPE_CHECKING:
     from sandbox.redis_server import RedisServer
     from sandbox.worker_pool import WorkerPool
@@ -31,6 +33,8 @@ sandbox_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(incidents_app, name="incidents")
+app.add_typer(db_app, name="db")
 
 T = TypeVar("T")
 
@@ -240,6 +244,7 @@ def demo(
         chosen = incidents.resolve(incident)
     except incidents.UnknownIncident:
         _unknown_incident(incident, incidents.names())
+    require_store()
     from remediate.prefect_runtime import prefect_environment
 
     prefect_environment()
@@ -358,6 +363,7 @@ def triage_command(
     escalated or failed."""
     body = _read_alerts(alerts)
     _use_kubeconfig(kubeconfig)
+    require_store()
     from remediate.prefect_runtime import prefect_environment
 
     prefect_environment()

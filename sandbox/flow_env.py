@@ -14,6 +14,8 @@ from sandbox.api_sandbox import JWKS_PATH
 from sandbox.celery_backlog import REHEARSAL_QUEUE_DEPTH_ALARM
 from sandbox.cluster import SandboxCluster
 
+REHEARSAL_HOLD_SECONDS = 2.0
+
 
 def flow_env(
     base_url: str,
@@ -26,6 +28,10 @@ def flow_env(
     With `broker_url` (a sandbox running real Celery workers on its own redis-server), runbook C
     reads that broker, and its alarm is scaled down to the sandbox's backlog."""
     env = {
+        # The sandbox's controllers tick many times a second: a fix holds (or not), and JWKS is
+        # back for good (or not), in seconds.
+        "REMEDIATE_INCIDENTS__HOLD_SECONDS": str(REHEARSAL_HOLD_SECONDS),
+        "REMEDIATE_AUTH__REVERT_HEALTHY_SECONDS": str(REHEARSAL_HOLD_SECONDS),
         "REMEDIATE_CONTROL_PLANE__BASE_URL": base_url,
         "REMEDIATE_CONTROL_PLANE__TOKEN": cluster.control_plane.token,
         "REMEDIATE_AUTH__JWKS_URL": base_url + JWKS_PATH,

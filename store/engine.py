@@ -1,8 +1,11 @@
 """One engine per database URL and process, checked against the migrations once.
 
 SQLite is the embedded default (a file under var/); PostgreSQL is production, through the same
-URL setting (`postgresql+psycopg://...`). SQLite gets WAL and a busy timeout, because the
-served deployments run each flow in its own process and they all write the same file.
+URL setting (`postgresql+psycopg://...`). SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE`,
+because the served deployments run each flow in its own process and they all write one file: a
+transaction that read first and writes second would otherwise fail at once with "database is
+locked" whenever another writer committed in between (the busy timeout does not cover that
+upgrade), which is exactly two triage runs opening the same incident.
 """
 
 from __future__ import annotations
@@ -34,11 +37,16 @@ def shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+def _sqlite_connect(connection: Any, _record: Any) -> None:
+    connection.isolation_level = None  # the driver's own BEGIN is replaced by _sqlite_begin
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create(url: str) -> Engine:
@@ -48,7 +56,8 @@ def create(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
 

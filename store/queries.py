@@ -16,7 +16,6 @@ from store.models import (
     IncidentDecision,
     IncidentEvent,
     IncidentFollowUp,
-    IncidentStatus,
 )
 
 
@@ -82,7 +81,7 @@ def load_incident(session: Session, *, incident_id: int) -> IncidentRecord:
 def list_incidents(
     session: Session,
     *,
-    statuses: Sequence[IncidentStatus] = (),
+    statuses: Sequence[str] = (),
     scenarios: Sequence[str] = (),
     since: datetime | None = None,
     limit: int | None = 50,

@@ -61,10 +61,16 @@ class ControlPlane(BaseModel):
 
 
 DEFAULT_REVERT_HEALTHY_SECONDS = 300
+DEFAULT_REVERT_CHECK_AFTER_SECONDS = 900
 
 
 class Auth(BaseModel):
     jwks_url: str = "https://your-tenant.us.auth0.com/.well-known/jwks.json"
+    revert_check_after_seconds: int = Field(
+        default=DEFAULT_REVERT_CHECK_AFTER_SECONDS,
+        ge=1,
+        description="when D's scheduled revert first checks JWKS (and rechecks while it fails)",
+    )
     revert_healthy_seconds: float = Field(
         default=DEFAULT_REVERT_HEALTHY_SECONDS,
         ge=0,

@@ -35,9 +35,14 @@ def sqlite_store(template: Path, folder: Path) -> str:
     return f"sqlite:///{path}"
 
 
+# The sandbox moves in fractions of a second: a verified fix has held after half a second.
+TEST_HOLD_SECONDS = "0.5"
+
+
 def _use(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("REMEDIATE_STORE__URL", url)
     monkeypatch.setenv("REMEDIATE_INCIDENTS__REPORTS_DIR", str(tmp_path / "incidents"))
+    monkeypatch.setenv("REMEDIATE_INCIDENTS__HOLD_SECONDS", TEST_HOLD_SECONDS)
     try:
         yield url
     finally:

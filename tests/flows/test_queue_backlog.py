@@ -44,7 +44,7 @@ KUBE_SCALE = ("PATCH", f"/apis/apps/v1/namespaces/{NS}/deployments/{WORKER}/scal
 # Twice the incident's default burst: two workers drain ~25 tasks/s, so the queue stays above
 # the rehearsal alarm (100) for several seconds of probing, even with faults slowing the run.
 BACKLOG = 400
-REHEARSAL = VerifyPolicy(attempts=400, delay_seconds=0.1, hold_seconds=0.5)
+REHEARSAL = VerifyPolicy(attempts=400, delay_seconds=0.1)
 
 
 @pytest.fixture

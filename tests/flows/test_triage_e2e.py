@@ -44,7 +44,7 @@ CLIENT_PATH = DEPLOYMENTS.format(NS, CLIENT)
 CONTROLLER_PATH = DEPLOYMENTS.format(INGRESS_NS, CONTROLLER)
 HPA_PATH = f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/{CORE}"
 # The sandbox ticks every 0.05 s: a second without a rescale is twenty quiet HPA decisions.
-REHEARSAL = VerifyPolicy(attempts=150, delay_seconds=0.1, quiet_seconds=1.0, hold_seconds=0.5)
+REHEARSAL = VerifyPolicy(attempts=150, delay_seconds=0.1, quiet_seconds=1.0)
 
 Check = Callable[[SandboxServer], bool]
 

@@ -1,0 +1,88 @@
+"""Issue 4's last "done when": runbook D's scheduled revert really runs. Triage flips auth to
+permissive (a hard-rule bypass): a P1 follow-up is recorded and a `revert-auth-enforce` run is
+scheduled in Prefect. Auth0 recovers; the deployment is served exactly as
+`python -m deployments.serve` serves it, Prefect's runner picks the scheduled run up when its
+time comes and executes it in a process of its own, and that run waits for JWKS to stay healthy,
+restores ALPHASWARM_AUTH_ENFORCE on the sandbox, closes the P1 and resolves the incident."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import UUID
+
+import pytest
+from prefect import get_client
+from prefect.runner import Runner
+
+from deployments.serve import runner_deployments
+from flows.revert_auth_enforce import DEPLOYMENT_NAME
+from sandbox import incidents
+from sandbox.server import SandboxServer
+from store.models import FollowUpStatus, IncidentStatus
+from tests.flows.sandbox_settings import point_flows_at
+from tests.flows.test_incident_records import the_only_incident
+from tests.flows.test_triage_e2e import (
+    CASES,
+    CORE_PATH,
+    auth_enforce,
+    core_pods_auth,
+    inject,
+    run_triage,
+)
+
+
+def serve_revert_once() -> None:
+    """One poll of a runner serving the revert deployment (as deployments/serve.py does); it
+    returns once the runs it picked up have finished."""
+    (deployment,) = [d for d in runner_deployments() if d.name == DEPLOYMENT_NAME]
+    runner = Runner(name="test-serve-revert", query_seconds=1, prefetch_seconds=30, limit=1)
+
+    async def serve() -> None:
+        await runner.aadd_deployment(deployment)
+        await runner.start(run_once=True)
+
+    asyncio.run(serve())
+
+
+def test_the_scheduled_revert_restores_enforcement_and_closes_the_p1(
+    sandbox: SandboxServer, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_flows_at(sandbox, monkeypatch)
+    monkeypatch.setenv("REMEDIATE_AUTH__REVERT_CHECK_AFTER_SECONDS", "2")
+    monkeypatch.setenv("REMEDIATE_AUTH__REVERT_HEALTHY_SECONDS", "1")
+    case = CASES["jwks-503:auth0-down"]
+    inject(sandbox, case)
+    flipped = run_triage(case.alerts, apply=True, approve_permissive=True)
+    assert auth_enforce(sandbox) == "permissive"
+    assert flipped.incident_status is IncidentStatus.VERIFIED
+    (p1,) = [f for f in the_only_incident(store).follow_ups if f.priority == "P1"]
+    assert p1.status is FollowUpStatus.SCHEDULED and p1.scheduled_flow_run_id is not None
+
+    incidents.heal(sandbox.cluster)  # Auth0 is back
+    sandbox.cluster.journal.clear()
+    serve_revert_once()
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(p1.scheduled_flow_run_id))
+    assert run.state is not None and run.state.is_completed(), run.state
+    # The sandbox: enforcement restored by exactly one write, and the pods rolled with it.
+    assert [(r.method, r.path) for r in sandbox.cluster.journal.mutations()] == [
+        ("PATCH", CORE_PATH)
+    ]
+    assert auth_enforce(sandbox) == "enforce"
+    assert core_pods_auth(sandbox) == {"enforce"}
+    # The store: the P1 closed by that run, the incident resolved, the revert's audit row
+    # linked to the incident it belongs to.
+    record = the_only_incident(store)
+    (closed,) = [f for f in record.follow_ups if f.priority == "P1"]
+    assert closed.status is FollowUpStatus.DONE and closed.closed_at is not None
+    assert "revert-auth-enforce/alphaswarm-core" in closed.closed_by
+    assert record.incident.status is IncidentStatus.RESOLVED
+    assert "reverted" in record.incident.resolution
+    revert = [a for a in record.actions if a.flow_run_id == p1.scheduled_flow_run_id]
+    assert [a.after for a in revert] == [{"app": "enforce"}]
+    # The report was brought up to date by the revert: the P1 is ticked off.
+    assert record.incident.report_path is not None
+    with open(record.incident.report_path, encoding="utf-8") as report:
+        text = report.read()
+    assert "- [x] **P1**" in text and "**resolved**" in text
