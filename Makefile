@@ -1,5 +1,6 @@
 # Two entry points, both bootstrap everything on a fresh machine:
-#   make run   - set up, start a sandbox, inject an incident and remediate it through triage
+#   make run   - set up, start a sandbox, inject an incident, remediate it through triage and
+#                write its post-incident report
 #   make test  - set up, run lint, type checks, layering contracts and the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -23,7 +24,10 @@ $(STAMP): pyproject.toml
 	mkdir -p $(PREFECT_HOME)
 	touch $(STAMP)
 
+# The incident store (SQLite under var/ unless REMEDIATE_STORE__URL says otherwise) is migrated
+# first: the app refuses an unmigrated one.
 run: $(STAMP)
+	$(BIN)/remediate db upgrade
 	$(BIN)/remediate demo
 
 lint: $(STAMP)
@@ -31,16 +35,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy flows tasks
+	$(BIN)/mypy flows tasks store
 
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-# Scenario C's tests start real redis-server processes of their own (never a system service).
+# Scenario C's tests start real redis-server processes of their own (never a system service);
+# the store's tests start a throwaway PostgreSQL server unless REMEDIATE_TEST_POSTGRES_URL names
+# one (.ci/run does), so the server binaries must be there.
 system-deps:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server with apt-get (needs root)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  echo "installing postgresql with apt-get (needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 unit: $(STAMP) system-deps
 	$(BIN)/pytest
@@ -49,6 +58,7 @@ test: lint typecheck contracts unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/sandbox_list.py
+	$(BIN)/python bench/incident_store.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -9,6 +9,8 @@ shape on one machine. Each run happens in a subprocess of this one.
 - `revert-auth-enforce`, on demand: runbook D schedules a run of it whenever it flips
   ALPHASWARM_AUTH_ENFORCE to permissive. A scheduled run only happens if something serves the
   deployment, so it is served here, under the very name `schedule_revert` registers.
+- `post-incident`, on demand: re-render an incident's report from the store (triage runs it
+  itself when an incident resolves or escalates).
 
 `deployments/prefect.yaml` declares the same deployments for a work pool; keep the two in step
 (`tests/unit/test_deployments.py` checks it).
@@ -20,12 +22,14 @@ from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
 from flows.health_sweep import health_sweep
+from flows.post_incident import post_incident
 from flows.revert_auth_enforce import DEPLOYMENT_NAME as REVERT_DEPLOYMENT
 from flows.revert_auth_enforce import revert_auth_enforce
 from flows.triage import triage
 
 HEALTH_SWEEP_INTERVAL_SECONDS = 300
 TRIAGE_DEPLOYMENT = "triage"
+POST_INCIDENT_DEPLOYMENT = "post-incident"
 
 
 def runner_deployments() -> list[RunnerDeployment]:
@@ -49,6 +53,11 @@ def runner_deployments() -> list[RunnerDeployment]:
             name=REVERT_DEPLOYMENT,
             description="Restore ALPHASWARM_AUTH_ENFORCE after runbook D's permissive bypass",
             tags=["hard-rule-revert", "P1"],
+        ),
+        post_incident.to_deployment(
+            name=POST_INCIDENT_DEPLOYMENT,
+            description="Write an incident's post-incident report from the incident store.",
+            tags=["post-incident"],
         ),
     ]
 

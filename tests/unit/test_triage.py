@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tasks.alerts import Alert, parse_alertmanager
-from tasks.diagnosis import Scenario
+from tasks.diagnosis import Scenario, TriageDecision
 from tasks.snapshots import CrashingPod, TriageSnapshot
-from tasks.triage import alert_hint, diagnose_incident
-from tests.unit.factories import NOW, crashing_pod, deployment, hpa, pod
+from tasks.triage import alert_hint, diagnose_incident, diagnose_recurrence
+from tests.unit.factories import NOW, crashing_pod, deployment, hpa, pod, rescale
 from tests.unit.test_platform_diagnoses import (
     CP_OK,
     HERE_503,
@@ -157,3 +158,62 @@ def test_alert_hint(name: str, scenario: Scenario | None) -> None:
 def test_resolved_alerts_are_history() -> None:
     decision = diagnose_incident(alerts("KubePodCrashLooping", status="resolved"), snapshot())
     assert (decision.scenario, decision.escalate) == (None, False)
+
+
+def decided(scenario: Scenario, target: str = "alphaswarm-core") -> TriageDecision:
+    return TriageDecision(scenario=scenario, reason="r", namespace="alphaswarm", target=target)
+
+
+FIXED_AT = NOW - timedelta(minutes=2)  # when the fix was verified
+RESCALED_AFTER_FIX = (rescale(5, minutes_ago=1), rescale(3, minutes_ago=0.5))
+RESCALED_BEFORE_FIX = (rescale(5, count=4, minutes_ago=5), rescale(3, count=4, minutes_ago=4))
+
+
+@pytest.mark.parametrize(
+    ("decision", "snap", "came_back"),
+    [
+        (decided(Scenario.POD_CRASH), snapshot(), None),
+        (decided(Scenario.POD_CRASH), snapshot(crashes=(CRASH_ONE,)), "crash-looping again"),
+        # Another Deployment crashing is another incident, not this one coming back.
+        (decided(Scenario.POD_CRASH), snapshot(crashes=(WORKER_CRASHES,)), None),
+        # B: the lookback still holds the rescales that made the incident; only later ones count.
+        (
+            decided(Scenario.HPA_THRASH),
+            snapshot(hpa=hpa_snapshot(hpa=hpa(300, RESCALED_BEFORE_FIX))),
+            None,
+        ),
+        (
+            decided(Scenario.HPA_THRASH),
+            snapshot(hpa=hpa_snapshot(hpa=hpa(300, RESCALED_AFTER_FIX))),
+            "rescaled 2 time(s) since the fix",
+        ),
+        (decided(Scenario.QUEUE_BACKLOG, "alphaswarm-worker"), snapshot(), None),
+        (
+            decided(Scenario.QUEUE_BACKLOG, "alphaswarm-worker"),
+            snapshot(queue=queue_snapshot()),
+            "messages again",
+        ),
+        (decided(Scenario.JWKS_OUTAGE), snapshot(), None),
+        (decided(Scenario.JWKS_OUTAGE), snapshot(jwks=jwks()), "Auth0"),
+        (decided(Scenario.INGRESS_503, "alphaswarm-client"), snapshot(), None),
+        (
+            decided(Scenario.INGRESS_503, "alphaswarm-client"),
+            snapshot(ingress=ingress(services=(service(0, 2, READINESS_HTTP), CP_OK))),
+            "alphaswarm-client",
+        ),
+        (decided(Scenario.STATEFUL_FAILOVER, "redis-master-0"), snapshot(), None),
+        (
+            decided(Scenario.STATEFUL_FAILOVER, "redis-master-0"),
+            snapshot(stateful=stateful(redis_pod=REDIS_DOWN)),
+            "redis",
+        ),
+    ],
+)
+def test_diagnose_recurrence(
+    decision: TriageDecision, snap: TriageSnapshot, came_back: str | None
+) -> None:
+    found = diagnose_recurrence(decision, snap, FIXED_AT)
+    if came_back is None:
+        assert found is None
+    else:
+        assert found is not None and came_back.lower() in found.lower(), found
