@@ -42,6 +42,7 @@ from tasks.incidents import (
     IncidentRef,
     probe_flow_run_active,
     record_evidence,
+    record_failure,
     record_hold,
     record_mitigating,
     record_outcome,
@@ -348,8 +349,13 @@ def _run_scenario(
     )
     if incident is not None and not params.dry_run:
         incident = record_mitigating(incident, decision.scenario)
-    with tags(*([incident.tag] if incident is not None else [])):
-        outcome = run(call) if run is not None else _not_registered(decision)
+    try:
+        with tags(*([incident.tag] if incident is not None else [])):
+            outcome = run(call) if run is not None else _not_registered(decision)
+    except Exception as exc:
+        if incident is not None:  # the record says so before the run fails
+            record_failure(incident, f"{type(exc).__name__}: {exc}", dry_run=params.dry_run)
+        raise
     publish_outcome(outcome, "triage-outcome")
     if incident is not None:
         incident = record_outcome(incident, outcome, dry_run=params.dry_run)

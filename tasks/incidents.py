@@ -353,6 +353,30 @@ def _move_on(session: Session, incident_id: int, outcome: Outcome, flow_run_id: 
         )
 
 
+@_store_task("record-failure")
+def record_failure(ref: IncidentRef, error: str, *, dry_run: bool) -> IncidentRef:
+    """The scenario flow raised: a human must look (a dry run only notes that it could not plan)."""
+    flow_run_id, _ = current_flow_run()
+    with session_for(store_url()) as session:
+        if dry_run:
+            incidents.add_event(
+                session,
+                incident_id=ref.id,
+                kind=EventKind.NOTE,
+                summary=f"the dry run could not plan: {error}",
+                flow_run_id=flow_run_id,
+            )
+        else:
+            incidents.transition(
+                session,
+                incident_id=ref.id,
+                to=IncidentStatus.ESCALATED,
+                summary=f"the scenario flow failed: {error}",
+                flow_run_id=flow_run_id,
+            )
+        return _ref(session, ref.id, joined=ref.joined)
+
+
 @_store_task("record-hold")
 def record_hold(ref: IncidentRef, came_back: str | None, held_seconds: float) -> IncidentRef:
     """The end of the hold period: resolved if the fix held, escalated if the incident is back."""

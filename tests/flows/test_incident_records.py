@@ -331,3 +331,32 @@ def test_resolved_alerts_resolve_their_incident_without_acting(
     record = the_only_incident(store)
     assert record.incident.resolution == "every alert of the incident resolved (Alertmanager)"
     assert result.report is not None and Path(result.report).is_file()
+
+
+def test_a_scenario_flow_that_fails_leaves_its_incident_escalated(
+    cluster: SandboxServer, store: str
+) -> None:
+    """The API refuses the restart for good (403): the run fails, and the record says why first."""
+    from sandbox.journal import Fault
+
+    sandbox = cluster
+    case = CASES["crashloop-single"]
+    inject(sandbox, case)
+    sandbox.cluster.faults.add(
+        Fault(
+            path="/deployments/alphaswarm-core$",
+            methods=frozenset({"PATCH"}),
+            error_rate=1.0,
+            status=403,
+        )
+    )
+
+    with pytest.raises(Exception, match="403"):
+        run_triage(case.alerts, apply=True)
+
+    record = the_only_incident(store)
+    assert record.incident.status is S.ESCALATED
+    assert transitions(record) == [S.OPEN, S.TRIAGED, S.MITIGATING, S.ESCALATED]
+    assert "the scenario flow failed" in record.events[-1].summary
+    (attempt,) = record.actions
+    assert attempt.status is ActionStatus.FAILED and "403" in attempt.error
