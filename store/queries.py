@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlmodel import Session, col, select
 
@@ -16,6 +17,10 @@ from store.models import (
     IncidentDecision,
     IncidentEvent,
     IncidentFollowUp,
+)
+
+Part = TypeVar(
+    "Part", IncidentAlert, IncidentDecision, IncidentAction, IncidentFollowUp, IncidentEvent
 )
 
 
@@ -36,45 +41,25 @@ class IncidentRecord:
         return self.incident.id
 
 
+def _parts(session: Session, table: type[Part], incident_id: int, when: Any) -> tuple[Part, ...]:
+    """The incident's rows of one table, in time order (ties by insertion)."""
+    query = (
+        select(table)
+        .where(col(table.incident_id) == incident_id)
+        .order_by(col(when), col(table.id))
+    )
+    return tuple(session.exec(query).all())
+
+
 def load_incident(session: Session, *, incident_id: int) -> IncidentRecord:
     incident = get_incident(session, incident_id=incident_id)
     return IncidentRecord(
         incident=incident,
-        alerts=tuple(
-            session.exec(
-                select(IncidentAlert)
-                .where(IncidentAlert.incident_id == incident_id)
-                .order_by(col(IncidentAlert.starts_at), col(IncidentAlert.id))
-            ).all()
-        ),
-        decisions=tuple(
-            session.exec(
-                select(IncidentDecision)
-                .where(IncidentDecision.incident_id == incident_id)
-                .order_by(col(IncidentDecision.at), col(IncidentDecision.id))
-            ).all()
-        ),
-        actions=tuple(
-            session.exec(
-                select(IncidentAction)
-                .where(IncidentAction.incident_id == incident_id)
-                .order_by(col(IncidentAction.started_at), col(IncidentAction.id))
-            ).all()
-        ),
-        follow_ups=tuple(
-            session.exec(
-                select(IncidentFollowUp)
-                .where(IncidentFollowUp.incident_id == incident_id)
-                .order_by(col(IncidentFollowUp.created_at), col(IncidentFollowUp.id))
-            ).all()
-        ),
-        events=tuple(
-            session.exec(
-                select(IncidentEvent)
-                .where(IncidentEvent.incident_id == incident_id)
-                .order_by(col(IncidentEvent.at), col(IncidentEvent.id))
-            ).all()
-        ),
+        alerts=_parts(session, IncidentAlert, incident_id, IncidentAlert.starts_at),
+        decisions=_parts(session, IncidentDecision, incident_id, IncidentDecision.at),
+        actions=_parts(session, IncidentAction, incident_id, IncidentAction.started_at),
+        follow_ups=_parts(session, IncidentFollowUp, incident_id, IncidentFollowUp.created_at),
+        events=_parts(session, IncidentEvent, incident_id, IncidentEvent.at),
     )
 
 

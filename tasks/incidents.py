@@ -279,18 +279,32 @@ def alert_names(session: Session, incident_id: int) -> list[str]:
     return sorted({n for n in names if n})
 
 
-@_store_task("record-mitigating")
-def record_mitigating(ref: IncidentRef, scenario: Scenario) -> IncidentRef:
+def _step(ref: IncidentRef, to: IncidentStatus | None, summary: str) -> IncidentRef:
+    """Move the incident to `to` (None: only a timeline note), as the current flow run."""
     flow_run_id, _ = current_flow_run()
     with session_for(store_url()) as session:
-        incidents.transition(
-            session,
-            incident_id=ref.id,
-            to=IncidentStatus.MITIGATING,
-            summary=f"runbook {scenario.value} ({scenario.runbook_title}) applying its fix",
-            flow_run_id=flow_run_id,
-        )
+        if to is None:
+            incidents.add_event(
+                session,
+                incident_id=ref.id,
+                kind=EventKind.NOTE,
+                summary=summary,
+                flow_run_id=flow_run_id,
+            )
+        else:
+            incidents.transition(
+                session, incident_id=ref.id, to=to, summary=summary, flow_run_id=flow_run_id
+            )
         return _ref(session, ref.id, joined=ref.joined)
+
+
+@_store_task("record-mitigating")
+def record_mitigating(ref: IncidentRef, scenario: Scenario) -> IncidentRef:
+    return _step(
+        ref,
+        IncidentStatus.MITIGATING,
+        f"runbook {scenario.value} ({scenario.runbook_title}) applying its fix",
+    )
 
 
 def follow_up_spec(f: FollowUp) -> follow_ups.FollowUpSpec:
@@ -356,49 +370,19 @@ def _move_on(session: Session, incident_id: int, outcome: Outcome, flow_run_id: 
 @_store_task("record-failure")
 def record_failure(ref: IncidentRef, error: str, *, dry_run: bool) -> IncidentRef:
     """The scenario flow raised: a human must look (a dry run only notes that it could not plan)."""
-    flow_run_id, _ = current_flow_run()
-    with session_for(store_url()) as session:
-        if dry_run:
-            incidents.add_event(
-                session,
-                incident_id=ref.id,
-                kind=EventKind.NOTE,
-                summary=f"the dry run could not plan: {error}",
-                flow_run_id=flow_run_id,
-            )
-        else:
-            incidents.transition(
-                session,
-                incident_id=ref.id,
-                to=IncidentStatus.ESCALATED,
-                summary=f"the scenario flow failed: {error}",
-                flow_run_id=flow_run_id,
-            )
-        return _ref(session, ref.id, joined=ref.joined)
+    if dry_run:
+        return _step(ref, None, f"the dry run could not plan: {error}")
+    return _step(ref, IncidentStatus.ESCALATED, f"the scenario flow failed: {error}")
 
 
 @_store_task("record-hold")
 def record_hold(ref: IncidentRef, came_back: str | None, held_seconds: float) -> IncidentRef:
     """The end of the hold period: resolved if the fix held, escalated if the incident is back."""
-    flow_run_id, _ = current_flow_run()
-    with session_for(store_url()) as session:
-        if came_back is None:
-            incidents.transition(
-                session,
-                incident_id=ref.id,
-                to=IncidentStatus.RESOLVED,
-                summary=f"the fix held for {held_seconds:g} s: the probes see nothing wrong",
-                flow_run_id=flow_run_id,
-            )
-        else:
-            incidents.transition(
-                session,
-                incident_id=ref.id,
-                to=IncidentStatus.ESCALATED,
-                summary=f"verified, but it came back within {held_seconds:g} s: {came_back}",
-                flow_run_id=flow_run_id,
-            )
-        return _ref(session, ref.id, joined=ref.joined)
+    if came_back is None:
+        summary = f"the fix held for {held_seconds:g} s: the probes see nothing wrong"
+        return _step(ref, IncidentStatus.RESOLVED, summary)
+    summary = f"verified, but it came back within {held_seconds:g} s: {came_back}"
+    return _step(ref, IncidentStatus.ESCALATED, summary)
 
 
 @_store_task("close-follow-up")
