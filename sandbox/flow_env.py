@@ -14,7 +14,7 @@ from sandbox.api_sandbox import JWKS_PATH
 from sandbox.celery_backlog import REHEARSAL_QUEUE_DEPTH_ALARM
 from sandbox.cluster import SandboxCluster
 
-REHEARSAL_HOLD_SECONDS = 2.0
+REHEARSAL_HOLD_SECONDS = 0.5
 
 
 def flow_env(

@@ -48,7 +48,6 @@ class IncidentRef(BaseModel):
 
     id: int
     status: IncidentStatus
-    joined: bool = False  # the evidence joined an incident that was already open
     mitigating_run: str | None = None  # the flow run mitigating it, while it is mitigating
 
     @property
@@ -70,7 +69,7 @@ def _store_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
     return decorator
 
 
-def _ref(session: Session, incident_id: int, *, joined: bool = False) -> IncidentRef:
+def _ref(session: Session, incident_id: int) -> IncidentRef:
     incident = incidents.get_incident(session, incident_id=incident_id)
     status = IncidentStatus(incident.status)
     mitigating = None
@@ -81,7 +80,7 @@ def _ref(session: Session, incident_id: int, *, joined: bool = False) -> Inciden
             .where(IncidentEvent.status == IncidentStatus.MITIGATING)
             .order_by(col(IncidentEvent.at).desc(), col(IncidentEvent.id).desc())
         ).first()
-    return IncidentRef(id=incident_id, status=status, joined=joined, mitigating_run=mitigating)
+    return IncidentRef(id=incident_id, status=status, mitigating_run=mitigating)
 
 
 # -- what an alert or a decision is about --------------------------------------------------------
@@ -163,8 +162,8 @@ def record_evidence(batch: AlertBatch) -> IncidentRef | None:
                     summary="every alert of the incident resolved (Alertmanager)",
                     flow_run_id=flow_run_id,
                 )
-            return _ref(session, found.id, joined=True)
-        incident, joined = incidents.open_or_join(
+            return _ref(session, found.id)
+        incident, _ = incidents.open_or_join(
             session,
             evidence=incidents.Evidence(
                 target_key=alert_target_key(firing),
@@ -176,7 +175,7 @@ def record_evidence(batch: AlertBatch) -> IncidentRef | None:
             ),
         )
         assert incident.id is not None
-        return _ref(session, incident.id, joined=joined)
+        return _ref(session, incident.id)
 
 
 @_store_task("record-triage")
@@ -194,7 +193,7 @@ def record_triage(
     key = decided_target_key(decision)
     with session_for(store_url()) as session:
         if ref is None:
-            opened, joined = incidents.open_or_join(
+            opened, _ = incidents.open_or_join(
                 session,
                 evidence=incidents.Evidence(
                     target_key=key or f"sweep:{decision.reason[:80]}",
@@ -205,7 +204,7 @@ def record_triage(
                 ),
             )
             assert opened.id is not None
-            ref = IncidentRef(id=opened.id, status=IncidentStatus(opened.status), joined=joined)
+            ref = IncidentRef(id=opened.id, status=IncidentStatus(opened.status))
         incident = incidents.record_decision(
             session,
             incident_id=ref.id,
@@ -245,7 +244,7 @@ def record_triage(
                 flow_run_id=flow_run_id,
             )
         _regression_follow_up(session, incident.id, decision)
-        return _ref(session, incident.id, joined=ref.joined)
+        return _ref(session, incident.id)
 
 
 def _regression_follow_up(session: Session, incident_id: int, decision: TriageDecision) -> None:
@@ -295,7 +294,7 @@ def _step(ref: IncidentRef, to: IncidentStatus | None, summary: str) -> Incident
             incidents.transition(
                 session, incident_id=ref.id, to=to, summary=summary, flow_run_id=flow_run_id
             )
-        return _ref(session, ref.id, joined=ref.joined)
+        return _ref(session, ref.id)
 
 
 @_store_task("record-mitigating")
@@ -334,7 +333,7 @@ def record_outcome(ref: IncidentRef, outcome: Outcome, *, dry_run: bool) -> Inci
             follow_ups.upsert_follow_up(session, incident_id=ref.id, spec=follow_up_spec(f))
         if not dry_run:
             _move_on(session, ref.id, outcome, flow_run_id)
-        return _ref(session, ref.id, joined=ref.joined)
+        return _ref(session, ref.id)
 
 
 def _move_on(session: Session, incident_id: int, outcome: Outcome, flow_run_id: str | None) -> None:
