@@ -17,12 +17,16 @@ PREFECT_YAML = Path(__file__).resolve().parents[2] / "deployments" / "prefect.ya
 def test_serve_and_prefect_yaml_declare_the_same_deployments() -> None:
     served = {d.name: d for d in runner_deployments()}
     declared = {d["name"]: d for d in yaml.safe_load(PREFECT_YAML.read_text())["deployments"]}
-    assert set(served) == set(declared) == {
-        "health-sweep",
-        "triage",
-        DEPLOYMENT_NAME,
-        "post-incident",
-    }
+    assert (
+        set(served)
+        == set(declared)
+        == {
+            "health-sweep",
+            "triage",
+            DEPLOYMENT_NAME,
+            "post-incident",
+        }
+    )
     for name, deployment in served.items():
         assert set(deployment.tags) == set(declared[name]["tags"]), name
         assert deployment.entrypoint == declared[name]["entrypoint"], name
