@@ -344,7 +344,7 @@ def _move_on(session: Session, incident_id: int, outcome: Outcome, flow_run_id: 
             session,
             incident_id=incident_id,
             to=IncidentStatus.VERIFIED,
-            summary=f"verified: {checks}",
+            summary=checks,
             flow_run_id=flow_run_id,
         )
         incidents.mark_automated(session, incident_id=incident_id)
