@@ -4,6 +4,10 @@ that fixes it; after a real triage run, the incident is listed, shown, re-render
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -114,3 +118,25 @@ def test_after_a_triage_run_the_incident_is_listed_shown_reported_and_counted(
     assert sample.labels == {"scenario": "A"} and sample.value == 1
     code, out, _ = run("incidents", "stats")
     assert code == 0 and "mitigated automatically" in out
+
+
+def test_metrics_serves_the_figures_until_sigterm(store: str) -> None:
+    """`remediate incidents metrics` as an operator runs it: its own process, scraped, stopped."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "remediate", "incidents", "metrics", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("serving http://127.0.0.1:"), line + process.stderr.read()
+        url = line.split()[1]
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = response.read().decode()
+        assert "# TYPE remediate_incidents_total counter" in body
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err

@@ -360,3 +360,46 @@ def test_a_scenario_flow_that_fails_leaves_its_incident_escalated(
     assert "the scenario flow failed" in record.events[-1].summary
     (attempt,) = record.actions
     assert attempt.status is ActionStatus.FAILED and "403" in attempt.error
+
+
+def test_a_duplicate_alert_never_starts_a_second_fix_while_a_live_run_mitigates(
+    cluster: SandboxServer, store: str
+) -> None:
+    """Another run (here a real Prefect flow run left RUNNING) is mitigating the incident: the
+    resent alert joins it and changes nothing. Once that run has crashed, the alert is worked."""
+    from prefect.states import Crashed, Running
+
+    from flows.triage import triage as triage_flow
+    from store import incidents as store_incidents
+
+    sandbox = cluster
+    case = CASES["crashloop-single"]
+    inject(sandbox, case)
+    planned = run_triage(case.alerts, apply=False)
+    assert planned.incident_id is not None
+    with get_client(sync_client=True) as client:
+        other = client.create_flow_run(triage_flow, name="triage", state=Running())
+    with session_for(store) as session:
+        store_incidents.transition(
+            session,
+            incident_id=planned.incident_id,
+            to=S.MITIGATING,
+            summary="another run applies the fix",
+            flow_run_id=str(other.id),
+        )
+    sandbox.cluster.journal.clear()
+
+    duplicate = run_triage(case.alerts, apply=True)
+
+    assert duplicate.incident_id == planned.incident_id and duplicate.outcome is None
+    assert f"already being mitigated by flow run {other.id}" in duplicate.reason
+    assert sandbox.cluster.journal.mutations(include_dry_run=True) == []
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(other.id, Crashed(), force=True)
+    worked = run_triage(case.alerts, apply=True)
+
+    assert worked.incident_id == planned.incident_id
+    assert worked.outcome is not None and worked.outcome.status == "mitigated"
+    assert len(sandbox.cluster.journal.mutations()) == 1
+    assert the_only_incident(store).incident.status is S.RESOLVED
