@@ -31,6 +31,12 @@ from tests.flows.test_triage_e2e import (
 )
 
 
+@pytest.fixture(autouse=True)
+def store(any_store: str) -> str:
+    """On SQLite and on PostgreSQL: the revert's own process writes the same store."""
+    return any_store
+
+
 def serve_revert_once() -> None:
     """One poll of a runner serving the revert deployment (as deployments/serve.py does); it
     returns once the runs it picked up have finished."""
