@@ -7,7 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.settings import (
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED,
+    temporary_settings,
+)
 from prefect.testing.utilities import prefect_test_harness
 
 from sandbox.server import SandboxServer
@@ -18,7 +22,12 @@ from tasks.connection import close_all
 def prefect_harness() -> Iterator[None]:
     # The heartbeat thread's join costs up to 1 s per sync flow in Prefect 3.9.
     with (
-        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        temporary_settings(
+            {
+                PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+                PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED: False,
+            }
+        ),
         prefect_test_harness(server_startup_timeout=120),
     ):
         yield
