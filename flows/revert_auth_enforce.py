@@ -31,7 +31,7 @@ from flows.post_incident import PostIncidentParams, post_incident
 from tasks.diagnosis import Action, Diagnosis
 from tasks.incident_tags import PREFIX as INCIDENT_TAG_PREFIX
 from tasks.incident_tags import current_tags
-from tasks.incidents import close_follow_up
+from tasks.incidents import close_follow_up, record_rescheduled
 from tasks.mutations import set_deployment_env
 from tasks.outcome import FollowUp, Outcome, OutcomeStatus, Priority, Verification
 from tasks.platform_diagnoses import PERMISSIVE, diagnose_auth_revert
@@ -147,6 +147,8 @@ def _still_bypassed(params: RevertAuthEnforceParams, diagnosis: Diagnosis, why: 
     if not params.dry_run:
         again = schedule_revert(params, params.recheck_seconds)
         follow_ups = (revert_follow_up(params, again, f"rescheduled: {why}"),)
+        if params.follow_up_key:
+            record_rescheduled(follow_ups[0], why)
     return Outcome.escalated(diagnosis, why).model_copy(update={"follow_ups": follow_ups})
 
 

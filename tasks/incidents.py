@@ -384,6 +384,22 @@ def record_hold(ref: IncidentRef, came_back: str | None, held_seconds: float) ->
     return _step(ref, IncidentStatus.ESCALATED, summary)
 
 
+@_store_task("record-rescheduled-follow-up")
+def record_rescheduled(follow_up: FollowUp, why: str) -> None:
+    """A follow-up's flow run was scheduled again (D's revert while JWKS still fails): the store
+    points at the new run, and the incident's timeline says why."""
+    with session_for(store_url()) as session:
+        row = follow_ups.upsert_follow_up(session, incident_id=None, spec=follow_up_spec(follow_up))
+        if row.incident_id is not None:
+            incidents.add_event(
+                session,
+                incident_id=row.incident_id,
+                kind=EventKind.FOLLOW_UP,
+                summary=f"{row.priority} follow-up rescheduled ({why}): {row.title}",
+                flow_run_id=current_flow_run()[0],
+            )
+
+
 @_store_task("close-follow-up")
 def close_follow_up(
     key: str, note: str, placeholder: FollowUp | None = None, resolve: str | None = None

@@ -92,3 +92,36 @@ def test_the_scheduled_revert_restores_enforcement_and_closes_the_p1(
     with open(record.incident.report_path, encoding="utf-8") as report:
         text = report.read()
     assert "- [x] **P1**" in text and "**resolved**" in text
+
+
+def test_while_jwks_still_fails_the_revert_keeps_permissive_and_comes_back(
+    sandbox: SandboxServer, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Auth0 is still down when the revert runs: nothing is restored, a new run is scheduled,
+    and the P1 in the store follows it (still scheduled, pointing at the new run)."""
+    from flows.revert_auth_enforce import RevertAuthEnforceParams, revert_auth_enforce
+    from store.models import EventKind
+
+    point_flows_at(sandbox, monkeypatch)
+    case = CASES["jwks-503:auth0-down"]
+    inject(sandbox, case)
+    run_triage(case.alerts, apply=True, approve_permissive=True)
+    (p1,) = [f for f in the_only_incident(store).follow_ups if f.priority == "P1"]
+    with get_client(sync_client=True) as client:
+        first = client.read_flow_run(UUID(p1.scheduled_flow_run_id or ""))
+    sandbox.cluster.journal.clear()
+
+    outcome = revert_auth_enforce(
+        RevertAuthEnforceParams.model_validate(first.parameters["params"])
+    )
+
+    assert outcome.status == "escalated" and sandbox.cluster.journal.mutations() == []
+    assert auth_enforce(sandbox) == "permissive"
+    (again,) = outcome.follow_ups
+    assert again.scheduled_flow_run_id not in (None, p1.scheduled_flow_run_id)
+    record = the_only_incident(store)
+    (p1_now,) = [f for f in record.follow_ups if f.priority == "P1"]
+    assert p1_now.status is FollowUpStatus.SCHEDULED
+    assert p1_now.scheduled_flow_run_id == again.scheduled_flow_run_id
+    assert any(e.kind is EventKind.FOLLOW_UP and "rescheduled" in e.summary for e in record.events)
+    assert record.incident.status is IncidentStatus.VERIFIED  # still owed, not resolved
