@@ -26,6 +26,9 @@ from flows.post_incident import post_incident
 from flows.revert_auth_enforce import DEPLOYMENT_NAME as REVERT_DEPLOYMENT
 from flows.revert_auth_enforce import revert_auth_enforce
 from flows.triage import triage
+from store.engine import engine_for
+from store.schema import StoreNotMigrated
+from tasks.settings import Settings
 
 HEALTH_SWEEP_INTERVAL_SECONDS = 300
 TRIAGE_DEPLOYMENT = "triage"
@@ -62,7 +65,16 @@ def runner_deployments() -> list[RunnerDeployment]:
     ]
 
 
+def require_migrated_store() -> None:
+    """Refuse to serve flows that would fail on their first incident record."""
+    try:
+        engine_for(Settings().store.url.get_secret_value())
+    except StoreNotMigrated as exc:
+        raise SystemExit(str(exc)) from exc
+
+
 def main() -> None:
+    require_migrated_store()
     # Restarting the serve process must not pause the schedules operators rely on.
     serve(*runner_deployments(), pause_on_shutdown=False)
 

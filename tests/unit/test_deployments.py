@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
-from deployments.serve import runner_deployments
+from deployments.serve import require_migrated_store, runner_deployments
 from flows.revert_auth_enforce import DEPLOYMENT_NAME, FLOW_NAME
 from flows.triage import TriageParams
 
@@ -44,3 +45,9 @@ def test_triage_is_served_on_demand_and_dry_run_by_default() -> None:
     assert TriageParams().dry_run is True
     # No parameters baked in: a run started without any is a dry-run sweep.
     assert deployment.parameters == {}
+
+
+def test_serve_refuses_an_unmigrated_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMEDIATE_STORE__URL", f"sqlite:///{tmp_path}/empty.db")
+    with pytest.raises(SystemExit, match="run `remediate db upgrade`"):
+        require_migrated_store()
