@@ -37,7 +37,7 @@ from tasks.outcome import FollowUp, Outcome, OutcomeStatus, Priority, Verificati
 from tasks.platform_diagnoses import PERMISSIVE, diagnose_auth_revert
 from tasks.platform_probes import probe_jwks
 from tasks.publish import publish_diagnosis, publish_outcome
-from tasks.retries import NotYetHealthy
+from tasks.retries import NotYetHealthy, spread_polls
 from tasks.settings import Settings
 from tasks.verifies import VerifyFailed, verify_jwks_healthy_for, verify_rollout_complete
 
@@ -177,10 +177,12 @@ def _restore(params: RevertAuthEnforceParams, diagnosis: Diagnosis) -> Outcome:
 
 def _healthy_long_enough(params: RevertAuthEnforceParams, jwks_url: str) -> Verification:
     """JWKS keeps answering for healthy_for_seconds: about ten polls, none more than 10 s apart."""
-    poll = min(HEALTHY_POLL_MAX_SECONDS, max(0.2, params.healthy_for_seconds / 10))
-    watched = verify_jwks_healthy_for.with_options(
-        retries=int(params.healthy_for_seconds / poll) + 2, retry_delay_seconds=poll
-    )(params.namespace, params.deployment, jwks_url, datetime.now(UTC), params.healthy_for_seconds)
+    retries, delay = spread_polls(
+        params.healthy_for_seconds, shortest=0.2, longest=HEALTHY_POLL_MAX_SECONDS
+    )
+    watched = verify_jwks_healthy_for.with_options(retries=retries, retry_delay_seconds=delay)(
+        params.namespace, params.deployment, jwks_url, datetime.now(UTC), params.healthy_for_seconds
+    )
     return Verification(
         check=f"JWKS healthy for {params.healthy_for_seconds:g} s",
         passed=True,

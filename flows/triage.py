@@ -51,6 +51,7 @@ from tasks.incidents import (
 from tasks.outcome import Outcome
 from tasks.platform_probes import probe_ingress, probe_jwks, probe_stateful
 from tasks.publish import publish_outcome, publish_triage
+from tasks.retries import spread_polls
 from tasks.settings import Settings
 from tasks.snapshots import QueueSnapshot, TriageSnapshot
 from tasks.triage import diagnose_incident, diagnose_recurrence
@@ -326,10 +327,8 @@ def _hold(params: TriageParams, decision: TriageDecision, incident: IncidentRef)
     hold = params.verify.hold_seconds
     hold = settings.incidents.hold_seconds if hold is None else hold
     since = datetime.now(UTC)
-    poll = min(5.0, max(0.1, hold / 10))
-    verify_hold_elapsed.with_options(retries=int(hold / poll) + 2, retry_delay_seconds=poll)(
-        since, hold
-    )
+    retries, delay = spread_polls(hold, shortest=0.1, longest=5.0)
+    verify_hold_elapsed.with_options(retries=retries, retry_delay_seconds=delay)(since, hold)
     came_back = diagnose_recurrence(decision, _probe(settings), since)
     return record_hold(incident, came_back, hold)
 

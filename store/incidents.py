@@ -336,15 +336,9 @@ def merge(session: Session, *, source_id: int, into_id: int) -> None:
             alert.incident_id = into_id
             session.add(alert)
     session.flush()
-    for table in (IncidentDecision, IncidentEvent):
+    for table in (IncidentDecision, IncidentEvent, IncidentAction, IncidentFollowUp):
         session.execute(
             update(table).where(col(table.incident_id) == source_id).values(incident_id=into_id)
-        )
-    for nullable in (IncidentAction, IncidentFollowUp):
-        session.execute(
-            update(nullable)
-            .where(col(nullable.incident_id) == source_id)
-            .values(incident_id=into_id)
         )
     into = get_incident(session, incident_id=into_id)
     into.started_at = min(into.started_at, source.started_at)

@@ -139,14 +139,13 @@ def render_report(record: IncidentRecord, *, ui_url: str | None = None) -> str:
 
 
 def _timeline(record: IncidentRecord, link: Link) -> list[str]:
+    lines = timeline(record)
     rows = ["## Timeline", "", "| time (UTC) | what happened | flow run |", "| --- | --- | --- |"]
     rows += [
-        f"| {line.at:%H:%M:%S} | {_cell(line.what)} | {link(line.flow_run_id)} |"
-        for line in timeline(record)
+        f"| {line.at:%H:%M:%S} | {_cell(line.what)} | {link(line.flow_run_id)} |" for line in lines
     ]
-    first = timeline(record)[0].at if record.alerts or record.events else None
-    if first is not None:
-        rows.insert(2, f"All times on {first:%Y-%m-%d}, UTC, unless a line says otherwise.\n")
+    if lines:
+        rows.insert(2, f"All times on {lines[0].at:%Y-%m-%d}, UTC, unless a line says otherwise.\n")
     return [*rows, ""]
 
 

@@ -94,3 +94,10 @@ def verify_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
         return decorator(fn)
 
     return decorate
+
+
+def spread_polls(seconds: float, *, shortest: float, longest: float) -> tuple[int, float]:
+    """Retries and delay for a verify that must watch `seconds`: about ten polls, never closer
+    than `shortest` nor further apart than `longest`, plus two to cover the task's own time."""
+    delay = min(longest, max(shortest, seconds / 10))
+    return int(seconds / delay) + 2, delay
