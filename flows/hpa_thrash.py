@@ -20,27 +20,31 @@ second widening would not help, the runaway task must be found and stopped by a 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prefect import flow
 from pydantic import BaseModel, Field
 
-from tasks.diagnosis import Action
-from tasks.mutations import patch_hpa_behavior
+from flows.pod_crash import crash_evidence
+from tasks.endings import no_action, settle
+from tasks.mutations import patch_hpa_behavior, restart_deployment
 from tasks.outcome import Outcome, Verification
-from tasks.publish import publish_changes, publish_diagnosis, publish_evidence, publish_outcome
-from tasks.retries import NotYetHealthy
+from tasks.publish import publish_diagnosis, publish_evidence
+from tasks.scenario_call import ScenarioCall
 from tasks.settings import Settings
 from tasks.snapshots import HpaThrashSnapshot
-from tasks.verifies import VerifyFailed, verify_hpa_stable, verify_pods_not_crashing
+from tasks.verifies import verify_hpa_stable, verify_pods_not_crashing, verify_rollout_complete
 from tasks.workload_diagnoses import (
     HPA_DAMPING_WINDOW_SECONDS,
     diagnose_hpa_thrash,
+    diagnose_several_crashes,
+    is_thrashing,
     recent_rescales,
 )
-from tasks.workload_probes import probe_hpa_decisions
+from tasks.workload_probes import probe_crashing_pods, probe_hpa_decisions
 
 VERIFY_CHECK = "scale-up window in place, no rescale for the quiet period, pods stop crashing"
+RESTART_CHECK = "rollout complete, pods stop crashing"
 
 
 class HpaThrashParams(BaseModel):
@@ -58,6 +62,29 @@ class HpaThrashParams(BaseModel):
     )
     verify_attempts: int = Field(default=240, ge=1, description="polls of each verify")
     verify_delay_seconds: float = Field(default=0.5, ge=0, description="pause between polls")
+    deployment: str | None = Field(
+        default=None,
+        description="the Deployment whose pods crash-loop behind a calm HPA (several crashes); "
+        "unset: the HPA's target",
+    )
+    restarts_already_made: int = Field(
+        default=0, ge=0, description="rollout restarts already made for this incident"
+    )
+
+    @classmethod
+    def from_call(cls, call: ScenarioCall) -> HpaThrashParams:
+        """Thrash: the HPA triage saw flapping. Several crashes: the crashing Deployment (and
+        the HPA in front of it, when there is one)."""
+        if call.decision.several_crashing:
+            where = call.where(namespace="namespace", hpa="hpa", deployment="target")
+        else:
+            where = call.where(namespace="namespace", hpa="target")
+        return cls(
+            **where,
+            dry_run=call.dry_run,
+            restarts_already_made=call.restarts_already_made,
+            **call.verify.overrides(quiet=True),
+        )
 
 
 def _describe_hpa(snapshot: HpaThrashSnapshot) -> list[str]:
@@ -99,36 +126,84 @@ def _verify(
         params.namespace, params.hpa, HPA_DAMPING_WINDOW_SECONDS, since, params.quiet_seconds
     )
     ready = verify_pods_not_crashing.with_options(retries=attempts, retry_delay_seconds=delay)(
-        params.namespace, target, crashed
+        params.namespace, target, crashed, since
     )
     return Verification(
         check=VERIFY_CHECK,
         passed=True,
         detail=(
             f"scaleUp window {window} s, no rescale for {params.quiet_seconds:g} s; "
-            f"{ready} pod(s) of {target} ready, none crash-looping"
+            f"{ready} pod(s) of {target} ready, none crashed since"
         ),
+    )
+
+
+def _verify_restart(
+    params: HpaThrashParams, deployment: str, crashed: list[str], since: datetime
+) -> Verification:
+    attempts, delay = params.verify_attempts, params.verify_delay_seconds
+    rollout = verify_rollout_complete.with_options(retries=attempts, retry_delay_seconds=delay)(
+        params.namespace, deployment
+    )
+    ready = verify_pods_not_crashing.with_options(retries=attempts, retry_delay_seconds=delay)(
+        params.namespace, deployment, crashed, since
+    )
+    return Verification(
+        check=RESTART_CHECK,
+        passed=True,
+        detail=f"{rollout.message}; {ready} pod(s) ready, none crashed since the restart",
+    )
+
+
+def _several_crashes(
+    params: HpaThrashParams, snapshot: HpaThrashSnapshot, deployment: str
+) -> Outcome:
+    """Several pods crash-loop and the HPA is calm: the worker log (above) for a runaway task,
+    then runbook A's inspection of each crashing pod and A's rolling restart, never the HPA
+    patch (a calm HPA's window is not the fix)."""
+    crashes = probe_crashing_pods(
+        params.namespace, deployment, restarts_already_made=params.restarts_already_made
+    )
+    publish_evidence(
+        "Crashing pods: describe and previous logs", crash_evidence(crashes), "hpa-thrash-pods"
+    )
+    diagnosis = diagnose_several_crashes(snapshot, crashes)
+    publish_diagnosis(diagnosis, "hpa-thrash-diagnosis")
+    if not diagnosis.needs_action:
+        return no_action(diagnosis, "hpa-thrash")
+    change = restart_deployment(
+        params.namespace, deployment, dry_run=params.dry_run, reason=diagnosis.summary
+    )
+    crashed = [c.pod.name for c in crashes.crashing]
+    return settle(
+        diagnosis,
+        (change,),
+        dry_run=params.dry_run,
+        flow="hpa-thrash",
+        check=RESTART_CHECK,
+        verify=lambda: (_verify_restart(params, deployment, crashed, change.at),),
+        did_not_fix="the restart did not stop the crashes",
     )
 
 
 @flow(name="hpa-thrash", flow_run_name="hpa-thrash/{params.hpa}")
 def remediate_hpa_thrash(params: HpaThrashParams) -> Outcome:
     """Runbook B: read the HPA's decisions and the worker task log, widen the scale-up
-    stabilization window to 300 s, verify the HPA stops flapping."""
+    stabilization window to 300 s, verify the HPA stops flapping. Several crashing pods behind
+    a calm HPA take the runbook's other road (`_several_crashes`)."""
     snapshot = probe_hpa_decisions(params.namespace, params.hpa, params.worker_deployment)
     publish_evidence(
         "HPA decisions and worker task lines", _describe_hpa(snapshot), "hpa-thrash-evidence"
     )
-    diagnosis = diagnose_hpa_thrash(snapshot)
+    hpa = snapshot.hpa
+    thrashing = hpa is not None and is_thrashing(hpa.rescales, snapshot.observed_at)
+    target = params.deployment or (hpa.target.name if hpa and hpa.target.name else None)
+    if not thrashing and target and (params.deployment or len(snapshot.crashing_pods) > 1):
+        return _several_crashes(params, snapshot, target)
+    diagnosis = diagnose_hpa_thrash(snapshot, timedelta(seconds=params.quiet_seconds))
     publish_diagnosis(diagnosis, "hpa-thrash-diagnosis")
     if not diagnosis.needs_action:
-        outcome = (
-            Outcome.nothing_to_do(diagnosis)
-            if diagnosis.action is Action.NONE
-            else Outcome.escalated(diagnosis)
-        )
-        publish_outcome(outcome, "hpa-thrash-outcome")
-        return outcome
+        return no_action(diagnosis, "hpa-thrash")
     change = patch_hpa_behavior(
         params.namespace,
         params.hpa,
@@ -136,20 +211,13 @@ def remediate_hpa_thrash(params: HpaThrashParams) -> Outcome:
         dry_run=params.dry_run,
         reason=diagnosis.summary,
     )
-    if params.dry_run:
-        outcome = Outcome.planned(diagnosis, change)
-    else:
-        target = (
-            snapshot.hpa.target.name if snapshot.hpa and snapshot.hpa.target.name else params.hpa
-        )
-        try:
-            verification = _verify(params, target, change.at, list(snapshot.crashing_pods))
-            outcome = Outcome.mitigated(diagnosis, (change,), (verification,))
-        except (NotYetHealthy, VerifyFailed) as exc:
-            failed = Verification(check=VERIFY_CHECK, passed=False, detail=str(exc))
-            outcome = Outcome.failed(
-                diagnosis, f"the wider window did not stop it: {exc}", (change,), (failed,)
-            )
-    publish_changes(outcome, "hpa-thrash-changes")
-    publish_outcome(outcome, "hpa-thrash-outcome")
-    return outcome
+    crashed = list(snapshot.crashing_pods)
+    return settle(
+        diagnosis,
+        (change,),
+        dry_run=params.dry_run,
+        flow="hpa-thrash",
+        check=VERIFY_CHECK,
+        verify=lambda: (_verify(params, target or params.hpa, change.at, crashed),),
+        did_not_fix="the wider window did not stop it",
+    )

@@ -18,26 +18,22 @@ endpoints again.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.diagnosis import Action, Diagnosis
+from tasks.diagnosis import Diagnosis
+from tasks.endings import no_action, settle
 from tasks.mutations import restart_deployment
 from tasks.outcome import Outcome, Verification
 from tasks.platform_diagnoses import diagnose_ingress
 from tasks.platform_probes import probe_ingress
-from tasks.publish import (
-    publish_changes,
-    publish_diagnosis,
-    publish_evidence,
-    publish_outcome,
-    publish_pods,
-)
-from tasks.retries import NotYetHealthy
+from tasks.publish import publish_diagnosis, publish_evidence, publish_pods
+from tasks.scenario_call import ScenarioCall
 from tasks.settings import Settings
 from tasks.snapshots import IngressSnapshot
 from tasks.verifies import (
-    VerifyFailed,
     verify_endpoints_ready,
     verify_pods_not_crashing,
     verify_rollout_complete,
@@ -47,7 +43,8 @@ VERIFY_CHECK = "rollout complete, every backend has ready endpoints"
 
 
 class Backend(BaseModel):
-    """A Service behind the Ingress; its Deployment has the same name (the runbook's layout)."""
+    """A Service behind the Ingress; the Deployments behind it are found through its selector
+    and the pods' owners, whatever they are named."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -75,6 +72,12 @@ class Ingress503Params(BaseModel):
     verify_attempts: int = Field(default=120, ge=1, description="polls of each verify")
     verify_delay_seconds: float = Field(default=0.5, ge=0, description="pause between polls")
 
+    @classmethod
+    def from_call(cls, call: ScenarioCall) -> Ingress503Params:
+        """E probes the controller and the backends itself: what it restarts comes from its
+        own readiness evidence, not from triage's target."""
+        return cls(dry_run=call.dry_run, **call.verify.overrides())
+
 
 def _ingress_evidence(snapshot: IngressSnapshot) -> list[str]:
     """The runbook's commands and what they answered."""
@@ -96,18 +99,19 @@ def _ingress_evidence(snapshot: IngressSnapshot) -> list[str]:
     return lines
 
 
-def _verify(diagnosis: Diagnosis, params: Ingress503Params) -> Verification:
+def _verify(diagnosis: Diagnosis, params: Ingress503Params, since: datetime) -> Verification:
     attempts, delay = params.verify_attempts, params.verify_delay_seconds
-    ns, deployment = diagnosis.namespace or "", diagnosis.name or ""
-    rollout = verify_rollout_complete.with_options(retries=attempts, retry_delay_seconds=delay)(
-        ns, deployment
-    )
-    details = [rollout.message]
-    if (ns, deployment) == (params.controller_namespace, params.controller):
-        ready = verify_pods_not_crashing.with_options(retries=attempts, retry_delay_seconds=delay)(
-            ns, deployment, []
+    details = []
+    for ns, deployment in diagnosis.targets:
+        rollout = verify_rollout_complete.with_options(retries=attempts, retry_delay_seconds=delay)(
+            ns, deployment
         )
-        details.append(f"{ready} controller pod(s) ready, none crash-looping")
+        details.append(rollout.message)
+        if (ns, deployment) == (params.controller_namespace, params.controller):
+            ready = verify_pods_not_crashing.with_options(
+                retries=attempts, retry_delay_seconds=delay
+            )(ns, deployment, [], since)
+            details.append(f"{ready} controller pod(s) ready, none crashed since the restart")
     for backend in params.backends:
         count = verify_endpoints_ready.with_options(retries=attempts, retry_delay_seconds=delay)(
             backend.namespace, backend.service
@@ -119,7 +123,8 @@ def _verify(diagnosis: Diagnosis, params: Ingress503Params) -> Verification:
 @flow(name="ingress-503", flow_run_name="ingress-503/{params.controller}")
 def remediate_ingress_503(params: Ingress503Params) -> Outcome:
     """Runbook E: check the controller and the backends' Endpoints, find the failing readiness
-    probes, rolling-restart what is wedged, verify the endpoints are ready."""
+    probes, rolling-restart what is wedged (every wedged backend), verify the endpoints are
+    ready."""
     snapshot = probe_ingress(
         params.controller_namespace,
         params.controller,
@@ -138,32 +143,17 @@ def remediate_ingress_503(params: Ingress503Params) -> Outcome:
     diagnosis = diagnose_ingress(snapshot)
     publish_diagnosis(diagnosis, "ingress-503-diagnosis")
     if not diagnosis.needs_action:
-        outcome = (
-            Outcome.nothing_to_do(diagnosis)
-            if diagnosis.action is Action.NONE
-            else Outcome.escalated(diagnosis)
-        )
-        publish_outcome(outcome, "ingress-503-outcome")
-        return outcome
-    change = restart_deployment(
-        diagnosis.namespace or "",
-        diagnosis.name or "",
-        dry_run=params.dry_run,
-        reason=diagnosis.summary,
+        return no_action(diagnosis, "ingress-503")
+    changes = tuple(
+        restart_deployment(ns, name, dry_run=params.dry_run, reason=diagnosis.summary)
+        for ns, name in diagnosis.targets
     )
-    if params.dry_run:
-        outcome = Outcome.planned(diagnosis, change)
-    else:
-        try:
-            outcome = Outcome.mitigated(diagnosis, (change,), (_verify(diagnosis, params),))
-        except (NotYetHealthy, VerifyFailed) as exc:
-            failed = Verification(check=VERIFY_CHECK, passed=False, detail=str(exc))
-            outcome = Outcome.failed(
-                diagnosis,
-                f"the restart did not bring the endpoints back: {exc}",
-                (change,),
-                (failed,),
-            )
-    publish_changes(outcome, "ingress-503-changes")
-    publish_outcome(outcome, "ingress-503-outcome")
-    return outcome
+    return settle(
+        diagnosis,
+        changes,
+        dry_run=params.dry_run,
+        flow="ingress-503",
+        check=VERIFY_CHECK,
+        verify=lambda: (_verify(diagnosis, params, changes[0].at),),
+        did_not_fix="the restart did not bring the endpoints back",
+    )

@@ -44,18 +44,19 @@ from flows.revert_auth_enforce import (
 )
 from tasks.changes import ChangeRecord
 from tasks.diagnosis import Action, Diagnosis
+from tasks.findings import JWKS_SYMPTOM
 from tasks.mutations import set_deployment_env
 from tasks.outcome import HardRuleBypass, Outcome, OutcomeStatus, Verification
 from tasks.platform_diagnoses import PERMISSIVE, diagnose_jwks
 from tasks.platform_probes import probe_jwks
 from tasks.publish import artifact_key, publish_diagnosis, publish_evidence, publish_outcome
 from tasks.retries import NotYetHealthy
+from tasks.scenario_call import ScenarioCall
 from tasks.settings import Settings
 from tasks.snapshots import JwksSnapshot
-from tasks.verifies import VerifyFailed, verify_pods_logging, verify_rollout_complete
+from tasks.verifies import VerifyFailed, verify_pods_run_env, verify_rollout_complete
 
 HARD_RULE = "ALPHASWARM_AUTH_ENFORCE stays enforcing (permissive only while Auth0 is down)"
-PERMISSIVE_ANNOUNCEMENT = "auth enforcement: permissive"
 
 
 class PermissiveApproval(RunInput):
@@ -98,6 +99,17 @@ class JwksOutageParams(BaseModel):
         description="how long JWKS must keep answering before the revert restores enforcement",
     )
     verify_attempts: int = Field(default=120, ge=1, description="polls of each verify")
+
+    @classmethod
+    def from_call(cls, call: ScenarioCall) -> JwksOutageParams:
+        return cls(
+            **call.where(namespace="namespace", deployment="target"),
+            dry_run=call.dry_run,
+            approve_permissive=call.approve_permissive,
+            approved_by=call.approved_by,
+            approval_timeout_seconds=call.approval_timeout_seconds,
+            **call.verify.overrides(delay=False),
+        )
 
 
 def _evidence(snapshot: JwksSnapshot) -> list[str]:
@@ -154,8 +166,8 @@ def _verify(params: JwksOutageParams) -> tuple[Verification, ...]:
     rollout = verify_rollout_complete.with_options(retries=attempts)(
         params.namespace, params.deployment
     )
-    pods = verify_pods_logging.with_options(retries=attempts)(
-        params.namespace, params.deployment, PERMISSIVE_ANNOUNCEMENT
+    pods = verify_pods_run_env.with_options(retries=attempts)(
+        params.namespace, params.deployment, params.auth_variable, PERMISSIVE, JWKS_SYMPTOM
     )
     return (
         Verification(
@@ -164,7 +176,10 @@ def _verify(params: JwksOutageParams) -> tuple[Verification, ...]:
         Verification(
             check="read-only routes served permissively",
             passed=True,
-            detail=f"{', '.join(pods)} log {PERMISSIVE_ANNOUNCEMENT!r}",
+            detail=(
+                f"{', '.join(pods)} run {params.auth_variable}={PERMISSIVE} and no longer log "
+                f"{JWKS_SYMPTOM}"
+            ),
         ),
     )
 

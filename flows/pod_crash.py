@@ -15,19 +15,23 @@ paused rollout or a violated PDB escalate with the evidence instead of restartin
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import flow
 from pydantic import BaseModel, Field
 
-from tasks.diagnosis import Action, Diagnosis
+from tasks.endings import no_action, settle
 from tasks.mutations import restart_deployment
 from tasks.outcome import Outcome, Verification
-from tasks.publish import publish_diagnosis, publish_evidence, publish_outcome, publish_pods
-from tasks.retries import NotYetHealthy
+from tasks.publish import publish_diagnosis, publish_evidence, publish_pods
+from tasks.scenario_call import ScenarioCall
 from tasks.settings import Settings
 from tasks.snapshots import PodCrashSnapshot
-from tasks.verifies import VerifyFailed, verify_pods_not_crashing, verify_rollout_complete
+from tasks.verifies import verify_pods_not_crashing, verify_rollout_complete
 from tasks.workload_diagnoses import diagnose_pod_crash
 from tasks.workload_probes import probe_crashing_pods
+
+VERIFY_CHECK = "rollout complete, pods stop crashing"
 
 
 class PodCrashParams(BaseModel):
@@ -41,8 +45,17 @@ class PodCrashParams(BaseModel):
     )
     verify_attempts: int = Field(default=120, ge=1, description="polls of each verify")
 
+    @classmethod
+    def from_call(cls, call: ScenarioCall) -> PodCrashParams:
+        return cls(
+            **call.where(namespace="namespace", deployment="target"),
+            dry_run=call.dry_run,
+            restarts_already_made=call.restarts_already_made,
+            **call.verify.overrides(delay=False),
+        )
 
-def _crash_evidence(snapshot: PodCrashSnapshot) -> list[str]:
+
+def crash_evidence(snapshot: PodCrashSnapshot) -> list[str]:
     lines = []
     for crash in snapshot.crashing:
         lines.append(f"$ kubectl describe pod -n {snapshot.namespace} {crash.pod.name}")
@@ -63,18 +76,18 @@ def _crash_evidence(snapshot: PodCrashSnapshot) -> list[str]:
     return lines
 
 
-def _verify(diagnosis: Diagnosis, params: PodCrashParams, crashed: list[str]) -> Verification:
+def _verify(params: PodCrashParams, crashed: list[str], since: datetime) -> Verification:
     attempts = params.verify_attempts
     rollout = verify_rollout_complete.with_options(retries=attempts)(
         params.namespace, params.deployment
     )
     ready = verify_pods_not_crashing.with_options(retries=attempts)(
-        params.namespace, params.deployment, crashed
+        params.namespace, params.deployment, crashed, since
     )
     return Verification(
-        check="rollout complete, pods stop crashing",
+        check=VERIFY_CHECK,
         passed=True,
-        detail=f"{rollout.message}; {ready} pod(s) ready, none crash-looping",
+        detail=f"{rollout.message}; {ready} pod(s) ready, none crashed since the restart",
     )
 
 
@@ -86,35 +99,22 @@ def remediate_pod_crash(params: PodCrashParams) -> Outcome:
     )
     publish_pods(snapshot.pods, "pod-crash-pods", f"kubectl get pods -l app={params.deployment}")
     publish_evidence(
-        "Crashing pods: describe and previous logs", _crash_evidence(snapshot), "pod-crash-evidence"
+        "Crashing pods: describe and previous logs", crash_evidence(snapshot), "pod-crash-evidence"
     )
     diagnosis = diagnose_pod_crash(snapshot)
     publish_diagnosis(diagnosis, "pod-crash-diagnosis")
     if not diagnosis.needs_action:
-        outcome = (
-            Outcome.nothing_to_do(diagnosis)
-            if diagnosis.action is Action.NONE
-            else Outcome.escalated(diagnosis)
-        )
-        publish_outcome(outcome, "pod-crash-outcome")
-        return outcome
+        return no_action(diagnosis, "pod-crash")
     change = restart_deployment(
         params.namespace, params.deployment, dry_run=params.dry_run, reason=diagnosis.summary
     )
-    if params.dry_run:
-        outcome = Outcome.planned(diagnosis, change)
-    else:
-        crashed = [c.pod.name for c in snapshot.crashing]
-        try:
-            outcome = Outcome.mitigated(
-                diagnosis, (change,), (_verify(diagnosis, params, crashed),)
-            )
-        except (NotYetHealthy, VerifyFailed) as exc:
-            failed = Verification(
-                check="rollout complete, pods stop crashing", passed=False, detail=str(exc)
-            )
-            outcome = Outcome.failed(
-                diagnosis, f"the restart did not fix it: {exc}", (change,), (failed,)
-            )
-    publish_outcome(outcome, "pod-crash-outcome")
-    return outcome
+    crashed = [c.pod.name for c in snapshot.crashing]
+    return settle(
+        diagnosis,
+        (change,),
+        dry_run=params.dry_run,
+        flow="pod-crash",
+        check=VERIFY_CHECK,
+        verify=lambda: (_verify(params, crashed, change.at),),
+        did_not_fix="the restart did not fix it",
+    )

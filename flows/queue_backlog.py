@@ -31,6 +31,7 @@ from tasks.mutations import scale_deployment, scale_via_control_plane
 from tasks.outcome import Outcome, Verification
 from tasks.publish import publish_changes, publish_diagnosis, publish_evidence, publish_outcome
 from tasks.retries import NotYetHealthy
+from tasks.scenario_call import ScenarioCall
 from tasks.settings import Settings
 from tasks.snapshots import QueueSnapshot
 from tasks.verifies import VerifyFailed, verify_queue_draining, verify_workers_online
@@ -59,6 +60,15 @@ class QueueBacklogParams(BaseModel):
     dry_run: bool = Field(default=True, description="plan with dryRun=All; change nothing")
     verify_attempts: int = Field(default=240, ge=1, description="polls of each verify")
     verify_delay_seconds: float = Field(default=2.5, ge=0, description="pause between polls")
+
+    @classmethod
+    def from_call(cls, call: ScenarioCall) -> QueueBacklogParams:
+        """C scales the worker Deployment triage found behind the deep queue."""
+        return cls(
+            **call.where(namespace="namespace", deployment="target"),
+            dry_run=call.dry_run,
+            **call.verify.overrides(),
+        )
 
 
 class CeleryView(BaseModel):

@@ -34,6 +34,7 @@ from tasks.publish import (
     publish_pods,
 )
 from tasks.retries import NotYetHealthy
+from tasks.scenario_call import ScenarioCall
 from tasks.settings import Settings
 from tasks.snapshots import StatefulSnapshot
 from tasks.stateful_data import (
@@ -58,6 +59,13 @@ class StatefulFailoverParams(BaseModel):
     dry_run: bool = Field(default=True, description="plan with dryRun=All; change nothing")
     verify_attempts: int = Field(default=120, ge=1, description="polls of each verify")
     verify_delay_seconds: float = Field(default=0.5, ge=0, description="pause between polls")
+
+    @classmethod
+    def from_call(cls, call: ScenarioCall) -> StatefulFailoverParams:
+        """F diagnoses Postgres against Redis itself (and refuses Postgres in production)."""
+        return cls(
+            **call.where(namespace="namespace"), dry_run=call.dry_run, **call.verify.overrides()
+        )
 
 
 def _stateful_evidence(snapshot: StatefulSnapshot) -> list[str]:

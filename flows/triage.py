@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from prefect import flow, tags
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,8 +35,7 @@ from flows.post_incident import PostIncidentParams, post_incident
 from flows.queue_backlog import QueueBacklogParams, remediate_queue_backlog
 from flows.stateful_failover import StatefulFailoverParams, remediate_stateful_failover
 from store.models import IncidentStatus
-from tasks.adapters.errors import AdapterError
-from tasks.alerts import AlertBatch, firing
+from tasks.alerts import AlertBatch, firing, in_scope
 from tasks.diagnosis import Action, Diagnosis, Scenario, TriageDecision
 from tasks.incident_tags import current_flow_run
 from tasks.incidents import (
@@ -47,54 +47,18 @@ from tasks.incidents import (
     record_mitigating,
     record_outcome,
     record_triage,
+    restarts_made,
 )
-from tasks.outcome import Outcome
-from tasks.platform_probes import probe_ingress, probe_jwks, probe_stateful
+from tasks.outcome import Outcome, OutcomeStatus
 from tasks.publish import publish_outcome, publish_triage
 from tasks.retries import spread_polls
+from tasks.scenario_call import ScenarioCall, VerifyPolicy
 from tasks.settings import Settings
-from tasks.snapshots import QueueSnapshot, TriageSnapshot
-from tasks.triage import diagnose_incident, diagnose_recurrence
+from tasks.triage import diagnose_incident, symptom_present
+from tasks.triage_probes import probe_incident
 from tasks.verifies import verify_hold_elapsed
-from tasks.workload_probes import (
-    probe_crashing_pods,
-    probe_hpa_decisions,
-    probe_queue_depth,
-    probe_worker_activity,
-)
 
-
-class VerifyPolicy(BaseModel):
-    """How patiently the scenario flow proves its fix; unset fields keep that flow's defaults.
-
-    Production keeps the defaults (B waits a minute without a rescale before calling the HPA
-    stable). A rehearsal on the sandbox, whose controllers tick many times a second, shortens
-    them so a run takes seconds; the checks themselves stay the same."""
-
-    model_config = ConfigDict(frozen=True)
-
-    attempts: int | None = Field(default=None, ge=1, description="polls of each verify")
-    delay_seconds: float | None = Field(default=None, ge=0, description="pause between polls")
-    quiet_seconds: float | None = Field(
-        default=None, gt=0, description="B: how long without a rescale counts as stable"
-    )
-    hold_seconds: float | None = Field(
-        default=None,
-        ge=0,
-        description="how long a verified fix must hold before the incident resolves "
-        "(default REMEDIATE_INCIDENTS__HOLD_SECONDS)",
-    )
-
-    def overrides(self, *, delay: bool = True, quiet: bool = False) -> dict[str, float | int]:
-        """The set fields, named as the scenario Params name them (for those that have them)."""
-        found: dict[str, float | int] = {}
-        if self.attempts is not None:
-            found["verify_attempts"] = self.attempts
-        if delay and self.delay_seconds is not None:
-            found["verify_delay_seconds"] = self.delay_seconds
-        if quiet and self.quiet_seconds is not None:
-            found["quiet_seconds"] = self.quiet_seconds
-        return found
+__all__ = ["ScenarioCall", "TriageOutcome", "TriageParams", "VerifyPolicy", "triage"]
 
 
 class TriageParams(BaseModel):
@@ -114,21 +78,11 @@ class TriageParams(BaseModel):
     )
 
 
-class ScenarioCall(BaseModel):
-    """What a scenario flow is started with: the triage decision (its target) and the run's
-    switches. One type for every entry of SCENARIO_FLOWS, so adding a scenario is one line."""
+class ScenarioParams(Protocol):
+    """A scenario flow's Params: built from triage's decision by one constructor."""
 
-    model_config = ConfigDict(frozen=True)
-
-    decision: TriageDecision
-    dry_run: bool
-    approve_permissive: bool = False
-    approved_by: str = ""
-    approval_timeout_seconds: int = 3600
-    verify: VerifyPolicy = VerifyPolicy()
-
-
-ScenarioFlow = Callable[[ScenarioCall], Outcome]
+    @classmethod
+    def from_call(cls, call: ScenarioCall) -> ScenarioParams: ...
 
 
 class TriageOutcome(BaseModel):
@@ -146,149 +100,19 @@ class TriageOutcome(BaseModel):
     incident_id: int | None = None  # the incident in the store; None: nothing to record
     incident_status: IncidentStatus | None = None
     report: str | None = None  # the post-incident report's path, when one was written
+    ignored: tuple[str, ...] = ()  # alerts outside the configured namespaces, and why
 
 
-def _pod_crash(call: ScenarioCall) -> Outcome:
-    d = call.decision
-    defaults = PodCrashParams()
-    return remediate_pod_crash(
-        PodCrashParams(
-            namespace=d.namespace or defaults.namespace,
-            deployment=d.target or defaults.deployment,
-            dry_run=call.dry_run,
-            **call.verify.overrides(delay=False),
-        )
-    )
-
-
-def _hpa_thrash(call: ScenarioCall) -> Outcome:
-    """B acts on the HPA triage found flapping (or the one in front of the crashing pods)."""
-    d = call.decision
-    defaults = HpaThrashParams()
-    return remediate_hpa_thrash(
-        HpaThrashParams(
-            namespace=d.namespace or defaults.namespace,
-            hpa=d.target or defaults.hpa,
-            dry_run=call.dry_run,
-            **call.verify.overrides(quiet=True),
-        )
-    )
-
-
-def _queue_backlog(call: ScenarioCall) -> Outcome:
-    """C scales the worker Deployment triage found behind the deep queue."""
-    d = call.decision
-    defaults = QueueBacklogParams()
-    return remediate_queue_backlog(
-        QueueBacklogParams(
-            namespace=d.namespace or defaults.namespace,
-            deployment=d.target or defaults.deployment,
-            dry_run=call.dry_run,
-            **call.verify.overrides(),
-        )
-    )
-
-
-def _ingress_503(call: ScenarioCall) -> Outcome:
-    """E probes the controller and the runbook's backends itself: which Deployment it restarts
-    comes from its own readiness evidence, not from triage's target."""
-    return remediate_ingress_503(Ingress503Params(dry_run=call.dry_run, **call.verify.overrides()))
-
-
-def _stateful_failover(call: ScenarioCall) -> Outcome:
-    """F diagnoses Postgres against Redis itself (and refuses Postgres in production)."""
-    d = call.decision
-    defaults = StatefulFailoverParams()
-    return remediate_stateful_failover(
-        StatefulFailoverParams(
-            namespace=d.namespace or defaults.namespace,
-            dry_run=call.dry_run,
-            **call.verify.overrides(),
-        )
-    )
-
-
-def _jwks_outage(call: ScenarioCall) -> Outcome:
-    d = call.decision
-    defaults = JwksOutageParams()
-    return remediate_jwks_outage(
-        JwksOutageParams(
-            namespace=d.namespace or defaults.namespace,
-            deployment=d.target or defaults.deployment,
-            dry_run=call.dry_run,
-            approve_permissive=call.approve_permissive,
-            approved_by=call.approved_by,
-            approval_timeout_seconds=call.approval_timeout_seconds,
-            **call.verify.overrides(delay=False),
-        )
-    )
-
-
-# The runbook's branches and the flow that handles each, in the tree's order. A branch without
-# an entry is still decided and explained, then escalated (`_not_registered`).
-SCENARIO_FLOWS: dict[Scenario, ScenarioFlow] = {
-    Scenario.POD_CRASH: _pod_crash,
-    Scenario.HPA_THRASH: _hpa_thrash,
-    Scenario.QUEUE_BACKLOG: _queue_backlog,
-    Scenario.JWKS_OUTAGE: _jwks_outage,
-    Scenario.INGRESS_503: _ingress_503,
-    Scenario.STATEFUL_FAILOVER: _stateful_failover,
+# The runbook's branches, in the tree's order: the flow that handles each and its Params. A
+# branch without an entry is still decided and explained, then escalated (`_not_registered`).
+SCENARIO_FLOWS: dict[Scenario, tuple[Callable[[Any], Outcome], type[ScenarioParams]]] = {
+    Scenario.POD_CRASH: (remediate_pod_crash, PodCrashParams),
+    Scenario.HPA_THRASH: (remediate_hpa_thrash, HpaThrashParams),
+    Scenario.QUEUE_BACKLOG: (remediate_queue_backlog, QueueBacklogParams),
+    Scenario.JWKS_OUTAGE: (remediate_jwks_outage, JwksOutageParams),
+    Scenario.INGRESS_503: (remediate_ingress_503, Ingress503Params),
+    Scenario.STATEFUL_FAILOVER: (remediate_stateful_failover, StatefulFailoverParams),
 }
-
-
-# Triage reads the broker once, plus a retry: a broker that does not answer is evidence for the
-# decision (Redis may be the very thing that is down), not a reason to hold up every branch.
-QUEUE_PROBE_RETRIES = 1
-
-
-def _queue_snapshot(settings: Settings) -> QueueSnapshot | None:
-    """Branch C's evidence: the queue depth from the broker and `celery inspect active` in a
-    worker pod. None when no broker is configured (REMEDIATE_CELERY__BROKER_URL unset)."""
-    broker, w = settings.celery, settings.workloads
-    if not broker.configured:
-        return None
-    queue = broker.queues[0]
-    depth: int | None = None
-    error = ""
-    try:
-        depth = probe_queue_depth.with_options(retries=QUEUE_PROBE_RETRIES)(queue)
-    except AdapterError as exc:
-        error = str(exc)
-    return probe_worker_activity(
-        w.namespace,
-        w.worker_deployment,
-        queue,
-        depth,
-        alarm=broker.queue_depth_alarm,
-        broker_error=error,
-    )
-
-
-def _probe(settings: Settings) -> TriageSnapshot:
-    w = settings.workloads
-    return TriageSnapshot(
-        observed_at=datetime.now(UTC),
-        stateful=probe_stateful(w.namespace, w.postgres_selector, w.redis_pod),
-        jwks=probe_jwks(
-            w.namespace,
-            w.core_deployment,
-            settings.auth.jwks_url,
-            w.admin_namespace,
-            w.control_plane_deployment,
-            w.auth_enforce_variable,
-        ),
-        ingress=probe_ingress(
-            w.ingress_namespace,
-            w.ingress_controller,
-            [(w.namespace, w.client_deployment), (w.admin_namespace, w.control_plane_deployment)],
-        ),
-        crashes=(
-            probe_crashing_pods(w.namespace, w.core_deployment),
-            probe_crashing_pods(w.namespace, w.worker_deployment),
-        ),
-        hpa=probe_hpa_decisions(w.namespace, w.hpa, w.worker_deployment),
-        queue=_queue_snapshot(settings),
-    )
 
 
 def _not_registered(decision: TriageDecision) -> Outcome:
@@ -329,7 +153,8 @@ def _hold(params: TriageParams, decision: TriageDecision, incident: IncidentRef)
     since = datetime.now(UTC)
     retries, delay = spread_polls(hold, shortest=0.1, longest=5.0)
     verify_hold_elapsed.with_options(retries=retries, retry_delay_seconds=delay)(since, hold)
-    came_back = diagnose_recurrence(decision, _probe(settings), since)
+    snapshot = probe_incident(settings, decision=decision)
+    came_back = symptom_present(decision, snapshot, since, settings.environment)
     return record_hold(incident, came_back, hold)
 
 
@@ -337,7 +162,7 @@ def _run_scenario(
     params: TriageParams, decision: TriageDecision, incident: IncidentRef | None
 ) -> tuple[Outcome, IncidentRef | None]:
     assert decision.scenario is not None
-    run = SCENARIO_FLOWS.get(decision.scenario)
+    entry = SCENARIO_FLOWS.get(decision.scenario)
     call = ScenarioCall(
         decision=decision,
         dry_run=params.dry_run,
@@ -345,16 +170,25 @@ def _run_scenario(
         approved_by=params.approved_by,
         approval_timeout_seconds=params.approval_timeout_seconds,
         verify=params.verify,
+        restarts_already_made=restarts_made(
+            incident, decision.namespace or "", decision.target or ""
+        ),
     )
     if incident is not None and not params.dry_run:
         incident = record_mitigating(incident, decision.scenario)
     try:
         with tags(*([incident.tag] if incident is not None else [])):
-            outcome = run(call) if run is not None else _not_registered(decision)
+            if entry is None:
+                outcome = _not_registered(decision)
+            else:
+                run, params_type = entry
+                outcome = run(params_type.from_call(call))
     except Exception as exc:
         if incident is not None:  # the record says so before the run fails
             record_failure(incident, f"{type(exc).__name__}: {exc}", dry_run=params.dry_run)
         raise
+    if outcome.status is OutcomeStatus.NOTHING_TO_DO and not params.dry_run:
+        outcome = _recheck_symptom(decision, outcome)
     publish_outcome(outcome, "triage-outcome")
     if incident is not None:
         incident = record_outcome(incident, outcome, dry_run=params.dry_run)
@@ -362,6 +196,22 @@ def _run_scenario(
         if incident.status is IncidentStatus.VERIFIED and outcome.bypass is None:
             incident = _hold(params, decision, incident)
     return outcome, incident
+
+
+def _recheck_symptom(decision: TriageDecision, outcome: Outcome) -> Outcome:
+    """The scenario found nothing to do: look at the symptom that opened the incident once
+    more. Still there, the incident escalates with the evidence; "resolved" means gone."""
+    settings = Settings()
+    still = symptom_present(
+        decision, probe_incident(settings, decision=decision), None, settings.environment
+    )
+    if still is None or outcome.diagnosis is None:
+        return outcome
+    return Outcome.escalated(
+        outcome.diagnosis,
+        f"the scenario found nothing to do ({outcome.message}), but the symptom is still "
+        f"there: {still}",
+    )
 
 
 def _report(incident: IncidentRef | None, dry_run: bool, outcome: Outcome | None) -> str | None:
@@ -380,11 +230,17 @@ def triage(params: TriageParams | None = None) -> TriageOutcome:
     """Record the alerts, probe, decide the branch (platform first), publish why, run that
     scenario's flow, and follow the incident to verified, resolved or escalated."""
     params = params or TriageParams()
-    incident = record_evidence(params.alerts) if params.alerts is not None else None
-    if params.alerts is not None and not firing(params.alerts):
+    settings = Settings()
+    batch, ignored = (
+        in_scope(params.alerts, settings.workloads.scope) if params.alerts else (None, ())
+    )
+    if params.alerts is not None and batch is None:
+        return _ignored(params, ignored)
+    incident = record_evidence(batch) if batch is not None else None
+    if batch is not None and not firing(batch):
         return _only_resolved_alerts(params, incident)
-    alerts = firing(params.alerts) if params.alerts is not None else ()
-    decision = diagnose_incident(alerts, _probe(Settings()))
+    alerts = firing(batch) if batch is not None else ()
+    decision = diagnose_incident(alerts, probe_incident(settings, alerts), settings.environment)
     publish_triage(decision, "triage-decision")
     incident = record_triage(incident, decision, dry_run=params.dry_run)
     outcome: Outcome | None = None
@@ -407,6 +263,22 @@ def triage(params: TriageParams | None = None) -> TriageOutcome:
         incident_id=incident.id if incident is not None else None,
         incident_status=incident.status if incident is not None else None,
         report=report,
+        ignored=ignored,
+    )
+
+
+def _ignored(params: TriageParams, ignored: tuple[str, ...]) -> TriageOutcome:
+    """Every alert is about something outside the configured namespaces: not an AlphaSwarm
+    incident, so nothing is recorded and nothing runs."""
+    return TriageOutcome(
+        scenario=None,
+        reason=f"ignored: every alert is outside the configured namespaces ({ignored[0]})",
+        escalate=False,
+        dry_run=params.dry_run,
+        plan=(),
+        outcome=None,
+        decision=None,
+        ignored=ignored,
     )
 
 

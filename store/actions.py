@@ -106,3 +106,17 @@ def link_actions(session: Session, *, change_keys: tuple[str, ...], incident_id:
             row.incident_id = incident_id
             session.add(row)
     session.flush()
+
+
+def count_applied(session: Session, *, incident_id: int, action: str, target_key: str) -> int:
+    """How many changes of this kind were applied to this target for the incident (A's restart
+    cap: a restart that did not help twice will not help a third time)."""
+    rows = session.exec(
+        select(IncidentAction)
+        .where(IncidentAction.incident_id == incident_id)
+        .where(IncidentAction.action == action)
+        .where(IncidentAction.target_key == target_key)
+        .where(IncidentAction.status == ActionStatus.APPLIED)
+        .where(IncidentAction.dry_run == False)  # noqa: E712 (SQL, not Python)
+    ).all()
+    return len(rows)

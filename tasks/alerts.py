@@ -38,7 +38,9 @@ class _Payload(BaseModel):
 
 class Alert(_Payload):
     status: AlertStatus
-    labels: dict[str, str] = Field(default_factory=dict)
+    # Alertmanager always sends `labels` (an alert is its label set): a body without it is not
+    # an alert from Alertmanager, and refusing it beats triaging nothing.
+    labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
     starts_at: datetime = Field(alias="startsAt")
     # Go's zero time ("0001-01-01T00:00:00Z") for alerts without an end parses fine.
@@ -78,14 +80,27 @@ class AlertBatch(_Payload):
 
 
 class AlertTarget(BaseModel):
-    """The Kubernetes object an alert is about, from the labels kube-state-metrics uses."""
+    """The Kubernetes object an alert is about, from the labels that kube-state-metrics,
+    kube-prometheus's relabelling and the exporters put on it."""
 
     model_config = ConfigDict(frozen=True)
 
     namespace: str | None = None
     pod: str | None = None
+    container: str | None = None
     deployment: str | None = None
+    statefulset: str | None = None
+    hpa: str | None = None
     service: str | None = None
+    ingress: str | None = None
+    job: str | None = None
+    instance: str | None = None
+    queue: str | None = None
+
+    @property
+    def named(self) -> str | None:
+        """The most specific object the alert names, for a message."""
+        return self.pod or self.deployment or self.statefulset or self.hpa or self.service
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -146,12 +161,57 @@ def firing(batch: AlertBatch) -> tuple[Alert, ...]:
     return tuple(a for a in batch.alerts if a.firing)
 
 
+def _first(labels: Mapping[str, str], *names: str) -> str | None:
+    return next((labels[n] for n in names if labels.get(n)), None)
+
+
 def alert_target(alert: Alert) -> AlertTarget:
-    """What the alert points at; kube-state-metrics and common rules use these label names."""
+    """What the alert points at. kube-state-metrics alerts carry the object in `namespace` and
+    `pod` / `deployment` / `statefulset` / `horizontalpodautoscaler`; their `service`, `job` and
+    `instance` are the exporter's scrape target, not ours. ingress-nginx's metrics carry the
+    Ingress's namespace in `exported_namespace` (`namespace` is the controller's)."""
     labels = alert.labels
-    return AlertTarget(
-        namespace=labels.get("namespace") or labels.get("exported_namespace") or None,
-        pod=labels.get("pod") or labels.get("exported_pod") or None,
-        deployment=labels.get("deployment") or labels.get("workload") or None,
-        service=labels.get("service") or labels.get("exported_service") or None,
+    ingress = _first(labels, "ingress")
+    namespace = (
+        _first(labels, "exported_namespace", "namespace")
+        if ingress
+        else _first(labels, "namespace", "exported_namespace")
     )
+    return AlertTarget(
+        namespace=namespace,
+        pod=_first(labels, "pod", "exported_pod"),
+        container=_first(labels, "container", "exported_container"),
+        deployment=_first(labels, "deployment", "workload"),
+        statefulset=_first(labels, "statefulset"),
+        hpa=_first(labels, "horizontalpodautoscaler", "hpa"),
+        service=_first(labels, "exported_service", "service"),
+        ingress=ingress,
+        job=_first(labels, "job"),
+        instance=_first(labels, "instance"),
+        queue=_first(labels, "queue_name", "queue"),
+    )
+
+
+def out_of_scope(alert: Alert, namespaces: tuple[str, ...]) -> str | None:
+    """Why the alert is not ours to act on, or None: it names a namespace outside `namespaces`.
+    An alert without a namespace (a blackbox probe of the JWKS URL, say) stays in scope."""
+    target = alert_target(alert)
+    if target.namespace is None or target.namespace in namespaces:
+        return None
+    return (
+        f"{alert.name or alert.fingerprint} about {target.namespace}/{target.named or '-'}: "
+        f"namespace {target.namespace} is outside the configured namespaces "
+        f"({', '.join(namespaces)})"
+    )
+
+
+def in_scope(
+    batch: AlertBatch, namespaces: tuple[str, ...]
+) -> tuple[AlertBatch | None, tuple[str, ...]]:
+    """The batch with only the alerts about the configured namespaces (None when none is), and
+    why each other one was left out."""
+    ignored = tuple(why for a in batch.alerts if (why := out_of_scope(a, namespaces)))
+    kept = tuple(a for a in batch.alerts if out_of_scope(a, namespaces) is None)
+    if not kept:
+        return None, ignored
+    return batch.model_copy(update={"alerts": kept}), ignored

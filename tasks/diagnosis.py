@@ -68,6 +68,18 @@ class Diagnosis(BaseModel):
     window_seconds: int | None = None
     variable: str | None = None
     value: str | None = None
+    # Further objects the same action applies to, as "namespace/name" (E: every backend whose
+    # readiness fails, not only the first).
+    more_targets: tuple[str, ...] = ()
+
+    @property
+    def targets(self) -> tuple[tuple[str, str], ...]:
+        """(namespace, name) of every object the action applies to, the first one first."""
+        first: tuple[tuple[str, str], ...] = (
+            ((self.namespace or "", self.name),) if self.name else ()
+        )
+        rest = tuple((t.partition("/")[0], t.partition("/")[2]) for t in self.more_targets)
+        return (*first, *rest)
 
     @property
     def needs_action(self) -> bool:
@@ -101,6 +113,11 @@ class TriageDecision(BaseModel):
     escalate: bool = False
     namespace: str | None = None
     target: str | None = None  # the deployment/pod the scenario flow should act on
+    hpa: str | None = None  # B: the HPA in front of the target, when it has one
+    # B's other road: several pods of `target` crash-loop while the HPA is calm.
+    several_crashing: bool = False
+    # Probes that could not tell (what could not be read, and why): named, never a branch.
+    inconclusive: tuple[str, ...] = ()
 
     def to_markdown(self) -> str:
         branch = (
@@ -109,4 +126,6 @@ class TriageDecision(BaseModel):
         lines = [f"**Triage:** {branch}{' (escalated)' if self.escalate else ''}", "", self.reason]
         if self.evidence:
             lines += ["", "**Evidence:**", *[f"- {e}" for e in self.evidence]]
+        if self.inconclusive:
+            lines += ["", "**Could not tell:**", *[f"- {e}" for e in self.inconclusive]]
         return "\n".join(lines) + "\n"

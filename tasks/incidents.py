@@ -31,6 +31,7 @@ from store.models import EventKind, IncidentAlert, IncidentEvent, IncidentStatus
 from store.queries import IncidentRecord
 from store.types import utcnow
 from tasks.alerts import Alert, AlertBatch, alert_target
+from tasks.changes import ActionKind, Target
 from tasks.diagnosis import Scenario, TriageDecision
 from tasks.incident_tags import current_flow_run, incident_tag
 from tasks.outcome import FollowUp, Outcome, OutcomeStatus
@@ -106,7 +107,7 @@ def alert_target_key(alerts: Sequence[Alert]) -> str:
     Provisional: the decision re-keys the incident by the target it chose."""
     for alert in alerts:
         t = alert_target(alert)
-        name = t.deployment or t.pod or t.service
+        name = t.named
         if name:
             return f"alert:{t.namespace or '-'}/{name}"
     return f"alert:{alerts[0].name or alerts[0].fingerprint}" if alerts else "alert:-"
@@ -458,3 +459,15 @@ def record_report(incident_id: int, path: str) -> None:
                 summary=f"post-incident report written: {path}",
                 flow_run_id=current_flow_run()[0],
             )
+
+
+@task(name="count-restarts", cache_policy=NO_CACHE)
+def restarts_made(ref: IncidentRef | None, namespace: str, deployment: str) -> int:
+    """Rollout restarts this automation already applied to the Deployment for the incident."""
+    if ref is None:
+        return 0
+    target = Target(kind="Deployment", namespace=namespace, name=deployment)
+    with session_for(store_url()) as session:
+        return actions.count_applied(
+            session, incident_id=ref.id, action=ActionKind.RESTART.value, target_key=target.key
+        )

@@ -7,16 +7,24 @@ guard a hard-rule bypass (permissive auth only behind a firewalled operator UI) 
 
 from __future__ import annotations
 
-from tasks.adapters.cluster import Ingress, NetworkPolicy, Pod
+from tasks.adapters.cluster import Ingress, NetworkPolicy, Pod, PodDisruptionBudget
+from tasks.crashes import is_crash_looping
 from tasks.diagnosis import Action, Diagnosis, Scenario
+from tasks.findings import (
+    CURL_DNS_FAILURE,
+    CURL_HTTP_ERROR,
+    FindingKind,
+    curl_could_not_run,
+    jwks_finding,
+)
 from tasks.settings import Environment
 from tasks.snapshots import (
     ExecCurl,
     IngressSnapshot,
     JwksSnapshot,
+    ServiceEndpoints,
     StatefulSnapshot,
 )
-from tasks.workload_diagnoses import is_crash_looping
 
 PERMISSIVE = "permissive"
 # Annotations that restrict who may reach an Ingress (ingress-nginx, and its older spelling).
@@ -25,9 +33,6 @@ FIREWALL_ANNOTATIONS = (
     "nginx.ingress.kubernetes.io/allowlist-source-range",
 )
 OPEN_RANGES = frozenset({"0.0.0.0/0", "::/0"})
-CURL_DNS_FAILURE = 6
-CURL_CONNECT_FAILURES = frozenset({7, 28})
-CURL_HTTP_ERROR = 22
 MANAGED_POSTGRES = (
     "the runbook says K8s overlays must migrate to a managed Postgres (Aurora / Cloud SQL / "
     "Azure Database for PostgreSQL) before going to prod; a pod restart is not the fix there"
@@ -75,22 +80,19 @@ def operator_ui_firewall(ingress: Ingress | None) -> str | None:
     return None
 
 
-def is_dns_failure(curl: ExecCurl | None) -> bool:
-    return curl is not None and (
-        curl.exit_code == CURL_DNS_FAILURE or "could not resolve host" in curl.stderr.lower()
-    )
+DNS_WORDS = ("could not resolve", "name resolution", "no such host", "nxdomain")
+
+
+def is_dns_failure(curl: ExecCurl | None, symptom: tuple[str, ...] = ()) -> bool:
+    """curl's exit 6, or the app's own jwks_unreachable line saying the name did not resolve."""
+    if curl is not None and curl.exit_code == CURL_DNS_FAILURE:
+        return True
+    text = " ".join((curl.stderr if curl is not None else "", *symptom)).lower()
+    return any(word in text for word in DNS_WORDS)
 
 
 def _jwks_evidence(snapshot: JwksSnapshot) -> list[str]:
-    here = snapshot.from_here
-    pod = snapshot.from_pod
-    evidence = []
-    if here is not None:
-        state = "ok" if here.ok else f"{here.failure} {here.status or ''} {here.detail}".strip()
-        evidence.append(f"JWKS from this process: {state}")
-    if pod is not None:
-        state = "ok" if pod.ok else f"curl exit {pod.exit_code}: {pod.stderr}"
-        evidence.append(f"JWKS from pod {pod.pod}: {state}")
+    evidence = list(jwks_finding(snapshot).evidence)
     evidence.append(
         "egress TCP 443 from core pods: "
         + ("allowed" if egress_allows_https(snapshot.egress_policies) else "BLOCKED")
@@ -108,11 +110,14 @@ def _jwks_cause(snapshot: JwksSnapshot) -> tuple[str, str] | None:
     """(what is wrong, the real fix) for the runbook's three causes, or None for another one.
 
     DNS and blocked egress are told apart from an Auth0 outage because their real fix is ours
-    to make; the runbook's mitigation is the same for all three."""
-    here, pod = snapshot.from_here, snapshot.from_pod
-    if is_dns_failure(pod):
+    to make; the runbook's mitigation is the same for all three. The pod's curl is used only
+    when it could run; the app's own `jwks_unreachable` lines stand in for it otherwise."""
+    here = snapshot.from_here
+    pod = None if curl_could_not_run(snapshot.from_pod) else snapshot.from_pod
+    pod_fails = (pod is not None and not pod.ok) or bool(snapshot.symptom_lines)
+    if pod_fails and is_dns_failure(pod, snapshot.symptom_lines):
         return "DNS resolution fails inside the cluster", "CoreDNS / upstream DNS is fixed"
-    if pod is not None and not pod.ok and not egress_allows_https(snapshot.egress_policies):
+    if pod_fails and not egress_allows_https(snapshot.egress_policies):
         return (
             "outbound 443 is blocked by a NetworkPolicy",
             "the egress rule is restored (network-policies.yaml)",
@@ -131,7 +136,7 @@ def diagnose_jwks(snapshot: JwksSnapshot) -> Diagnosis:
     is firewalled at the Ingress; the cause and its real fix go in the summary."""
     where = {"namespace": snapshot.namespace, "name": snapshot.deployment_name}
     evidence = tuple(_jwks_evidence(snapshot))
-    here, pod = snapshot.from_here, snapshot.from_pod
+    seen = jwks_finding(snapshot)
 
     def decide(action: Action, summary: str, **extra: str) -> Diagnosis:
         return Diagnosis(
@@ -143,13 +148,15 @@ def diagnose_jwks(snapshot: JwksSnapshot) -> Diagnosis:
             **extra,
         )
 
-    if pod is None and here is None:
-        return decide(Action.ESCALATE, "JWKS could not be probed from anywhere")
-    if (pod is None or pod.ok) and (here is None or here.ok):
-        return decide(Action.NONE, "JWKS answers: healthy")
+    if seen.inconclusive:
+        return decide(Action.ESCALATE, f"JWKS could not be probed: {seen.summary}")
+    if not seen.fault:
+        return decide(Action.NONE, f"JWKS answers: healthy ({seen.summary})")
     found = _jwks_cause(snapshot)
     if found is None:
-        return decide(Action.ESCALATE, "JWKS fails for a reason the runbook does not name")
+        return decide(
+            Action.ESCALATE, f"JWKS fails for a reason the runbook does not name: {seen.summary}"
+        )
     cause, real_fix = found
     if (snapshot.auth_enforce or "").lower() == PERMISSIVE:
         return decide(Action.NONE, f"{cause} and {snapshot.auth_variable} is permissive already")
@@ -169,9 +176,9 @@ def diagnose_jwks(snapshot: JwksSnapshot) -> Diagnosis:
 
 
 def jwks_answers(snapshot: JwksSnapshot) -> bool:
-    """JWKS serves keys from inside a core pod, and from here when that was probed."""
-    pod, here = snapshot.from_pod, snapshot.from_here
-    return pod is not None and pod.ok and (here is None or here.ok)
+    """JWKS is seen healthy (inside a core pod, from here, or in the app's own log) and nothing
+    sees it failing."""
+    return jwks_finding(snapshot).kind is FindingKind.HEALTHY
 
 
 def diagnose_auth_revert(
@@ -269,6 +276,9 @@ def diagnose_ingress(snapshot: IngressSnapshot) -> Diagnosis:
     for svc in snapshot.services:
         count = len(svc.endpoints.ready) if svc.endpoints is not None else 0
         waiting = len(svc.endpoints.not_ready) if svc.endpoints is not None else 0
+        if not svc.exists:
+            evidence.append(f"no Service {svc.namespace}/{svc.service}: not checked")
+            continue
         evidence.append(f"endpoints {svc.namespace}/{svc.service}: {count} ready, {waiting} not")
         evidence += [
             f"readiness fails on {f.pod} (x{f.count}): {f.message}" for f in svc.readiness_failures
@@ -277,34 +287,67 @@ def diagnose_ingress(snapshot: IngressSnapshot) -> Diagnosis:
             empty.append(svc)
     if not empty:
         return decide(Action.NONE, "the controller and every backend have ready endpoints")
-    first = empty[0]
-    backend = (first.namespace, first.service)
-    if first.endpoints is None:
-        return decide(
-            Action.ESCALATE,
-            f"Service {first.namespace}/{first.service} has no Endpoints object",
-            backend,
-        )
-    messages = " ".join(f.message.lower() for f in first.readiness_failures)
-    if any(word in messages for word in ("postgres", "redis", "5432", "6379", "database")):
-        return decide(
-            Action.REROUTE,
-            "readiness fails on a datastore: runbook F, not a restart of the backend",
-            backend,
-            scenario=Scenario.STATEFUL_FAILOVER,
-        )
-    if not first.readiness_failures:
-        return decide(
-            Action.ESCALATE,
-            f"{first.service} has no ready endpoints and no Unhealthy events say why",
-            backend,
-        )
-    return decide(
+    restart: list[tuple[str, str]] = []
+    for svc in empty:
+        why = _backend_blocker(svc, snapshot)
+        if why is not None:
+            action, summary = why
+            return decide(
+                action,
+                summary,
+                (svc.namespace, svc.service),
+                scenario=Scenario.STATEFUL_FAILOVER
+                if action is Action.REROUTE
+                else Scenario.INGRESS_503,
+            )
+        restart += [(svc.namespace, d) for d in svc.deployments]
+    evidence += [_pdb_fact(svc, snapshot) for svc in empty]
+    names = ", ".join(f"deployment/{name}" for _, name in restart)
+    found = decide(
         Action.RESTART_DEPLOYMENT,
-        f"{first.service}'s pods fail their readiness probe: rolling restart of "
-        f"deployment/{first.service}",
-        backend,
+        f"the pods behind {', '.join(s.service for s in empty)} fail their readiness probe: "
+        f"rolling restart of {names}",
+        restart[0],
     )
+    return found.model_copy(update={"more_targets": tuple(f"{n}/{d}" for n, d in restart[1:])})
+
+
+def _pdb_fact(svc: ServiceEndpoints, snapshot: IngressSnapshot) -> str:
+    """The PDBs guarding the backend. No pod behind it is ready, so a rolling restart cannot
+    lower the healthy count below what it is: the PDB is evidence here, never a veto."""
+    pdbs = _pdbs_of(svc, snapshot)
+    if not pdbs:
+        return f"no PodDisruptionBudget selects the pods of {svc.namespace}/{svc.service}"
+    return "; ".join(
+        f"PDB {p.name}: {p.current_healthy} healthy, {p.desired_healthy} desired (none ready, so "
+        "a restart cannot take it lower)"
+        for p in pdbs
+    )
+
+
+def _pdbs_of(svc: ServiceEndpoints, snapshot: IngressSnapshot) -> list[PodDisruptionBudget]:
+    return [
+        p
+        for p in snapshot.pdbs
+        if p.namespace == svc.namespace
+        and p.selector.match_labels
+        and all(svc.selector.get(k) == v for k, v in p.selector.match_labels.items())
+    ]
+
+
+def _backend_blocker(svc: ServiceEndpoints, snapshot: IngressSnapshot) -> tuple[Action, str] | None:
+    """Why an empty backend must not be restarted: (the action instead, why), or None."""
+    where = f"{svc.namespace}/{svc.service}"
+    if svc.endpoints is None:
+        return Action.ESCALATE, f"Service {where} has no Endpoints object"
+    messages = " ".join(f.message.lower() for f in svc.readiness_failures)
+    if any(word in messages for word in ("postgres", "redis", "5432", "6379", "database")):
+        return Action.REROUTE, "readiness fails on a datastore: runbook F, not a restart"
+    if not svc.readiness_failures:
+        return Action.ESCALATE, f"{where} has no ready endpoints and no Unhealthy events say why"
+    if not svc.deployments:
+        return Action.ESCALATE, f"no Deployment owns the pods {where} selects: nothing to restart"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,7 +355,9 @@ def diagnose_ingress(snapshot: IngressSnapshot) -> Diagnosis:
 
 
 def _down(pods: tuple[Pod, ...]) -> bool:
-    return not _ready(pods)
+    """Pods exist and none is ready. No pod at all is not "down": nothing says it should run
+    here (a managed Postgres has none)."""
+    return bool(pods) and not _ready(pods)
 
 
 def diagnose_stateful(snapshot: StatefulSnapshot, environment: Environment) -> Diagnosis:
@@ -321,7 +366,10 @@ def diagnose_stateful(snapshot: StatefulSnapshot, environment: Environment) -> D
     ns = snapshot.namespace
     pg_down = _down(snapshot.postgres_pods)
     redis_pods = (snapshot.redis_pod,) if snapshot.redis_pod is not None else ()
-    redis_down = _down(redis_pods)
+    # A missing redis pod is down when its StatefulSet exists to say it should be there.
+    redis_down = _down(redis_pods) or (
+        snapshot.redis_pod is None and snapshot.redis_statefulset is not None
+    )
     evidence = [
         f"postgres pods ({snapshot.postgres_selector}): "
         + (", ".join(f"{p.name} {p.status} {p.ready}" for p in snapshot.postgres_pods) or "none"),
@@ -368,6 +416,12 @@ def diagnose_stateful(snapshot: StatefulSnapshot, environment: Environment) -> D
             **redis,
         )
     if not pg_down:
+        if not snapshot.postgres_pods:
+            evidence.append(
+                f"no pod matches {snapshot.postgres_selector}: Postgres is managed outside the "
+                "cluster or runs under other labels (not probed here)"
+            )
+            return decide(Action.NONE, "Redis is ready; Postgres has no pod here to judge")
         return decide(Action.NONE, "Postgres and Redis are ready")
     if environment is Environment.PRODUCTION:
         return decide(
@@ -375,8 +429,6 @@ def diagnose_stateful(snapshot: StatefulSnapshot, environment: Environment) -> D
             f"Postgres is down in production: refusing the pod restart; {MANAGED_POSTGRES}",
             **postgres,
         )
-    if not snapshot.postgres_pods:
-        return decide(Action.ESCALATE, "no Postgres pod exists to restart", **postgres)
     if not snapshot.postgres_pvcs or any(c.phase != "Bound" for c in snapshot.postgres_pvcs):
         return decide(
             Action.ESCALATE,

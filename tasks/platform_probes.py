@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from tasks.adapters.cluster import Pod
+from tasks.adapters.cluster import PersistentVolumeClaim, Pod, PodDisruptionBudget
+from tasks.adapters.errors import PermanentError
 from tasks.connection import cluster, http_endpoints
+from tasks.findings import JWKS_SYMPTOM
 from tasks.retries import probe_task
 from tasks.snapshots import (
     ExecCurl,
@@ -33,6 +35,9 @@ def _selects(labels: dict[str, str], pod: Pod) -> bool:
     return bool(labels) and all(pod.labels.get(k) == v for k, v in labels.items())
 
 
+SYMPTOM_LOG_TAIL = 100
+
+
 @probe_task("probe-jwks")
 def probe_jwks(
     namespace: str,
@@ -44,13 +49,31 @@ def probe_jwks(
     *,
     from_here: bool = True,
 ) -> JwksSnapshot:
-    """Runbook D: curl the JWKS URL from this process and from inside a core pod, and read what
-    tells the causes apart: the Egress NetworkPolicies selecting core pods (outbound 443), and
-    whether the operator UI's Ingress is firewalled (the precondition of the permissive flip)."""
+    """Runbook D: curl the JWKS URL from this process and from inside a core pod, read the
+    symptom (`jwks_unreachable` in the core log), and what tells the causes apart: the Egress
+    NetworkPolicies selecting core pods (outbound 443), and whether the operator UI's Ingress
+    is firewalled (the precondition of the permissive flip). A curl that cannot be exec'd (no
+    curl in the image, no pod to exec in) is recorded as such, not as a JWKS failure."""
     c = cluster()
     here = http_endpoints().jwks(jwks_url) if from_here else None
-    curl = c.exec_in_deployment(namespace, deployment, ("curl", "-fsS", jwks_url))
     found = c.deployment(namespace, deployment)
+    from_pod: ExecCurl | None = None
+    pod_error = ""
+    try:
+        curl = c.exec_in_deployment(namespace, deployment, ("curl", "-fsS", jwks_url))
+        from_pod = ExecCurl.from_exec(curl, jwks_keys(curl.stdout))
+    except PermanentError as exc:
+        pod_error = str(exc)
+    symptom: tuple[str, ...] = ()
+    log_read = False
+    if found is not None:
+        try:
+            logs = c.deployment_logs(namespace, deployment, tail=SYMPTOM_LOG_TAIL)
+        except PermanentError:
+            logs = None
+        if logs is not None and logs.text is not None:
+            log_read = True
+            symptom = tuple(line for line in logs.text.splitlines() if JWKS_SYMPTOM in line)
     template_labels = found.selector.match_labels if found is not None else {}
     policies = tuple(
         p
@@ -68,11 +91,14 @@ def probe_jwks(
         namespace=namespace,
         deployment_name=deployment,
         from_here=here,
-        from_pod=ExecCurl.from_exec(curl, jwks_keys(curl.stdout)),
+        from_pod=from_pod,
         egress_policies=policies,
         operator_ingress=ingress,
         auth_enforce=enforce,
         auth_variable=auth_variable,
+        pod_error=pod_error,
+        symptom_lines=symptom[-5:],
+        log_read=log_read,
     )
 
 
@@ -87,12 +113,24 @@ def _readiness_failures(namespace: str, pods: tuple[Pod, ...]) -> tuple[Readines
     )
 
 
+def _owning_deployments(pods: tuple[Pod, ...]) -> tuple[str, ...]:
+    """The Deployments these pods belong to, through their ownerReferences."""
+    c = cluster()
+    found: dict[str, None] = {}
+    for pod in pods:
+        owner = c.workload_of(pod)
+        if owner is not None and owner.kind == "Deployment":
+            found[owner.name] = None
+    return tuple(found)
+
+
 @probe_task("probe-ingress")
 def probe_ingress(
     controller_namespace: str, controller: str, services: list[tuple[str, str]]
 ) -> IngressSnapshot:
     """Runbook E: `-n ingress-nginx get pods`, the controller's log tail, the Endpoints of each
-    backend Service and, for the empty ones, which readiness probes fail and why."""
+    backend Service and, for the empty ones, the Deployments behind them (the Service's
+    selector, then the pods' owners), which readiness probes fail and why, and their PDBs."""
     c = cluster()
     found = c.deployment(controller_namespace, controller)
     selector = found.selector.render() if found is not None else ""
@@ -103,18 +141,26 @@ def probe_ingress(
         else None
     )
     backends = []
+    pdbs: dict[str, PodDisruptionBudget] = {}
     for namespace, name in services:
         endpoints = c.endpoints(namespace, name)
         svc = c.service(namespace, name)
         failures: tuple[ReadinessFailure, ...] = ()
+        owners: tuple[str, ...] = ()
         if svc is not None and (endpoints is None or not endpoints.ready):
             backing = tuple(p for p in c.pods(namespace) if _selects(svc.selector, p))
             failures = _readiness_failures(namespace, backing)
+            owners = _owning_deployments(backing)
+            for pdb in c.pod_disruption_budgets(namespace):
+                pdbs[f"{namespace}/{pdb.name}"] = pdb
         backends.append(
             ServiceEndpoints(
                 namespace=namespace,
                 service=name,
+                exists=svc is not None,
+                selector=dict(svc.selector) if svc is not None else {},
                 endpoints=endpoints,
+                deployments=owners,
                 readiness_failures=failures,
             )
         )
@@ -126,39 +172,39 @@ def probe_ingress(
         controller_pods=pods,
         controller_log_tail=(logs.text or "") if logs is not None else "",
         services=tuple(backends),
+        pdbs=tuple(pdbs.values()),
     )
 
 
 @probe_task("probe-stateful")
 def probe_stateful(namespace: str, postgres_selector: str, redis_pod: str) -> StatefulSnapshot:
-    """Runbook F: the Postgres pod and its PVC, redis-master-0, its StatefulSet and claims."""
+    """Runbook F: the Postgres pod and the claims it mounts, redis-master-0, its StatefulSet
+    and claims. No Postgres pod is a fact to report, not a Postgres outage."""
     c = cluster()
     pg_pods = c.pods(namespace, postgres_selector)
-    pvcs = c.pvcs(namespace)
-    pg_pvcs = tuple(
-        # The Pod model does not carry volumes: the claim is known by its labels or its name.
-        p
-        for p in pvcs
-        if _labels_match(p.labels, postgres_selector) or "postgres" in p.name
-    )
+    pvcs = {p.name: p for p in c.pvcs(namespace)}
     redis = c.pod(namespace, redis_pod)
     owner = redis.owner.name if redis is not None and redis.owner is not None else None
     sts_name = owner or redis_pod.rsplit("-", 1)[0]
     sts = c.statefulset(namespace, sts_name)
-    redis_pvcs = tuple(p for p in pvcs if p.name.endswith(f"-{redis_pod}"))
     return StatefulSnapshot(
         observed_at=datetime.now(UTC),
         namespace=namespace,
         postgres_selector=postgres_selector,
         postgres_pods=pg_pods,
-        postgres_pvcs=pg_pvcs,
+        postgres_pvcs=_claims_of(pg_pods, pvcs),
         redis_pod_name=redis_pod,
         redis_pod=redis,
         redis_statefulset=sts,
-        redis_pvcs=redis_pvcs,
+        redis_pvcs=_claims_of((redis,) if redis is not None else (), pvcs)
+        or tuple(p for n, p in pvcs.items() if n.endswith(f"-{redis_pod}")),
     )
 
 
-def _labels_match(labels: dict[str, str], selector: str) -> bool:
-    pairs = [term.split("=", 1) for term in selector.split(",") if "=" in term]
-    return bool(pairs) and all(labels.get(k.strip()) == v.strip() for k, v in pairs)
+def _claims_of(
+    pods: tuple[Pod, ...], pvcs: dict[str, PersistentVolumeClaim]
+) -> tuple[PersistentVolumeClaim, ...]:
+    """The claims the pods' volumes mount, as they are in the cluster (a missing one is not
+    listed: `verify_stateful_ready` then has nothing to prove survived)."""
+    names = dict.fromkeys(name for pod in pods for name in pod.claims)
+    return tuple(pvcs[n] for n in names if n in pvcs)

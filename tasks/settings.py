@@ -53,6 +53,17 @@ class Workloads(BaseModel):
     ingress_namespace: str = "ingress-nginx"
     ingress_controller: str = "ingress-nginx-controller"
     auth_enforce_variable: str = "ALPHASWARM_AUTH_ENFORCE"
+    extra_namespaces: list[str] = Field(
+        default_factory=list,
+        description="namespaces besides the runbook's three whose workloads triage may act on",
+    )
+
+    @property
+    def scope(self) -> tuple[str, ...]:
+        """Where triage looks and acts: the runbook's namespaces (ingress-nginx for E) and any
+        extra ones. An alert about another namespace (kube-system, say) is not ours."""
+        found = (self.namespace, self.admin_namespace, self.ingress_namespace)
+        return tuple(dict.fromkeys((*found, *self.extra_namespaces)))
 
 
 class ControlPlane(BaseModel):

@@ -116,6 +116,10 @@ class JwksSnapshot(Snapshot):
     operator_ingress: Ingress | None = None  # alphaswarm-cp in alphaswarm-admin
     auth_enforce: str | None = None  # ALPHASWARM_AUTH_ENFORCE on the core Deployment
     auth_variable: str = "ALPHASWARM_AUTH_ENFORCE"
+    pod_error: str = ""  # why curl could not be exec'd in a pod at all
+    # The runbook's symptom: `jwks_unreachable` lines in the recent log of a core pod.
+    symptom_lines: tuple[str, ...] = ()
+    log_read: bool = False  # the log could be read (no symptom lines then means none logged)
 
 
 class ReadinessFailure(BaseModel):
@@ -133,7 +137,12 @@ class ServiceEndpoints(BaseModel):
 
     namespace: str
     service: str
+    exists: bool = True  # the Service itself; False: nothing by that name
+    selector: dict[str, str] = Field(default_factory=dict)  # the Service's pod selector
     endpoints: Endpoints | None
+    # The Deployments whose pods the Service selects (through ownerReferences), the restart's
+    # target when readiness fails: a Service need not be named like its Deployment.
+    deployments: tuple[str, ...] = ()
     readiness_failures: tuple[ReadinessFailure, ...] = ()
 
 
@@ -146,6 +155,7 @@ class IngressSnapshot(Snapshot):
     controller_pods: tuple[Pod, ...] = ()
     controller_log_tail: str = ""
     services: tuple[ServiceEndpoints, ...] = ()
+    pdbs: tuple[PodDisruptionBudget, ...] = ()  # of the backends' namespaces
 
 
 class StatefulSnapshot(Snapshot):
@@ -180,6 +190,9 @@ class TriageSnapshot(Snapshot):
     stateful: StatefulSnapshot | None = None
     jwks: JwksSnapshot | None = None
     ingress: IngressSnapshot | None = None
-    crashes: tuple[PodCrashSnapshot, ...] = ()  # one per watched Deployment
+    # One per workload with crash-looping pods in the watched namespaces, plus the workloads
+    # the alerts name (found or not).
+    crashes: tuple[PodCrashSnapshot, ...] = ()
     hpa: HpaThrashSnapshot | None = None
     queue: QueueSnapshot | None = None
+    queue_not_probed: str = ""  # why the queue was not looked at, when it was not

@@ -1,10 +1,22 @@
 """The runbook's triage tree as one pure decision: alerts and a snapshot in, a branch out.
 
-Platform errors (F storage, D auth, E ingress) are checked before workload errors (B several
-crashes or a thrashing HPA, A a single crash, C a deep queue), because a platform failure
+Platform errors (F storage, D auth, E ingress) are checked before workload errors (B a thrashing
+HPA or several crashing pods, A a single crash, C a deep queue), because a platform failure
 produces workload symptoms: with Redis down the workers crash too, and restarting them fixes
-nothing. Alerts are hints, never proof: a branch is chosen on probed evidence, and an alert that
-the evidence does not back escalates with that evidence instead of guessing.
+nothing. A branch is chosen only on a fault a probe saw (`tasks.findings`); a probe that could
+not look is named in the decision and never picks a branch, so a managed Postgres, an image
+without curl or a missing ingress controller cannot take over triage. Alerts are hints: they say
+which object to look at first (the pod, Deployment or HPA they name), never that it is broken.
+
+| evidence (a fault seen)                                        | branch |
+| -------------------------------------------------------------- | ------ |
+| a Postgres pod exists and none is ready; redis-master-0 down    | F      |
+| JWKS fails from a pod, Auth0 answers 5xx, or core logs jwks_unreachable | D |
+| the ingress controller has no ready pod; a backend has no ready endpoint | E |
+| the HPA rescaled 4+ times between 2+ sizes in 10 min            | B      |
+| 2+ pods of one Deployment crash-loop (HPA calm)                 | B (inspect, then A's restart) |
+| 1 pod crash-looping (over a window: Running between crashes counts) | A  |
+| the queue holds at least the alarm                              | C      |
 """
 
 from __future__ import annotations
@@ -13,23 +25,36 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from tasks.alerts import Alert, alert_target
-from tasks.diagnosis import Action, Scenario, TriageDecision
+from tasks.crashes import crashed_since
+from tasks.diagnosis import Action, Diagnosis, Scenario, TriageDecision
+from tasks.findings import (
+    Finding,
+    crash_finding,
+    crashing_pods,
+    hpa_finding,
+    ingress_finding,
+    jwks_finding,
+    postgres_finding,
+    queue_finding,
+    redis_finding,
+)
 from tasks.platform_diagnoses import diagnose_ingress, diagnose_jwks, diagnose_stateful
 from tasks.settings import Environment
-from tasks.snapshots import PodCrashSnapshot, TriageSnapshot
-from tasks.workload_diagnoses import (
-    diagnose_hpa_thrash,
-    is_crash_looping,
-    is_thrashing,
-)
+from tasks.snapshots import HpaThrashSnapshot, PodCrashSnapshot, TriageSnapshot
+from tasks.workload_diagnoses import diagnose_hpa_thrash
 
 # Words in an alert's name that point at a branch (lowercase substring match, first wins).
+# Evidence for the reader only: the branch is chosen on what the probes see.
 ALERT_HINTS: tuple[tuple[str, Scenario], ...] = (
     ("postgres", Scenario.STATEFUL_FAILOVER),
     ("redis", Scenario.STATEFUL_FAILOVER),
+    ("statefulset", Scenario.STATEFUL_FAILOVER),
     ("jwks", Scenario.JWKS_OUTAGE),
     ("auth0", Scenario.JWKS_OUTAGE),
+    ("blackbox", Scenario.JWKS_OUTAGE),
+    ("probefailed", Scenario.JWKS_OUTAGE),
     ("ingress", Scenario.INGRESS_503),
+    ("nginx", Scenario.INGRESS_503),
     ("endpoint", Scenario.INGRESS_503),
     ("hpa", Scenario.HPA_THRASH),
     ("crashloop", Scenario.POD_CRASH),
@@ -43,194 +68,197 @@ def alert_hint(alert: Alert) -> Scenario | None:
     return next((scenario for word, scenario in ALERT_HINTS if word in name), None)
 
 
-def _crashing(crashes: Sequence[PodCrashSnapshot]) -> dict[str, list[str]]:
-    """Crash-looping pod names by Deployment."""
-    found: dict[str, list[str]] = {}
-    for snap in crashes:
-        names = [c.pod.name for c in snap.crashing if is_crash_looping(c.pod)]
-        names += [
-            p.name
-            for p in snap.pods
-            if is_crash_looping(p) and p.name not in names and not snap.crashing
-        ]
-        if names:
-            found[snap.deployment_name] = names
+def findings(snapshot: TriageSnapshot) -> list[Finding]:
+    """Every probe's finding, platform first, in the tree's order."""
+    found: list[Finding] = []
+    if snapshot.stateful is not None:
+        found += [postgres_finding(snapshot.stateful), redis_finding(snapshot.stateful)]
+    if snapshot.jwks is not None:
+        found.append(jwks_finding(snapshot.jwks))
+    if snapshot.ingress is not None:
+        found.append(ingress_finding(snapshot.ingress))
+    found.append(hpa_finding(snapshot.hpa, snapshot.observed_at))
+    found.append(crash_finding(snapshot.crashes))
+    found.append(queue_finding(snapshot.queue, snapshot.queue_not_probed))
     return found
 
 
-def diagnose_incident(alerts: Sequence[Alert], snapshot: TriageSnapshot) -> TriageDecision:
-    """Which runbook branch this incident is, on evidence; escalate when nothing fits."""
+def _named_first(
+    crashes: Sequence[PodCrashSnapshot], alerts: Sequence[Alert]
+) -> list[tuple[PodCrashSnapshot, list[str]]]:
+    """Workloads with crash-looping pods: those the alerts name (by pod or Deployment) first,
+    then several crashing before a single one (the tree's order), then as found."""
+    targets = [alert_target(a) for a in alerts]
+    pods = {(t.namespace, t.pod) for t in targets if t.pod}
+    deployments = {(t.namespace, t.deployment) for t in targets if t.deployment}
+
+    def named(s: PodCrashSnapshot) -> bool:
+        return (s.namespace, s.deployment_name) in deployments or any(
+            (s.namespace, p.name) in pods for p in s.pods
+        )
+
+    found = [(s, crashing_pods(s)) for s in crashes]
+    found = [(s, names) for s, names in found if names]
+    return sorted(found, key=lambda f: (not named(f[0]), len(f[1]) < 2))
+
+
+def diagnose_incident(
+    alerts: Sequence[Alert], snapshot: TriageSnapshot, environment: Environment
+) -> TriageDecision:
+    """Which runbook branch this incident is, on a fault seen; escalate when alerts fire and
+    no probe saw one, naming what could not be probed."""
     firing = [a for a in alerts if a.firing]
-    hints = [(a, alert_hint(a)) for a in firing]
     hint_lines = tuple(
         f"alert {a.name or a.fingerprint} ({a.fingerprint}) points at "
-        + (f"scenario {s.value}" if s else "no scenario")
-        for a, s in hints
+        + (f"scenario {s.value}" if (s := alert_hint(a)) else "no scenario")
+        for a in firing
     )
-    crashing = _crashing(snapshot.crashes)
-    crash_lines = tuple(f"{d}: crash-looping {', '.join(p)}" for d, p in crashing.items())
+    seen = findings(snapshot)
+    unknown = tuple(f.line() for f in seen if f.inconclusive)
+    faults = {f.probe: f for f in seen if f.fault}
+    crash_lines = faults["pods"].evidence if "pods" in faults else ()
 
     def decided(
-        scenario: Scenario,
-        reason: str,
-        evidence: Sequence[str],
-        namespace: str | None = None,
-        target: str | None = None,
+        scenario: Scenario, found: Diagnosis | None, reason: str, *evidence: str, **where: str
     ) -> TriageDecision:
         return TriageDecision(
             scenario=scenario,
             reason=reason,
-            evidence=(*evidence, *hint_lines),
-            namespace=namespace,
-            target=target,
+            evidence=(*evidence, *(found.evidence if found else ()), *hint_lines),
+            namespace=where.get("namespace", found.namespace if found else None),
+            target=where.get("target", (found.name or found.selector) if found else None),
+            hpa=where.get("hpa") or None,
+            several_crashing=bool(where.get("several")),
+            inconclusive=unknown,
         )
 
-    # Platform first.
-    if snapshot.stateful is not None:
-        found = diagnose_stateful(snapshot.stateful, Environment.DEV)
-        if found.action is not Action.NONE:
-            explained = (
-                (f"explained by the datastore outage, not restarted: {'; '.join(crash_lines)}",)
-                if crash_lines
-                else ()
-            )
-            return decided(
-                Scenario.STATEFUL_FAILOVER,
-                found.summary,
-                (*found.evidence, *explained),
-                found.namespace,
-                found.name or found.selector,
-            )
-    if snapshot.jwks is not None:
+    # Platform first, on positive evidence only.
+    if snapshot.stateful is not None and ("postgres" in faults or "redis" in faults):
+        found = diagnose_stateful(snapshot.stateful, environment)
+        explained = (
+            f"explained by the datastore outage, not restarted: {'; '.join(crash_lines)}"
+            if crash_lines
+            else "no workload crash seen"
+        )
+        return decided(Scenario.STATEFUL_FAILOVER, found, found.summary, explained)
+    if snapshot.jwks is not None and "JWKS" in faults:
         found = diagnose_jwks(snapshot.jwks)
-        if found.action is not Action.NONE:
-            return decided(
-                Scenario.JWKS_OUTAGE, found.summary, found.evidence, found.namespace, found.name
-            )
-    if snapshot.ingress is not None:
+        return decided(Scenario.JWKS_OUTAGE, found, found.summary)
+    if snapshot.ingress is not None and "ingress" in faults:
         found = diagnose_ingress(snapshot.ingress)
-        if found.action is not Action.NONE:
-            return decided(
-                Scenario.INGRESS_503, found.summary, found.evidence, found.namespace, found.name
-            )
+        return decided(Scenario.INGRESS_503, found, found.summary)
     # Then workloads.
     hpa = snapshot.hpa
-    if hpa is not None and hpa.hpa is not None and is_thrashing(hpa.hpa.rescales, hpa.observed_at):
+    if hpa is not None and "HPA" in faults:
         found = diagnose_hpa_thrash(hpa)
-        return decided(
-            Scenario.HPA_THRASH,
-            found.summary,
-            (*found.evidence, *crash_lines),
-            found.namespace,
-            found.name,
-        )
-    several = {d: p for d, p in crashing.items() if len(p) > 1}
-    if several:
-        deployment = next(iter(several))
-        return decided(
-            Scenario.HPA_THRASH,
-            f"several pods of {deployment} crash-loop: runbook B",
-            crash_lines,
-            next(s.namespace for s in snapshot.crashes if s.deployment_name == deployment),
-            snapshot.hpa.hpa_name if snapshot.hpa is not None else deployment,
-        )
+        return decided(Scenario.HPA_THRASH, found, found.summary, *crash_lines, hpa=hpa.hpa_name)
+    crashing = _named_first(snapshot.crashes, firing)
     if crashing:
-        deployment, pods = next(iter(crashing.items()))
-        crash = next(s for s in snapshot.crashes if s.deployment_name == deployment)
+        crash, pods = crashing[0]
+        where = {"namespace": crash.namespace, "target": crash.deployment_name}
+        if len(pods) > 1:
+            calm = f"HPA {hpa.hpa_name} is not thrashing" if hpa and hpa.hpa else "no HPA flaps"
+            fronting = hpa.hpa_name if hpa and hpa.hpa and _fronts(hpa, crash) else ""
+            return decided(
+                Scenario.HPA_THRASH,
+                None,
+                f"{len(pods)} pods of {crash.deployment_name} crash-loop while {calm}: runbook B "
+                "(worker log for a runaway task, then each pod inspected as in A)",
+                *crash_lines,
+                **where,
+                hpa=fronting,
+                several="yes",
+            )
         return decided(
             Scenario.POD_CRASH,
-            f"one pod of {deployment} crash-loops ({pods[0]}): runbook A",
-            crash_lines,
-            crash.namespace,
-            deployment,
+            None,
+            f"one pod of {crash.deployment_name} crash-loops ({pods[0]}): runbook A",
+            *crash_lines,
+            **where,
         )
     queue = snapshot.queue
-    if queue is not None and queue.depth is not None and queue.depth >= queue.alarm:
+    if queue is not None and "queue" in faults:
         return decided(
             Scenario.QUEUE_BACKLOG,
-            f"queue {queue.queue} holds {queue.depth} messages (alarm at {queue.alarm})",
-            (f"active tasks: {queue.active_tasks}",),
-            queue.namespace,
-            queue.deployment_name,
+            None,
+            faults["queue"].summary,
+            f"active tasks: {queue.active_tasks}",
+            namespace=queue.namespace,
+            target=queue.deployment_name,
         )
+    healthy = tuple(f.line() for f in seen if not f.fault and not f.inconclusive)
     if firing:
-        targets = [alert_target(a) for a in firing]
-        named = ", ".join(
-            sorted({t.pod or t.deployment or t.service or "" for t in targets} - {""})
-        )
+        named = ", ".join(sorted({alert_target(a).named or "" for a in firing} - {""}))
         return TriageDecision(
             scenario=None,
             escalate=True,
             reason=(
-                f"{len(firing)} alert(s) fire but no branch of the runbook is backed by what the "
-                "probes saw: escalating instead of guessing"
+                f"{len(firing)} alert(s) fire but no probe saw a fault that backs a branch of the "
+                "runbook: escalating instead of guessing"
                 + (f" (alert targets: {named})" if named else "")
+                + (f"; {len(unknown)} probe(s) could not tell" if unknown else "")
             ),
-            evidence=(*hint_lines, *_probed(snapshot)),
+            evidence=(*hint_lines, *healthy),
+            inconclusive=unknown,
         )
     return TriageDecision(
         scenario=None,
-        reason="no alert fires and the probes found nothing to do",
-        evidence=_probed(snapshot),
+        reason="no alert fires and the probes found nothing to do"
+        + (f" ({len(unknown)} could not tell)" if unknown else ""),
+        evidence=healthy,
+        inconclusive=unknown,
     )
 
 
-def _probed(snapshot: TriageSnapshot) -> tuple[str, ...]:
-    parts = {
-        "stateful": snapshot.stateful,
-        "jwks": snapshot.jwks,
-        "ingress": snapshot.ingress,
-        "hpa": snapshot.hpa,
-        "queue": snapshot.queue,
-    }
-    queue = snapshot.queue
-    unread = queue is not None and queue.depth is None
-    seen = [
-        name
-        for name, part in parts.items()
-        if part is not None and not (unread and name == "queue")
-    ]
-    seen += [f"pods of {c.deployment_name}" for c in snapshot.crashes]
-    lines = [f"probed and healthy: {', '.join(seen) or 'nothing'}"]
-    if queue is not None and unread:
-        lines.append(f"queue {queue.queue}: depth unknown ({queue.broker_error or 'no answer'})")
-    return tuple(lines)
+def _fronts(hpa: HpaThrashSnapshot, crash: PodCrashSnapshot) -> bool:
+    """The HPA scales the crashing Deployment."""
+    return hpa.hpa is not None and hpa.hpa.target.name == crash.deployment_name
 
 
-def diagnose_recurrence(
-    decision: TriageDecision, snapshot: TriageSnapshot, since: datetime
+def symptom_present(
+    decision: TriageDecision, snapshot: TriageSnapshot, since: datetime | None, env: Environment
 ) -> str | None:
-    """After a verified fix and the hold period: what of the incident is back, or None if the
-    fix held. Only the decided scenario and target are looked at (another problem elsewhere is
-    another incident); HPA decisions count only after `since`, the verified fix, because the
-    lookback still holds the rescales that made the incident."""
+    """What of the incident's symptom the cluster still shows, or None when it is gone.
+
+    With `since` (the verified fix, after the hold period): crashes and rescales count only
+    after it, because the lookback still holds those that made the incident. Without it (a
+    scenario just said "nothing to do"): the symptom as triage judges it now. Only the decided
+    scenario and target are looked at; another problem elsewhere is another incident."""
     scenario, target = decision.scenario, decision.target
     if scenario is Scenario.STATEFUL_FAILOVER and snapshot.stateful is not None:
-        found = diagnose_stateful(snapshot.stateful, Environment.DEV)
+        found = diagnose_stateful(snapshot.stateful, env)
         return found.summary if found.action is not Action.NONE else None
     if scenario is Scenario.JWKS_OUTAGE and snapshot.jwks is not None:
-        found = diagnose_jwks(snapshot.jwks)
-        return found.summary if found.action is not Action.NONE else None
+        seen = jwks_finding(snapshot.jwks)
+        return seen.summary if seen.fault else None
     if scenario is Scenario.INGRESS_503 and snapshot.ingress is not None:
-        found = diagnose_ingress(snapshot.ingress)
-        return found.summary if found.action is not Action.NONE else None
-    if scenario is Scenario.HPA_THRASH and snapshot.hpa is not None:
-        hpa = snapshot.hpa.hpa
-        after = [
-            r
-            for r in (hpa.rescales if hpa else ())
-            if r.last_timestamp and r.last_timestamp > since
-        ]
-        if after:
-            return f"the HPA rescaled {sum(r.count for r in after)} time(s) since the fix"
-        if snapshot.hpa.crashing_pods:
-            return f"crash-looping again: {', '.join(snapshot.hpa.crashing_pods)}"
-        return None
-    if scenario is Scenario.POD_CRASH:
-        pods = _crashing(snapshot.crashes).get(target or "", [])
-        return f"{target}: crash-looping again: {', '.join(pods)}" if pods else None
-    if scenario is Scenario.QUEUE_BACKLOG and snapshot.queue is not None:
-        queue = snapshot.queue
-        if queue.depth is not None and queue.depth >= queue.alarm:
-            return f"queue {queue.queue} holds {queue.depth} messages again (alarm {queue.alarm})"
+        seen = ingress_finding(snapshot.ingress)
+        return seen.summary if seen.fault else None
+    if scenario in (Scenario.POD_CRASH, Scenario.HPA_THRASH):
+        back = _crashing_again(snapshot.crashes, decision, since)
+        if back:
+            return f"{decision.namespace}/{target}: crash-looping: {', '.join(back)}"
+    if scenario is Scenario.HPA_THRASH and snapshot.hpa is not None and snapshot.hpa.hpa:
+        rescales = snapshot.hpa.hpa.rescales
+        if since is not None:
+            after = [r for r in rescales if r.last_timestamp and r.last_timestamp > since]
+            if after:
+                return f"the HPA rescaled {sum(r.count for r in after)} time(s) since the fix"
+        elif hpa_finding(snapshot.hpa, snapshot.observed_at).fault:
+            return hpa_finding(snapshot.hpa, snapshot.observed_at).summary
+    if scenario is Scenario.QUEUE_BACKLOG:
+        seen = queue_finding(snapshot.queue)
+        return seen.summary if seen.fault else None
     return None
+
+
+def _crashing_again(
+    crashes: Sequence[PodCrashSnapshot], decision: TriageDecision, since: datetime | None
+) -> list[str]:
+    for snap in crashes:
+        if (snap.namespace, snap.deployment_name) != (decision.namespace, decision.target):
+            continue
+        if since is None:
+            return crashing_pods(snap)
+        return [p.name for p in snap.pods if crashed_since(p, since)]
+    return []

@@ -10,9 +10,9 @@ from typing import Protocol
 
 from tasks.adapters.cluster import Pod, RolloutState, RolloutStatus
 from tasks.connection import cluster, http_endpoints, workers
+from tasks.crashes import crashed_since
 from tasks.platform_probes import jwks_keys
 from tasks.retries import NotYetHealthy, verify_task
-from tasks.workload_diagnoses import is_crash_looping
 
 
 class VerifyFailed(Exception):
@@ -39,16 +39,18 @@ def verify_rollout_complete(namespace: str, deployment: str) -> RolloutStatus:
 
 
 @verify_task("verify-pods-not-crashing")
-def verify_pods_not_crashing(namespace: str, deployment: str, crashed: list[str]) -> int:
-    """The crashed pods are gone or healthy, no pod of the Deployment crash-loops, and as many
-    are ready as the Deployment wants. Returns the ready count."""
+def verify_pods_not_crashing(
+    namespace: str, deployment: str, crashed: list[str], since: datetime
+) -> int:
+    """The crashed pods are gone or healthy, no pod of the Deployment has crashed since the fix
+    (`since`), and as many are ready as the Deployment wants. Returns the ready count."""
     c = cluster()
     found = c.deployment(namespace, deployment)
     if found is None:
         raise VerifyFailed(f"deployment {namespace}/{deployment} is gone")
     pods = [p for p in c.pods(namespace, found.selector.render() or None) if not p.deleting]
     looping = [
-        p.name for p in pods if is_crash_looping(p) or (p.name in crashed and not p.is_ready)
+        p.name for p in pods if crashed_since(p, since) or (p.name in crashed and not p.is_ready)
     ]
     if looping:
         raise NotYetHealthy(f"still crashing: {', '.join(looping)}")
@@ -111,10 +113,16 @@ def verify_jwks_healthy_for(
     return watched
 
 
-@verify_task("verify-pods-logging")
-def verify_pods_logging(namespace: str, deployment: str, text: str) -> list[str]:
-    """Every ready pod of the Deployment has logged `text` (the app announcing a setting it
-    picked up, say) and as many are ready as the Deployment wants. Returns the pods' names."""
+SYMPTOM_LOG_TAIL = 50
+
+
+@verify_task("verify-pods-run-env")
+def verify_pods_run_env(
+    namespace: str, deployment: str, variable: str, value: str, symptom: str
+) -> list[str]:
+    """Every ready pod of the Deployment runs with `variable=value` in its own spec (the
+    rollout reached it, whatever the app prints), as many are ready as the Deployment wants,
+    and none of them logs the `symptom` any more. Returns the pods' names."""
     c = cluster()
     found = c.deployment(namespace, deployment)
     if found is None:
@@ -124,9 +132,16 @@ def verify_pods_logging(namespace: str, deployment: str, text: str) -> list[str]
     wanted = found.replicas if found.replicas is not None else 1
     if len(ready) < wanted:
         raise NotYetHealthy(f"{len(ready)}/{wanted} pods ready")
-    silent = [p.name for p in ready if text not in (c.pod_logs(namespace, p.name) or "")]
-    if silent:
-        raise NotYetHealthy(f"not logged {text!r} yet: {', '.join(silent)}")
+    stale = [p.name for p in ready if p.env.get(variable) != value]
+    if stale:
+        raise NotYetHealthy(f"not running {variable}={value} yet: {', '.join(stale)}")
+    failing = [
+        p.name
+        for p in ready
+        if symptom in (c.pod_logs(namespace, p.name, tail=SYMPTOM_LOG_TAIL) or "")
+    ]
+    if failing:
+        raise NotYetHealthy(f"still logging {symptom}: {', '.join(failing)}")
     return [p.name for p in ready]
 
 

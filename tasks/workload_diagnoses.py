@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tasks.adapters.cluster import Pod, Rescale
+from tasks.adapters.cluster import Rescale
+from tasks.crashes import is_crash_looping
 from tasks.diagnosis import Action, Diagnosis, Scenario
 from tasks.settings import DEFAULT_QUEUE_DEPTH_ALARM
 from tasks.snapshots import HpaThrashSnapshot, PodCrashSnapshot, QueueSnapshot
@@ -20,24 +21,12 @@ LOG_EVIDENCE_LINES = 5
 THRASH_LOOKBACK = timedelta(minutes=10)
 THRASH_MIN_RESCALES = 4
 HPA_DAMPING_WINDOW_SECONDS = 300
+# B: after the window is widened, this long without a rescale counts as stable.
+HPA_QUIET_PERIOD = timedelta(seconds=60)
 
 # C: the runbook scales workers to 8. The alarm is the default; a snapshot carries its own.
 QUEUE_DEPTH_ALARM = DEFAULT_QUEUE_DEPTH_ALARM
 WORKER_REPLICAS_TARGET = 8
-
-CRASH_REASONS = frozenset({"CrashLoopBackOff"})
-
-
-def is_crash_looping(pod: Pod) -> bool:
-    """kubectl's STATUS column says CrashLoopBackOff, or a container waits in it."""
-    if pod.deleting:
-        return False
-    if pod.waiting_reason in CRASH_REASONS or pod.status in CRASH_REASONS:
-        return True
-    return any(
-        s.state.state == "waiting" and s.state.reason in CRASH_REASONS
-        for s in pod.container_statuses
-    )
 
 
 def _tail(text: str | None, lines: int = LOG_EVIDENCE_LINES) -> str:
@@ -61,11 +50,13 @@ def _pdb_allows_restart(snapshot: PodCrashSnapshot) -> tuple[bool, str]:
     return False, facts
 
 
-def diagnose_pod_crash(snapshot: PodCrashSnapshot) -> Diagnosis:
-    """Runbook A: one crashing pod is restarted by a rolling restart; anything else is not A."""
+def diagnose_pod_crash(snapshot: PodCrashSnapshot, *, several: bool = False) -> Diagnosis:
+    """Runbook A: one crashing pod is restarted by a rolling restart; several are runbook B,
+    unless B itself asks (`several`: B found the HPA calm and no runaway task, and falls back
+    on A's inspection and restart for each crashing pod, under A's guards)."""
     ns, name = snapshot.namespace, snapshot.deployment_name
     where = {"namespace": ns, "name": name}
-    crashing = [c for c in snapshot.crashing if is_crash_looping(c.pod)]
+    crashing = [c for c in snapshot.crashing if is_crash_looping(c.pod, snapshot.observed_at)]
     if snapshot.deployment is None:
         return Diagnosis(
             scenario=Scenario.POD_CRASH,
@@ -89,7 +80,7 @@ def diagnose_pod_crash(snapshot: PodCrashSnapshot) -> Diagnosis:
             f"pod {c.pod.name}: {c.pod.status}, {c.pod.restarts} restarts, last {exit_text}"
         )
         evidence.append(f"pod {c.pod.name} previous log: {_tail(c.previous_log)}")
-    if len(crashing) > 1:
+    if len(crashing) > 1 and not several:
         return Diagnosis(
             scenario=Scenario.HPA_THRASH,
             action=Action.REROUTE,
@@ -126,10 +117,11 @@ def diagnose_pod_crash(snapshot: PodCrashSnapshot) -> Diagnosis:
             evidence=tuple(evidence),
             **where,
         )
+    which = "one pod crash-loops" if len(crashing) == 1 else f"{len(crashing)} pods crash-loop"
     return Diagnosis(
         scenario=Scenario.POD_CRASH,
         action=Action.RESTART_DEPLOYMENT,
-        summary=f"one pod crash-loops: rolling restart of deployment/{name}",
+        summary=f"{which}: rolling restart of deployment/{name}",
         evidence=tuple(evidence),
         **where,
     )
@@ -165,8 +157,12 @@ def _task_ids(line: str) -> list[str]:
     ]
 
 
-def diagnose_hpa_thrash(snapshot: HpaThrashSnapshot) -> Diagnosis:
-    """Runbook B: a flapping HPA gets a 300 s scale-up stabilization window, once."""
+def diagnose_hpa_thrash(
+    snapshot: HpaThrashSnapshot, quiet: timedelta = HPA_QUIET_PERIOD
+) -> Diagnosis:
+    """Runbook B: a flapping HPA gets a 300 s scale-up stabilization window, once. With the
+    window in place already and no rescale for the quiet period, it was fixed (by an earlier
+    run, say): the rescales still in the lookback are history, not a reason to escalate."""
     where = {"namespace": snapshot.namespace, "name": snapshot.hpa_name}
     hpa = snapshot.hpa
     if hpa is None:
@@ -198,7 +194,20 @@ def diagnose_hpa_thrash(snapshot: HpaThrashSnapshot) -> Diagnosis:
             evidence=tuple(evidence),
             **where,
         )
-    if window is not None and window >= HPA_DAMPING_WINDOW_SECONDS:
+    last = max((r.last_timestamp for r in recent if r.last_timestamp), default=None)
+    widened = window is not None and window >= HPA_DAMPING_WINDOW_SECONDS
+    if widened and last is not None and snapshot.observed_at - last >= quiet:
+        return Diagnosis(
+            scenario=Scenario.HPA_THRASH,
+            action=Action.NONE,
+            summary=(
+                f"the scale-up window is {window} s already and the HPA has not rescaled since "
+                f"{last:%H:%M:%S} ({quiet.total_seconds():g} s quiet): mitigated"
+            ),
+            evidence=tuple(evidence),
+            **where,
+        )
+    if widened:
         return Diagnosis(
             scenario=Scenario.HPA_THRASH,
             action=Action.ESCALATE,
@@ -220,6 +229,34 @@ def diagnose_hpa_thrash(snapshot: HpaThrashSnapshot) -> Diagnosis:
         window_seconds=HPA_DAMPING_WINDOW_SECONDS,
         **where,
     )
+
+
+def diagnose_several_crashes(hpa: HpaThrashSnapshot, crashes: PodCrashSnapshot) -> Diagnosis:
+    """Runbook B when several pods crash-loop and the HPA is calm: its inspection of the worker
+    log for a runaway task first (a runaway task is a human's to stop, and widening a calm HPA
+    changes nothing), then A's inspection of each crashing pod and A's rolling restart under
+    A's guards. Never the HPA patch."""
+    found = diagnose_pod_crash(crashes, several=True)
+    runaway = runaway_tasks(hpa.worker_task_lines)
+    evidence = (
+        f"HPA {hpa.hpa_name}: not thrashing",
+        *found.evidence,
+        *[f"worker log: {line}" for line in runaway],
+    )
+    if runaway and found.action is Action.RESTART_DEPLOYMENT:
+        return found.model_copy(
+            update={
+                "scenario": Scenario.HPA_THRASH,
+                "action": Action.ESCALATE,
+                "summary": (
+                    f"several pods of {crashes.deployment_name} crash-loop and the worker log "
+                    "shows a runaway task: stop it (a restart would be killed again, and the "
+                    "HPA is not flapping, so its window is not the fix)"
+                ),
+                "evidence": evidence,
+            }
+        )
+    return found.model_copy(update={"scenario": Scenario.HPA_THRASH, "evidence": evidence})
 
 
 def diagnose_queue_backlog(snapshot: QueueSnapshot) -> Diagnosis:

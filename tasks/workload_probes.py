@@ -8,12 +8,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from tasks.adapters.errors import PermanentError
 from tasks.adapters.workers import ActiveTasks, WorkersOnline
 from tasks.connection import cluster, workers
+from tasks.crashes import is_crash_looping
 from tasks.retries import probe_task
 from tasks.settings import DEFAULT_QUEUE_DEPTH_ALARM
 from tasks.snapshots import CrashingPod, HpaThrashSnapshot, PodCrashSnapshot, QueueSnapshot
-from tasks.workload_diagnoses import is_crash_looping
 
 PREVIOUS_LOG_TAIL = 50
 WORKER_LOG_TAIL = 500
@@ -22,20 +23,14 @@ WORKER_TASK_LINE = re.compile(r"started|finished|FAILED")
 CELERY_INSPECT_ACTIVE = ("celery", "-A", "alphaswarm.tasks.celery_app", "inspect", "active")
 
 
-def _selector_of(pods_selector: str | None, deployment_selector: str) -> str:
-    return pods_selector or deployment_selector
-
-
-@probe_task("probe-crashing-pods")
-def probe_crashing_pods(
-    namespace: str, deployment: str, *, restarts_already_made: int = 0
+def _pod_crash_snapshot(
+    namespace: str, deployment: str, restarts_already_made: int = 0
 ) -> PodCrashSnapshot:
-    """Runbook A: `get pods -l app=X | findstr CrashLoop`, `describe pod`, `logs --previous`,
-    and the PDB that must allow the rolling restart."""
     c = cluster()
+    now = datetime.now(UTC)
     found = c.deployment(namespace, deployment)
     selector = found.selector.render() if found is not None else ""
-    pods = c.pods(namespace, _selector_of(selector, f"app={deployment}"))
+    pods = c.pods(namespace, selector) if selector else ()
     crashing = tuple(
         CrashingPod(
             pod=pod,
@@ -43,7 +38,7 @@ def probe_crashing_pods(
             previous_log=c.pod_logs(namespace, pod.name, previous=True, tail=PREVIOUS_LOG_TAIL),
         )
         for pod in pods
-        if is_crash_looping(pod)
+        if is_crash_looping(pod, now)
     )
     pdb = next(
         (
@@ -58,7 +53,7 @@ def probe_crashing_pods(
         None,
     )
     return PodCrashSnapshot(
-        observed_at=datetime.now(UTC),
+        observed_at=now,
         namespace=namespace,
         deployment_name=deployment,
         deployment=found,
@@ -69,21 +64,66 @@ def probe_crashing_pods(
     )
 
 
+@probe_task("probe-crashing-pods")
+def probe_crashing_pods(
+    namespace: str, deployment: str, *, restarts_already_made: int = 0
+) -> PodCrashSnapshot:
+    """Runbook A: `get pods -l <the Deployment's selector> | findstr CrashLoop` (judged over a
+    window: a crash-looping pod may be Running between crashes), `describe pod`,
+    `logs --previous`, and the PDB that must allow the rolling restart."""
+    return _pod_crash_snapshot(namespace, deployment, restarts_already_made)
+
+
+@probe_task("probe-crash-scan")
+def probe_crash_scan(
+    namespaces: list[str],
+    named_pods: list[tuple[str, str]],
+    named_deployments: list[tuple[str, str]],
+) -> tuple[PodCrashSnapshot, ...]:
+    """The workload branch's view of every watched namespace: one pod list per namespace, and
+    for each Deployment that owns a crash-looping pod (or that an alert names, directly or
+    through one of its pods) runbook A's snapshot. A pod's Deployment is found through its
+    ownerReferences, never from its name or an `app` label."""
+    c = cluster()
+    now = datetime.now(UTC)
+    wanted: dict[tuple[str, str], None] = dict.fromkeys(named_deployments)
+    pods_named = set(named_pods)
+    for namespace in namespaces:
+        for pod in c.pods(namespace):
+            if not (is_crash_looping(pod, now) or (namespace, pod.name) in pods_named):
+                continue
+            owner = c.workload_of(pod)
+            if owner is not None and owner.kind == "Deployment":
+                wanted[(namespace, owner.name)] = None
+    return tuple(_pod_crash_snapshot(ns, name) for ns, name in wanted)
+
+
 @probe_task("probe-hpa-decisions")
 def probe_hpa_decisions(namespace: str, hpa: str, worker_deployment: str) -> HpaThrashSnapshot:
-    """Runbook B: `describe hpa` (its rescale decisions) and the worker log's task lines."""
+    """Runbook B: `describe hpa` (its rescale decisions), the worker log's task lines, and
+    which pods of the HPA's target crash-loop (by the target's own selector)."""
     c = cluster()
     found = c.hpa(namespace, hpa)
-    logs = c.deployment_logs(namespace, worker_deployment, tail=WORKER_LOG_TAIL)
+    try:
+        logs = c.deployment_logs(namespace, worker_deployment, tail=WORKER_LOG_TAIL)
+    except PermanentError:  # no worker pod to read: no task lines, not a failed probe
+        logs = None
     lines = tuple(
         line
         for line in ((logs.text or "") if logs is not None else "").splitlines()
         if WORKER_TASK_LINE.search(line)
     )
-    target = found.target.name if found is not None and found.target.name else hpa
-    crashing = tuple(p.name for p in c.pods(namespace, f"app={target}") if is_crash_looping(p))
+    target = found.target.name if found is not None and found.target.name else None
+    workload = c.deployment(namespace, target) if target else None
+    selector = workload.selector.render() if workload is not None else ""
+    now = datetime.now(UTC)
+    crashing = tuple(
+        p.name
+        for p in (c.pods(namespace, selector) if selector else ())
+        if is_crash_looping(p, now)
+    )
     return HpaThrashSnapshot(
-        observed_at=datetime.now(UTC),
+        observed_at=now,
         namespace=namespace,
         hpa_name=hpa,
         hpa=found,
@@ -103,6 +143,19 @@ def count_active_tasks(inspect_output: str) -> int | None:
 def probe_queue_depth(queue: str) -> int:
     """Runbook C's alarm measure: messages waiting in `queue`, read from the broker."""
     return workers().queue_depth(queue)
+
+
+@probe_task("probe-queue-depth-in-pod")
+def probe_queue_depth_in_pod(namespace: str, redis_pod: str, queue: str) -> int:
+    """The same measure without a broker connection from here: `kubectl exec redis-master-0
+    -- redis-cli llen QUEUE` (a Celery queue on Redis is a list of that name). Raises
+    PermanentError with redis-cli's answer when it cannot tell."""
+    result = cluster().exec(namespace, redis_pod, ("redis-cli", "llen", queue))
+    text = result.stdout.strip().removeprefix("(integer) ")
+    if not result.ok or not text.isdigit():
+        answer = (result.stderr or result.stdout).strip() or f"exit {result.exit_code}"
+        raise PermanentError(f"redis-cli llen {queue} in {namespace}/{redis_pod}: {answer}")
+    return int(text)
 
 
 @probe_task("probe-celery-workers")

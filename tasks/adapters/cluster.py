@@ -124,6 +124,8 @@ class Pod(Fact):
     containers: tuple[str, ...] = ()  # spec container names, in order
     default_container: str | None = None
     container_statuses: tuple[ContainerStatus, ...] = ()
+    claims: tuple[str, ...] = ()  # PersistentVolumeClaims its volumes mount
+    env: dict[str, str] = Field(default_factory=dict)  # literal env values of its first container
 
     @property
     def ready(self) -> str:
@@ -578,6 +580,7 @@ class Cluster(Protocol):
     # pods
     def pods(self, namespace: str, selector: str | None = None) -> tuple[Pod, ...]: ...
     def pod(self, namespace: str, name: str) -> Pod | None: ...
+    def workload_of(self, pod: Pod) -> OwnerRef | None: ...
     def describe_pod(self, namespace: str, name: str) -> PodDescription | None: ...
     def pod_logs(
         self,

@@ -46,6 +46,7 @@ from tasks.adapters.cluster import (
     HpaWindowChange,
     Ingress,
     NetworkPolicy,
+    OwnerRef,
     PersistentVolumeClaim,
     Pod,
     PodDescription,
@@ -830,6 +831,32 @@ class KubernetesCluster:
             containers=tuple(previous),
             generation=after.generation,
             dry_run=dry_run,
+        )
+
+    def workload_of(self, pod: Pod) -> OwnerRef | None:
+        """The Deployment or StatefulSet that owns a pod, through its ownerReferences (a
+        ReplicaSet's own controller is its Deployment). None for a bare pod, or a ReplicaSet
+        that nothing owns (then the ReplicaSet itself is returned)."""
+        owner = pod.owner
+        if owner is None or owner.kind != "ReplicaSet":
+            return owner
+        raw = self._read_or_none(
+            f"read replicaset {pod.namespace}/{owner.name}",
+            lambda: self._apps.read_namespaced_replica_set(
+                owner.name, pod.namespace, _request_timeout=self._timeout
+            ),
+        )
+        if raw is None:
+            return owner
+        refs = self._json(raw).get("metadata", {}).get("ownerReferences") or []
+        ref = next((r for r in refs if r.get("controller")), None)
+        if ref is None:
+            return owner
+        return OwnerRef(
+            kind=str(ref.get("kind", "")),
+            name=str(ref.get("name", "")),
+            uid=str(ref.get("uid", "")),
+            controller=True,
         )
 
     # stateful --------------------------------------------------------------------------------

@@ -228,6 +228,17 @@ def pod(raw: JSON) -> Pod:
         containers=names,
         default_container=default_container,
         container_statuses=statuses,
+        claims=tuple(
+            str(_obj(_obj(v).get("persistentVolumeClaim")).get("claimName"))
+            for v in _list(spec.get("volumes"))
+            if _obj(_obj(v).get("persistentVolumeClaim")).get("claimName")
+        ),
+        env={
+            str(_obj(e).get("name")): str(_obj(e).get("value", ""))
+            for c in _list(spec.get("containers"))[:1]
+            for e in _list(_obj(c).get("env"))
+            if _obj(e).get("name") and "valueFrom" not in _obj(e)
+        },
     )
 
 

@@ -160,10 +160,14 @@ def endpoints(ready: int, not_ready: int = 0, name: str = "alphaswarm-client") -
     return Endpoints(name=name, namespace="alphaswarm", addresses=tuple(addresses))
 
 
-def service(ready: int, not_ready: int = 0, failures: tuple[str, ...] = ()) -> ServiceEndpoints:
+def service(
+    ready: int, not_ready: int = 0, failures: tuple[str, ...] = (), name: str = "alphaswarm-client"
+) -> ServiceEndpoints:
     return ServiceEndpoints(
         namespace="alphaswarm",
-        service="alphaswarm-client",
+        service=name,
+        selector={"app": name},
+        deployments=(name,) if ready == 0 else (),
         endpoints=endpoints(ready, not_ready),
         readiness_failures=tuple(ReadinessFailure(pod="client-1", message=m) for m in failures),
     )
@@ -292,7 +296,8 @@ DEV, PROD = Environment.DEV, Environment.PRODUCTION
             Action.ESCALATE,
             "migrate to a managed Postgres",
         ),
-        (stateful(postgres_pods=()), DEV, Action.ESCALATE, "no Postgres pod"),
+        # No pod at all is not "down": a managed Postgres has none.
+        (stateful(postgres_pods=()), DEV, Action.NONE, "no pod here to judge"),
         (
             stateful(postgres_pods=(PG_DOWN,), postgres_pvcs=(PVC_PENDING,)),
             DEV,

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
+from tasks.adapters.cluster import ContainerState, ContainerStatus, Termination
 from tasks.alerts import Alert, parse_alertmanager
 from tasks.diagnosis import Scenario, TriageDecision
-from tasks.snapshots import CrashingPod, TriageSnapshot
-from tasks.triage import alert_hint, diagnose_incident, diagnose_recurrence
+from tasks.settings import Environment
+from tasks.snapshots import CrashingPod, ExecCurl, TriageSnapshot
+from tasks.triage import alert_hint, diagnose_incident, symptom_present
 from tests.unit.factories import NOW, crashing_pod, deployment, hpa, pod, rescale
 from tests.unit.test_platform_diagnoses import (
     CP_OK,
@@ -69,6 +71,7 @@ CRASH_ONE = crash_snapshot()
 WORKER_CRASHES = crash_snapshot(
     deployment_name="alphaswarm-worker",
     deployment=deployment("alphaswarm-worker"),
+    pods=(crashing_pod("alphaswarm-worker-a"), crashing_pod("alphaswarm-worker-b")),
     crashing=(
         CrashingPod(pod=crashing_pod("alphaswarm-worker-a")),
         CrashingPod(pod=crashing_pod("alphaswarm-worker-b")),
@@ -131,7 +134,7 @@ def test_diagnose_incident(
     scenario: Scenario | None,
     escalate: bool,
 ) -> None:
-    decision = diagnose_incident(alerts(*alert_names), snap)
+    decision = diagnose_incident(alerts(*alert_names), snap, Environment.DEV)
     assert (decision.scenario, decision.escalate) == (scenario, escalate), decision.reason
     assert decision.reason
     if scenario is Scenario.STATEFUL_FAILOVER and alert_names:
@@ -156,7 +159,9 @@ def test_alert_hint(name: str, scenario: Scenario | None) -> None:
 
 
 def test_resolved_alerts_are_history() -> None:
-    decision = diagnose_incident(alerts("KubePodCrashLooping", status="resolved"), snapshot())
+    decision = diagnose_incident(
+        alerts("KubePodCrashLooping", status="resolved"), snapshot(), Environment.DEV
+    )
     assert (decision.scenario, decision.escalate) == (None, False)
 
 
@@ -173,7 +178,7 @@ RESCALED_BEFORE_FIX = (rescale(5, count=4, minutes_ago=5), rescale(3, count=4, m
     ("decision", "snap", "came_back"),
     [
         (decided(Scenario.POD_CRASH), snapshot(), None),
-        (decided(Scenario.POD_CRASH), snapshot(crashes=(CRASH_ONE,)), "crash-looping again"),
+        (decided(Scenario.POD_CRASH), snapshot(crashes=(CRASH_ONE,)), "crash-looping"),
         # Another Deployment crashing is another incident, not this one coming back.
         (decided(Scenario.POD_CRASH), snapshot(crashes=(WORKER_CRASHES,)), None),
         # B: the lookback still holds the rescales that made the incident; only later ones count.
@@ -191,10 +196,10 @@ RESCALED_BEFORE_FIX = (rescale(5, count=4, minutes_ago=5), rescale(3, count=4, m
         (
             decided(Scenario.QUEUE_BACKLOG, "alphaswarm-worker"),
             snapshot(queue=queue_snapshot()),
-            "messages again",
+            "holds",
         ),
         (decided(Scenario.JWKS_OUTAGE), snapshot(), None),
-        (decided(Scenario.JWKS_OUTAGE), snapshot(jwks=jwks()), "Auth0"),
+        (decided(Scenario.JWKS_OUTAGE), snapshot(jwks=jwks()), "failed"),
         (decided(Scenario.INGRESS_503, "alphaswarm-client"), snapshot(), None),
         (
             decided(Scenario.INGRESS_503, "alphaswarm-client"),
@@ -209,11 +214,127 @@ RESCALED_BEFORE_FIX = (rescale(5, count=4, minutes_ago=5), rescale(3, count=4, m
         ),
     ],
 )
-def test_diagnose_recurrence(
+def test_symptom_after_the_fix(
     decision: TriageDecision, snap: TriageSnapshot, came_back: str | None
 ) -> None:
-    found = diagnose_recurrence(decision, snap, FIXED_AT)
+    found = symptom_present(decision, snap, FIXED_AT, Environment.DEV)
     if came_back is None:
         assert found is None
     else:
         assert found is not None and came_back.lower() in found.lower(), found
+
+
+# -- real-cluster conditions: only a fault seen picks a branch -------------------------------------
+
+MANAGED_POSTGRES = stateful(postgres_pods=(), postgres_pvcs=())
+NO_CURL = ExecCurl(pod="core-1", exit_code=127, stderr='exec: "curl": executable file not found')
+NO_EGRESS_HERE = HERE_503.model_copy(update={"failure": "connect", "status": None})
+JWKS_FINE_IN_LOG = jwks(from_pod=NO_CURL, from_here=NO_EGRESS_HERE, log_read=True)
+JWKS_UNKNOWN = jwks(from_pod=NO_CURL, from_here=NO_EGRESS_HERE)
+NO_CONTROLLER = ingress(controller=None, controller_pods=())
+RUNNING_BETWEEN_CRASHES = pod(
+    "alphaswarm-core-abc",
+    restarts=5,
+    last_termination=Termination(
+        exit_code=3, reason="Error", finished_at=NOW - timedelta(seconds=40)
+    ),
+    container_statuses=(
+        ContainerStatus(
+            name="app",
+            image="core",
+            ready=False,
+            restart_count=5,
+            state=ContainerState(state="running", started_at=NOW - timedelta(seconds=10)),
+        ),
+    ),
+)
+CRASH_RUNNING = crash_snapshot(
+    crashing=(), pods=(RUNNING_BETWEEN_CRASHES, pod("alphaswarm-core-x"), pod("alphaswarm-core-y"))
+)
+CP_CRASH = crash_snapshot(
+    namespace="alphaswarm-admin",
+    deployment_name="alphaswarm-cp",
+    deployment=deployment("alphaswarm-cp", namespace="alphaswarm-admin"),
+    pods=(crashing_pod("alphaswarm-cp-7d9-abcde", namespace="alphaswarm-admin"),),
+    crashing=(),
+)
+CORE_TWO = crash_snapshot(
+    crashing=(),
+    pods=(crashing_pod("alphaswarm-core-a"), crashing_pod("alphaswarm-core-b"), pod("c")),
+)
+
+
+@pytest.mark.parametrize(
+    ("snap", "scenario", "inconclusive"),
+    [
+        # A managed Postgres (no pod) is not a Postgres outage: the crash is A, Postgres named.
+        (snapshot(stateful=MANAGED_POSTGRES, crashes=(CRASH_ONE,)), Scenario.POD_CRASH, "postgres"),
+        (snapshot(stateful=MANAGED_POSTGRES), None, "postgres"),
+        # curl missing in the image and no egress from here: not D, and said so.
+        (snapshot(jwks=JWKS_UNKNOWN, crashes=(CRASH_ONE,)), Scenario.POD_CRASH, "JWKS"),
+        (snapshot(jwks=JWKS_UNKNOWN), None, "JWKS"),
+        (snapshot(jwks=JWKS_FINE_IN_LOG), None, ""),
+        # The app's own log says jwks_unreachable: D even without curl.
+        (
+            snapshot(jwks=JWKS_UNKNOWN.model_copy(update={"symptom_lines": ("jwks_unreachable",)})),
+            Scenario.JWKS_OUTAGE,
+            "",
+        ),
+        # No ingress controller by that name: not E.
+        (snapshot(ingress=NO_CONTROLLER, crashes=(CRASH_ONE,)), Scenario.POD_CRASH, ""),
+        # A crash-looping pod seen Running between two crashes is still crash-looping.
+        (snapshot(crashes=(CRASH_RUNNING,)), Scenario.POD_CRASH, ""),
+        # Several crashing pods with a calm HPA: B's other road, never the HPA patch.
+        (snapshot(crashes=(CORE_TWO,)), Scenario.HPA_THRASH, ""),
+        # No broker and no redis-cli: the queue is named as not looked at.
+        (snapshot(queue=None, queue_not_probed="no broker"), None, "queue"),
+    ],
+)
+def test_only_a_fault_seen_picks_a_branch(
+    snap: TriageSnapshot, scenario: Scenario | None, inconclusive: str
+) -> None:
+    decision = diagnose_incident((), snap, Environment.DEV)
+    assert decision.scenario is scenario, decision.reason
+    if inconclusive:
+        assert any(line.startswith(inconclusive) for line in decision.inconclusive), decision
+    if decision.scenario is not None:
+        assert not decision.escalate
+
+
+def test_several_crashes_behind_a_calm_hpa_are_marked_for_b() -> None:
+    decision = diagnose_incident((), snapshot(crashes=(CORE_TWO,)), Environment.DEV)
+    assert decision.several_crashing and decision.target == "alphaswarm-core"
+
+
+def test_the_alert_names_the_workload_to_act_on() -> None:
+    named = parse_alertmanager(
+        {
+            "version": "4",
+            "status": "firing",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {
+                        "alertname": "KubePodCrashLooping",
+                        "namespace": "alphaswarm-admin",
+                        "pod": "alphaswarm-cp-7d9-abcde",
+                    },
+                    "startsAt": "2026-11-28T10:00:00Z",
+                    "fingerprint": "fp-cp",
+                }
+            ],
+        }
+    ).alerts
+    decision = diagnose_incident(named, snapshot(crashes=(CRASH_ONE, CP_CRASH)), Environment.DEV)
+    assert (decision.scenario, decision.namespace, decision.target) == (
+        Scenario.POD_CRASH,
+        "alphaswarm-admin",
+        "alphaswarm-cp",
+    )
+
+
+def test_production_refuses_the_postgres_pod_delete() -> None:
+    down = stateful(postgres_pods=(crashing_pod("postgres-0"),))
+    decision = diagnose_incident((), snapshot(stateful=down), Environment.PRODUCTION)
+    assert decision.scenario is Scenario.STATEFUL_FAILOVER
+    assert "production" in decision.reason

@@ -1,0 +1,69 @@
+"""When a pod is crash-looping: judged over a window, the way monitoring judges it.
+
+A real crash-looping container is not in CrashLoopBackOff at every instant: the kubelet restarts
+it after the back-off, it runs (Running, maybe even Ready) until it dies again, shows Error or
+OOMKilled, then waits once more. kube-prometheus's `KubePodCrashLooping` fires on a back-off
+seen at any point of the last minutes, so a probe that looks only at the current waiting reason
+misses the pod the alert is about about as often as it catches it. Here a pod is crash-looping
+when it is in back-off or has just died now, or when it has restarted repeatedly and its last
+death is recent. "Stopped crashing" after a fix is the other question: no death since the fix.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tasks.adapters.cluster import Pod
+
+# kube-prometheus's KubePodCrashLooping looks back 5 to 15 minutes; a pod that died within the
+# last ten minutes and has restarted at least twice is looping, whatever it shows this instant.
+CRASH_WINDOW = timedelta(minutes=10)
+CRASH_MIN_RESTARTS = 2
+BACK_OFF_REASONS = frozenset({"CrashLoopBackOff"})
+
+
+def last_crash(pod: Pod) -> datetime | None:
+    """When a container of the pod last died (its current or its last termination)."""
+    times = [pod.last_termination.finished_at] if pod.last_termination else []
+    for status in pod.container_statuses:
+        if status.last_termination is not None:
+            times.append(status.last_termination.finished_at)
+        if status.state.terminated is not None:
+            times.append(status.state.terminated.finished_at)
+    return max((t for t in times if t is not None), default=None)
+
+
+def crashing_now(pod: Pod) -> bool:
+    """In back-off, or a container has just died with an error (kubectl: Error, OOMKilled)."""
+    if pod.deleting:
+        return False
+    if pod.waiting_reason in BACK_OFF_REASONS or pod.status in BACK_OFF_REASONS:
+        return True
+    for status in pod.container_statuses:
+        state = status.state
+        if state.state == "waiting" and state.reason in BACK_OFF_REASONS:
+            return True
+        if state.state == "terminated" and state.terminated and state.terminated.exit_code != 0:
+            return True
+    return False
+
+
+def is_crash_looping(pod: Pod, now: datetime | None = None) -> bool:
+    """Crashing now, or restarted at least twice and last died within CRASH_WINDOW of `now`
+    (a pod Running between two crashes is still crash-looping)."""
+    if pod.deleting:
+        return False
+    if crashing_now(pod):
+        return True
+    died = last_crash(pod)
+    if died is None or max(pod.restarts, pod.max_restarts) < CRASH_MIN_RESTARTS:
+        return False
+    return died >= (now or datetime.now(UTC)) - CRASH_WINDOW
+
+
+def crashed_since(pod: Pod, since: datetime) -> bool:
+    """The pod is crashing now or died after `since` (the fix): it did not stop crashing."""
+    if pod.deleting:
+        return False
+    died = last_crash(pod)
+    return crashing_now(pod) or (died is not None and died > since)
