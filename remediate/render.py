@@ -39,6 +39,10 @@ def print_triage_outcome(console: Console, result: TriageOutcome) -> None:
     console.print(f"[{colour}]{result.reason}[/{colour}]")
     for line in result.decision.evidence if result.decision is not None else ():
         console.print(f"  • {line}")
+    for line in result.decision.inconclusive if result.decision is not None else ():
+        console.print(f"  [yellow]? could not tell:[/yellow] {line}")
+    for line in result.ignored:
+        console.print(f"  [dim]ignored: {line}[/dim]")
     if result.plan:
         table = Table("plan" if result.dry_run else "changes")
         for step in result.plan:

@@ -165,26 +165,53 @@ def _first(labels: Mapping[str, str], *names: str) -> str | None:
     return next((labels[n] for n in names if labels.get(n)), None)
 
 
+KUBE_STATE_METRICS = "kube-state-metrics"
+OBJECT_LABELS = ("deployment", "statefulset", "horizontalpodautoscaler", "daemonset", "job_name")
+
+
+def _is_object_alert(labels: Mapping[str, str]) -> bool:
+    """The alert's `namespace` and `pod` are the object it is about: a kube-state-metrics rule,
+    or a rule with no scrape job at all (recording rules, our own). An exporter's alert (job
+    postgres-exporter, redis-exporter, celery-exporter, blackbox) carries the exporter pod's
+    `namespace` and `pod` instead."""
+    job = labels.get("job")
+    return job is None or job == KUBE_STATE_METRICS
+
+
 def alert_target(alert: Alert) -> AlertTarget:
-    """What the alert points at. kube-state-metrics alerts carry the object in `namespace` and
-    `pod` / `deployment` / `statefulset` / `horizontalpodautoscaler`; their `service`, `job` and
-    `instance` are the exporter's scrape target, not ours. ingress-nginx's metrics carry the
-    Ingress's namespace in `exported_namespace` (`namespace` is the controller's)."""
+    """What the alert points at, from the labels the rules really produce.
+
+    kube-state-metrics alerts name the object in `namespace` and `pod` / `deployment` /
+    `statefulset` / `horizontalpodautoscaler`; on the workload-level ones `pod` and `container`
+    are kube-state-metrics' own pod, so `pod` counts only when no workload label is there.
+    Exporter alerts name their subject otherwise: `queue_name`, `hostname` (a Celery worker),
+    `instance` (a probed URL). ingress-nginx's carry the Ingress's namespace in
+    `exported_namespace` and its name in `ingress`."""
     labels = alert.labels
     ingress = _first(labels, "ingress")
+    objects = _is_object_alert(labels)
+    workload = any(labels.get(name) for name in OBJECT_LABELS)
     namespace = (
         _first(labels, "exported_namespace", "namespace")
         if ingress
         else _first(labels, "namespace", "exported_namespace")
+        if objects
+        else _first(labels, "exported_namespace")
+    )
+    pod = (
+        _first(labels, "pod", "exported_pod")
+        if objects and not workload
+        else (_first(labels, "hostname") or "").removeprefix("celery@") or None
     )
     return AlertTarget(
         namespace=namespace,
-        pod=_first(labels, "pod", "exported_pod"),
-        container=_first(labels, "container", "exported_container"),
-        deployment=_first(labels, "deployment", "workload"),
+        pod=pod,
+        container=_first(labels, "container") if objects and not workload else None,
+        deployment=_first(labels, "deployment"),
         statefulset=_first(labels, "statefulset"),
-        hpa=_first(labels, "horizontalpodautoscaler", "hpa"),
-        service=_first(labels, "exported_service", "service"),
+        hpa=_first(labels, "horizontalpodautoscaler"),
+        service=_first(labels, "exported_service")
+        or (_first(labels, "service") if objects and not labels.get("job") else None),
         ingress=ingress,
         job=_first(labels, "job"),
         instance=_first(labels, "instance"),

@@ -84,3 +84,32 @@ def test_rich_output_and_diagnose(sandbox: SandboxServer, monkeypatch: pytest.Mo
     assert result.exit_code == 0, result.stderr
     body = json.loads(result.stdout)
     assert {"alphaswarm", "alphaswarm-admin"} <= body["pods"].keys() and body["recent_runs"]
+
+
+def _write(tmp_path: Path, body: dict[str, object]) -> Path:
+    path = tmp_path / "alerts.json"
+    path.write_text(json.dumps(body))
+    return path
+
+
+def test_an_alert_without_labels_is_refused(tmp_path: Path) -> None:
+    body = json.loads((ALERTS / "crashloop-single.json").read_text())
+    del body["alerts"][0]["labels"]
+    result = CliRunner().invoke(app, ["triage", "--alerts", str(_write(tmp_path, body))])
+    assert result.exit_code == 2, result.output
+    assert "alerts[0].labels: missing" in result.stderr
+
+
+def test_an_alert_outside_the_watched_namespaces_is_ignored(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """kube-system/coredns crash-looping is not an AlphaSwarm incident: ignored, said why,
+    nothing recorded, nothing changed (it used to escalate and be recorded)."""
+    point_flows_at(sandbox, monkeypatch)
+    path = ALERTS / "rules" / "kube-pod-crashlooping-coredns.json"
+    result = CliRunner().invoke(app, ["triage", "--alerts", str(path), "--apply", "--json"])
+    assert result.exit_code == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["scenario"] is None and body["incident_id"] is None
+    assert "kube-system is outside the configured namespaces" in body["ignored"][0]
+    assert sandbox.cluster.journal.mutations() == []
