@@ -1,33 +1,29 @@
 """Which cluster the tasks talk to: one client per process and per access setting.
 
 Tasks take plain names, not clients, so Prefect can render and record their parameters; they
-reach the cluster through `cluster()`, which reuses one connection pool per KubeAccess.
+reach the cluster through `cluster()`, a read-only view over one connection pool per
+KubeAccess; the gate's writer is `tasks.writer.cluster_writer()`.
 """
 
 from __future__ import annotations
 
 import threading
 
-from tasks.adapters.cluster import Cluster
+from tasks.adapters.cluster import ClusterReader
 from tasks.adapters.http_endpoints import HttpEndpoints
-from tasks.adapters.kubernetes_cluster import KubernetesCluster
 from tasks.adapters.workers import CeleryWorkers, Workers
 from tasks.settings import CeleryBroker, KubeAccess, Settings
+from tasks.writer import close_clusters, cluster_writer
 
 _lock = threading.Lock()
-_clusters: dict[str, Cluster] = {}
 _http: list[HttpEndpoints] = []
 _workers: dict[str, CeleryWorkers] = {}
 
 
-def cluster(access: KubeAccess | None = None) -> Cluster:
-    """The cluster for `access` (default: the settings' REMEDIATE_KUBE__*), connected once."""
-    access = access or Settings().kube
-    key = access.model_dump_json()
-    with _lock:
-        if key not in _clusters:
-            _clusters[key] = KubernetesCluster(access)
-        return _clusters[key]
+def cluster(access: KubeAccess | None = None) -> ClusterReader:
+    """The cluster for `access` (default: the settings' REMEDIATE_KUBE__*), connected once, as
+    the read-only view: only the gate changes anything (`tasks.writer`)."""
+    return cluster_writer(access)
 
 
 def http_endpoints() -> HttpEndpoints:
@@ -50,13 +46,11 @@ def workers(broker: CeleryBroker | None = None) -> Workers:
 
 
 def close_all() -> None:
+    close_clusters()
     with _lock:
         for adapter in _workers.values():
             adapter.close()
         _workers.clear()
-        for connected in _clusters.values():
-            connected.close()
-        _clusters.clear()
         for client in _http:
             client.close()
         _http.clear()

@@ -67,3 +67,9 @@ def crashed_since(pod: Pod, since: datetime) -> bool:
         return False
     died = last_crash(pod)
     return crashing_now(pod) or (died is not None and died > since)
+
+
+def serving(pod: Pod, now: datetime | None = None) -> bool:
+    """Ready, not on its way out, and not crash-looping: a pod without a readiness probe is
+    Ready for the moments it runs between two crashes, which is not up."""
+    return pod.is_ready and not pod.deleting and not is_crash_looping(pod, now)

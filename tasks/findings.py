@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from tasks.crashes import is_crash_looping
+from tasks.crashes import is_crash_looping, serving
 from tasks.snapshots import (
     ExecCurl,
     HpaThrashSnapshot,
@@ -91,7 +91,7 @@ def postgres_finding(snapshot: StatefulSnapshot) -> Finding:
             "managed outside the cluster (as the runbook requires in production) or runs under "
             "other labels; nothing here tells whether it is up",
         )
-    ready = [p.name for p in pods if p.is_ready and not p.deleting]
+    ready = [p.name for p in pods if serving(p, snapshot.observed_at)]
     shown = ", ".join(f"{p.name} {p.status} {p.ready}" for p in pods)
     if ready:
         return healthy("postgres", f"ready: {', '.join(ready)}", shown)
@@ -112,7 +112,7 @@ def redis_finding(snapshot: StatefulSnapshot) -> Finding:
         return fault(
             "redis", f"pod {name} is missing; statefulset {sts.name} has {sts.ready_replicas} ready"
         )
-    if pod.is_ready and not pod.deleting:
+    if serving(pod, snapshot.observed_at):
         return healthy("redis", f"{name} is ready")
     return fault("redis", f"{name} is {pod.status} {pod.ready}")
 
@@ -180,7 +180,7 @@ def ingress_finding(snapshot: IngressSnapshot) -> Finding:
             "ingress controller runs under another name or outside the cluster"
         )
     else:
-        ready = [p for p in snapshot.controller_pods if p.is_ready and not p.deleting]
+        ready = [p for p in snapshot.controller_pods if serving(p, snapshot.observed_at)]
         if not ready:
             return fault(
                 "ingress",

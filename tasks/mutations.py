@@ -25,10 +25,11 @@ from tasks.changes import (
     SetDeploymentEnv,
     Target,
 )
-from tasks.connection import cluster, http_endpoints
+from tasks.connection import http_endpoints
 from tasks.gate import apply_change
 from tasks.retries import mutation_task
 from tasks.settings import Settings
+from tasks.writer import cluster_writer
 
 
 def change_key() -> str:
@@ -41,7 +42,7 @@ def change_key() -> str:
 
 def _through_gate(change: Change, *, dry_run: bool, control_plane: bool = False) -> ChangeRecord:
     settings = Settings()
-    reach = Reach(cluster=cluster())
+    reach = Reach(cluster=cluster_writer())
     if control_plane:
         reach = Reach(
             cluster=reach.cluster,

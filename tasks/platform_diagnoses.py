@@ -8,7 +8,7 @@ guard a hard-rule bypass (permissive auth only behind a firewalled operator UI) 
 from __future__ import annotations
 
 from tasks.adapters.cluster import Ingress, NetworkPolicy, Pod, PodDisruptionBudget
-from tasks.crashes import is_crash_looping
+from tasks.crashes import is_crash_looping, serving
 from tasks.diagnosis import Action, Diagnosis, Scenario
 from tasks.findings import (
     CURL_DNS_FAILURE,
@@ -227,7 +227,7 @@ def diagnose_auth_revert(
 
 
 def _ready(pods: tuple[Pod, ...]) -> list[Pod]:
-    return [p for p in pods if p.is_ready and not p.deleting]
+    return [p for p in pods if serving(p)]
 
 
 def diagnose_ingress(snapshot: IngressSnapshot) -> Diagnosis:

@@ -19,7 +19,7 @@ from sandbox.journal import Fault
 from sandbox.server import SandboxServer
 from tasks.adapters.cluster import RESTARTED_AT_ANNOTATION, Pod, RolloutState
 from tasks.adapters.errors import PermanentError, TransientError
-from tasks.adapters.kubernetes_cluster import KubernetesCluster
+from tasks.adapters.kubernetes import KubernetesCluster
 from tasks.settings import KubeAccess
 
 NS = "alphaswarm"

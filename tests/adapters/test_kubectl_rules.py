@@ -11,7 +11,7 @@ from tasks.adapters import wire
 from tasks.adapters.cluster import Condition, Deployment, Event, ObjectRef, Pod, RolloutState
 from tasks.adapters.errors import PermanentError, TransientError, error_for_status
 from tasks.adapters.events import parse_rescale_message, rescales, sort_events
-from tasks.adapters.kubernetes_cluster import rfc3339
+from tasks.adapters.kubernetes import rfc3339
 from tasks.adapters.pod_order import pick_for_exec, pick_for_logs, sort_for_logs
 from tasks.adapters.pod_status import pod_columns
 from tasks.adapters.quantities import cpu_millicores, to_bytes

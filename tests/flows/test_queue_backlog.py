@@ -274,4 +274,7 @@ def test_triage_with_an_unreachable_broker_records_it_and_does_not_crash(
     result = triage(TriageParams(dry_run=True, verify=REHEARSAL))
 
     assert result.scenario is None and result.outcome is None
-    assert any("depth unknown" in line for line in result.decision.evidence), result.decision
+    assert any(
+        line.startswith("queue: inconclusive") and "could not be read" in line
+        for line in result.decision.inconclusive
+    ), result.decision

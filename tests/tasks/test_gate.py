@@ -12,7 +12,7 @@ from sandbox.journal import Fault
 from sandbox.server import SandboxServer
 from tasks import gate
 from tasks.adapters.errors import TransientError
-from tasks.adapters.kubernetes_cluster import KubernetesCluster
+from tasks.adapters.kubernetes import KubernetesCluster
 from tasks.changes import (
     ActionKind,
     ChangeStatus,

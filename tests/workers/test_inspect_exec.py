@@ -15,7 +15,7 @@ from sandbox.cluster import SandboxCluster
 from sandbox.resources import POD
 from sandbox.server import SandboxServer
 from sandbox.topology import seed
-from tasks.adapters.kubernetes_cluster import KubernetesCluster
+from tasks.adapters.kubernetes import KubernetesCluster
 from tasks.adapters.workers import CeleryWorkers
 from tests.workers.conftest import NS, ready_worker_pods, wait_for_workers, wait_until
 
