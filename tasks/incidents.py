@@ -25,7 +25,7 @@ from prefect.client.orchestration import get_client
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session, col, select
 
-from store import actions, follow_ups, incidents, queries
+from store import actions, follow_ups, incidents, lifecycle, queries
 from store.engine import session_for
 from store.models import EventKind, IncidentAlert, IncidentEvent, IncidentStatus
 from store.queries import IncidentRecord
@@ -39,7 +39,6 @@ from tasks.settings import Settings
 
 REGRESSION_TEST = "regression-test"
 REVERT = "revert"
-_UNDER_WAY = (IncidentStatus.MITIGATING, IncidentStatus.VERIFIED)
 
 
 class IncidentRef(BaseModel):
@@ -223,27 +222,14 @@ def record_triage(
             title=decided_title(decision) if decision.scenario is not None else None,
         )
         assert incident.id is not None
-        status = IncidentStatus(incident.status)
-        if status in _UNDER_WAY and not decision.escalate:
-            # Already being fixed, or fixed and holding: the decision is a line on the timeline.
-            seen = decision.reason if decision.scenario else "the probes see nothing wrong"
-            incidents.add_event(
-                session,
-                incident_id=incident.id,
-                kind=EventKind.NOTE,
-                summary=f"triaged again while {status}: {seen}",
-                flow_run_id=flow_run_id,
-            )
-        else:
-            to = IncidentStatus.ESCALATED if decision.escalate else IncidentStatus.TRIAGED
-            branch = f"scenario {decision.scenario.value}" if decision.scenario else "no branch"
-            incidents.transition(
-                session,
-                incident_id=incident.id,
-                to=to,
-                summary=f"{branch}: {decision.reason}" + (" (dry run)" if dry_run else ""),
-                flow_run_id=flow_run_id,
-            )
+        branch = f"scenario {decision.scenario.value}" if decision.scenario else "no branch"
+        lifecycle.triaged(
+            session,
+            incident_id=incident.id,
+            escalate=decision.escalate,
+            summary=f"{branch}: {decision.reason}" + (" (dry run)" if dry_run else ""),
+            flow_run_id=flow_run_id,
+        )
         _regression_follow_up(session, incident.id, decision)
         return _ref(session, incident.id)
 
@@ -284,13 +270,7 @@ def _step(ref: IncidentRef, to: IncidentStatus | None, summary: str) -> Incident
     flow_run_id, _ = current_flow_run()
     with session_for(store_url()) as session:
         if to is None:
-            incidents.add_event(
-                session,
-                incident_id=ref.id,
-                kind=EventKind.NOTE,
-                summary=summary,
-                flow_run_id=flow_run_id,
-            )
+            lifecycle.note(session, incident_id=ref.id, summary=summary, flow_run_id=flow_run_id)
         else:
             incidents.transition(
                 session, incident_id=ref.id, to=to, summary=summary, flow_run_id=flow_run_id
@@ -338,33 +318,19 @@ def record_outcome(ref: IncidentRef, outcome: Outcome, *, dry_run: bool) -> Inci
 
 
 def _move_on(session: Session, incident_id: int, outcome: Outcome, flow_run_id: str | None) -> None:
-    status = outcome.status
-    if status is OutcomeStatus.MITIGATED:
-        checks = "; ".join(f"{v.check}: {v.detail}" for v in outcome.verification)
-        incidents.transition(
-            session,
-            incident_id=incident_id,
-            to=IncidentStatus.VERIFIED,
-            summary=checks,
-            flow_run_id=flow_run_id,
-        )
-        incidents.mark_automated(session, incident_id=incident_id)
-    elif status in (OutcomeStatus.ESCALATED, OutcomeStatus.FAILED):
-        incidents.transition(
-            session,
-            incident_id=incident_id,
-            to=IncidentStatus.ESCALATED,
-            summary=f"{status.value}: {outcome.message}",
-            flow_run_id=flow_run_id,
-        )
-    elif status is OutcomeStatus.NOTHING_TO_DO:
-        incidents.transition(
-            session,
-            incident_id=incident_id,
-            to=IncidentStatus.RESOLVED,
-            summary=f"the scenario found nothing left to do: {outcome.message}",
-            flow_run_id=flow_run_id,
-        )
+    if outcome.status is OutcomeStatus.MITIGATED:
+        summary = "; ".join(f"{v.check}: {v.detail}" for v in outcome.verification)
+    elif outcome.status is OutcomeStatus.NOTHING_TO_DO:
+        summary = f"the scenario found nothing left to do: {outcome.message}"
+    else:
+        summary = f"{outcome.status.value}: {outcome.message}"
+    lifecycle.settled(
+        session,
+        incident_id=incident_id,
+        result=outcome.status.value,
+        summary=summary,
+        flow_run_id=flow_run_id,
+    )
 
 
 @_store_task("record-failure")
@@ -378,11 +344,15 @@ def record_failure(ref: IncidentRef, error: str, *, dry_run: bool) -> IncidentRe
 @_store_task("record-hold")
 def record_hold(ref: IncidentRef, came_back: str | None, held_seconds: float) -> IncidentRef:
     """The end of the hold period: resolved if the fix held, escalated if the incident is back."""
-    if came_back is None:
-        summary = f"the fix held for {held_seconds:g} s: the probes see nothing wrong"
-        return _step(ref, IncidentStatus.RESOLVED, summary)
-    summary = f"verified, but it came back within {held_seconds:g} s: {came_back}"
-    return _step(ref, IncidentStatus.ESCALATED, summary)
+    with session_for(store_url()) as session:
+        lifecycle.held(
+            session,
+            incident_id=ref.id,
+            came_back=came_back,
+            held_seconds=held_seconds,
+            flow_run_id=current_flow_run()[0],
+        )
+        return _ref(session, ref.id)
 
 
 @_store_task("record-rescheduled-follow-up")
