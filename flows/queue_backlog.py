@@ -34,10 +34,16 @@ from tasks.retries import NotYetHealthy
 from tasks.scenario_call import ScenarioCall
 from tasks.settings import Settings
 from tasks.snapshots import QueueSnapshot
-from tasks.verifies import VerifyFailed, verify_queue_draining, verify_workers_online
+from tasks.verifies import (
+    VerifyFailed,
+    verify_queue_draining,
+    verify_rollout_complete,
+    verify_workers_online,
+)
 from tasks.workload_diagnoses import WORKER_REPLICAS_TARGET, diagnose_queue_backlog
 from tasks.workload_probes import (
     CELERY_INSPECT_ACTIVE,
+    how_queue_is_read,
     probe_celery_workers,
     probe_queue_depth,
     probe_worker_activity,
@@ -81,12 +87,15 @@ class CeleryView(BaseModel):
 
 
 def _ask_celery(queue: str) -> CeleryView:
-    """The broker's queue depth and Celery's view of the workers; a broker that stays
-    unreachable after the probes' retries is evidence (the diagnosis escalates), not a crash."""
+    """The queue depth and Celery's view of the workers; a broker that stays unreachable after
+    the probes' retries is evidence (the diagnosis escalates), not a crash. Without a broker
+    the depth comes from `redis-cli llen` in the Redis pod and the workers from their pods."""
     try:
         depth = probe_queue_depth(queue)
     except AdapterError as exc:
-        return CeleryView(error=str(exc))
+        return CeleryView(error=f"{how_queue_is_read()}: {exc}")
+    if not Settings().celery.configured:
+        return CeleryView(depth=depth, error=f"depth read with {how_queue_is_read()}")
     try:
         active, online = probe_celery_workers()
     except AdapterError as exc:
@@ -143,17 +152,26 @@ def _scale(params: QueueBacklogParams, replicas: int, reason: str) -> ChangeReco
 
 
 def _verify(params: QueueBacklogParams, replicas: int, baseline: int) -> Verification:
+    """8 workers answer a ping through the broker (without one: the rollout to 8 ready pods
+    completes), and the queue drains to empty."""
     attempts, delay = params.verify_attempts, params.verify_delay_seconds
-    online = verify_workers_online.with_options(retries=attempts, retry_delay_seconds=delay)(
-        params.namespace, params.deployment, replicas
-    )
+    if Settings().celery.configured:
+        online = verify_workers_online.with_options(retries=attempts, retry_delay_seconds=delay)(
+            params.namespace, params.deployment, replicas
+        )
+        workers = f"{online} worker(s) online"
+    else:
+        rollout = verify_rollout_complete.with_options(retries=attempts, retry_delay_seconds=delay)(
+            params.namespace, params.deployment
+        )
+        workers = f"{rollout.message} (no broker to ping the workers through)"
     depth = verify_queue_draining.with_options(retries=attempts, retry_delay_seconds=delay)(
         params.queue, baseline
     )
     return Verification(
         check=VERIFY_CHECK,
         passed=True,
-        detail=f"{online} worker(s) online; queue {params.queue} at {depth} (was {baseline})",
+        detail=f"{workers}; queue {params.queue} at {depth} (was {baseline})",
     )
 
 

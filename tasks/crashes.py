@@ -15,22 +15,22 @@ from datetime import UTC, datetime, timedelta
 
 from tasks.adapters.cluster import Pod
 
-# kube-prometheus's KubePodCrashLooping looks back 5 to 15 minutes; a pod that died within the
-# last ten minutes and has restarted at least twice is looping, whatever it shows this instant.
+# kube-prometheus's KubePodCrashLooping fires on a back-off seen in the last 5 minutes (and the
+# kubelet backs off after the first failed run); a pod restarted after a failure within the last
+# ten minutes is looping, whatever it shows this instant.
 CRASH_WINDOW = timedelta(minutes=10)
-CRASH_MIN_RESTARTS = 2
+CRASH_MIN_RESTARTS = 1
 BACK_OFF_REASONS = frozenset({"CrashLoopBackOff"})
 
 
 def last_crash(pod: Pod) -> datetime | None:
-    """When a container of the pod last died (its current or its last termination)."""
-    times = [pod.last_termination.finished_at] if pod.last_termination else []
+    """When a container of the pod last died with an error (its current or last termination;
+    a clean exit 0 is not a crash)."""
+    ends = [pod.last_termination] if pod.last_termination else []
     for status in pod.container_statuses:
-        if status.last_termination is not None:
-            times.append(status.last_termination.finished_at)
-        if status.state.terminated is not None:
-            times.append(status.state.terminated.finished_at)
-    return max((t for t in times if t is not None), default=None)
+        ends += [t for t in (status.last_termination, status.state.terminated) if t is not None]
+    times = [t.finished_at for t in ends if t.exit_code != 0 and t.finished_at is not None]
+    return max(times, default=None)
 
 
 def crashing_now(pod: Pod) -> bool:
@@ -49,7 +49,7 @@ def crashing_now(pod: Pod) -> bool:
 
 
 def is_crash_looping(pod: Pod, now: datetime | None = None) -> bool:
-    """Crashing now, or restarted at least twice and last died within CRASH_WINDOW of `now`
+    """Crashing now, or restarted after an error that happened within CRASH_WINDOW of `now`
     (a pod Running between two crashes is still crash-looping)."""
     if pod.deleting:
         return False

@@ -187,18 +187,31 @@ def ingress_finding(snapshot: IngressSnapshot) -> Finding:
                 f"no {snapshot.controller_name} pod is ready (0/{len(snapshot.controller_pods)})",
             )
     empty: list[str] = []
+    explained: list[str] = []
     for svc in snapshot.services:
         if not svc.exists:
             unknown.append(f"no Service {svc.namespace}/{svc.service}")
         elif svc.endpoints is None:
             unknown.append(f"Service {svc.namespace}/{svc.service} has no Endpoints object")
-        elif not svc.endpoints.ready:
+        elif svc.endpoints.ready:
+            continue
+        elif svc.crashing:
+            explained.append(
+                f"{svc.namespace}/{svc.service} has no ready endpoints because its pods "
+                f"crash-loop ({', '.join(svc.crashing)}): a workload fault, not the ingress"
+            )
+        else:
             empty.append(f"{svc.namespace}/{svc.service}")
     if empty:
         return fault("ingress", f"no ready endpoints behind {', '.join(empty)}", *unknown)
     if unknown and snapshot.controller is None:
-        return inconclusive("ingress", "; ".join(unknown))
-    return healthy("ingress", "the controller and the backends have ready endpoints", *unknown)
+        return inconclusive("ingress", "; ".join(unknown), *explained)
+    return healthy(
+        "ingress",
+        "the controller is up; no backend is empty for a reason of its own",
+        *explained,
+        *unknown,
+    )
 
 
 # -- A, B: pods and the HPA ------------------------------------------------------------------------

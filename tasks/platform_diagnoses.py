@@ -340,6 +340,11 @@ def _backend_blocker(svc: ServiceEndpoints, snapshot: IngressSnapshot) -> tuple[
     where = f"{svc.namespace}/{svc.service}"
     if svc.endpoints is None:
         return Action.ESCALATE, f"Service {where} has no Endpoints object"
+    if svc.crashing:
+        return Action.ESCALATE, (
+            f"the pods behind {where} crash-loop ({', '.join(svc.crashing)}): runbook A or B "
+            "(triage decides), not an ingress restart"
+        )
     messages = " ".join(f.message.lower() for f in svc.readiness_failures)
     if any(word in messages for word in ("postgres", "redis", "5432", "6379", "database")):
         return Action.REROUTE, "readiness fails on a datastore: runbook F, not a restart"

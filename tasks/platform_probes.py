@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from tasks.adapters.cluster import PersistentVolumeClaim, Pod, PodDisruptionBudget
 from tasks.adapters.errors import PermanentError
 from tasks.connection import cluster, http_endpoints
+from tasks.crashes import is_crash_looping
 from tasks.findings import JWKS_SYMPTOM
 from tasks.retries import probe_task
 from tasks.snapshots import (
@@ -147,8 +148,10 @@ def probe_ingress(
         svc = c.service(namespace, name)
         failures: tuple[ReadinessFailure, ...] = ()
         owners: tuple[str, ...] = ()
+        crashing: tuple[str, ...] = ()
         if svc is not None and (endpoints is None or not endpoints.ready):
             backing = tuple(p for p in c.pods(namespace) if _selects(svc.selector, p))
+            crashing = tuple(p.name for p in backing if is_crash_looping(p))
             failures = _readiness_failures(namespace, backing)
             owners = _owning_deployments(backing)
             for pdb in c.pod_disruption_budgets(namespace):
@@ -161,6 +164,7 @@ def probe_ingress(
                 selector=dict(svc.selector) if svc is not None else {},
                 endpoints=endpoints,
                 deployments=owners,
+                crashing=crashing,
                 readiness_failures=failures,
             )
         )

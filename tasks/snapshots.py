@@ -143,6 +143,9 @@ class ServiceEndpoints(BaseModel):
     # The Deployments whose pods the Service selects (through ownerReferences), the restart's
     # target when readiness fails: a Service need not be named like its Deployment.
     deployments: tuple[str, ...] = ()
+    # Backing pods that crash-loop: the endpoints are empty because the workload crashes (runbook
+    # A or B), not because readiness fails on running pods (E).
+    crashing: tuple[str, ...] = ()
     readiness_failures: tuple[ReadinessFailure, ...] = ()
 
 

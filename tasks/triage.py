@@ -28,6 +28,7 @@ from tasks.alerts import Alert, alert_target
 from tasks.crashes import crashed_since
 from tasks.diagnosis import Action, Diagnosis, Scenario, TriageDecision
 from tasks.findings import (
+    JWKS_SYMPTOM,
     Finding,
     crash_finding,
     crashing_pods,
@@ -38,7 +39,12 @@ from tasks.findings import (
     queue_finding,
     redis_finding,
 )
-from tasks.platform_diagnoses import diagnose_ingress, diagnose_jwks, diagnose_stateful
+from tasks.platform_diagnoses import (
+    PERMISSIVE,
+    diagnose_ingress,
+    diagnose_jwks,
+    diagnose_stateful,
+)
 from tasks.settings import Environment
 from tasks.snapshots import HpaThrashSnapshot, PodCrashSnapshot, TriageSnapshot
 from tasks.workload_diagnoses import diagnose_hpa_thrash
@@ -229,7 +235,11 @@ def symptom_present(
         found = diagnose_stateful(snapshot.stateful, env)
         return found.summary if found.action is not Action.NONE else None
     if scenario is Scenario.JWKS_OUTAGE and snapshot.jwks is not None:
-        seen = jwks_finding(snapshot.jwks)
+        jwks = snapshot.jwks
+        if (jwks.auth_enforce or "").lower() == PERMISSIVE:
+            # The bypass is in place: the symptom is requests failing, not Auth0 being down.
+            return f"still logging {JWKS_SYMPTOM}" if jwks.symptom_lines else None
+        seen = jwks_finding(jwks)
         return seen.summary if seen.fault else None
     if scenario is Scenario.INGRESS_503 and snapshot.ingress is not None:
         seen = ingress_finding(snapshot.ingress)

@@ -18,10 +18,10 @@ from tasks.platform_probes import probe_ingress, probe_jwks, probe_stateful
 from tasks.settings import Settings
 from tasks.snapshots import QueueSnapshot, TriageSnapshot
 from tasks.workload_probes import (
+    how_queue_is_read,
     probe_crash_scan,
     probe_hpa_decisions,
     probe_queue_depth,
-    probe_queue_depth_in_pod,
     probe_worker_activity,
 )
 
@@ -30,26 +30,19 @@ from tasks.workload_probes import (
 QUEUE_PROBE_RETRIES = 1
 
 
-def _queue_depth(settings: Settings, queue: str) -> tuple[int | None, str]:
-    """(depth, why not) from the broker when one is configured, else `redis-cli llen` in the
-    Redis pod: the depth as Redis itself counts it, read through the cluster."""
-    w = settings.workloads
+def _queue_depth(queue: str) -> tuple[int | None, str]:
+    """(depth, why not), from the broker or `redis-cli llen` in the Redis pod."""
     try:
-        if settings.celery.configured:
-            return probe_queue_depth.with_options(retries=QUEUE_PROBE_RETRIES)(queue), ""
-        return probe_queue_depth_in_pod.with_options(retries=QUEUE_PROBE_RETRIES)(
-            w.namespace, w.redis_pod, queue
-        ), ""
+        return probe_queue_depth.with_options(retries=QUEUE_PROBE_RETRIES)(queue), ""
     except AdapterError as exc:
-        how = "the broker" if settings.celery.configured else f"redis-cli in {w.redis_pod}"
-        return None, f"{how}: {exc}"
+        return None, f"{how_queue_is_read()}: {exc}"
 
 
 def probe_queue(settings: Settings) -> QueueSnapshot | None:
     """Branch C's evidence: the queue depth and `celery inspect active` in a worker pod."""
     w, broker = settings.workloads, settings.celery
     queue = broker.queues[0]
-    depth, error = _queue_depth(settings, queue)
+    depth, error = _queue_depth(queue)
     try:
         return probe_worker_activity(
             w.namespace,

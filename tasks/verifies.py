@@ -6,23 +6,17 @@ deadline) raises VerifyFailed at once instead of burning the retry budget.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from tasks.adapters.cluster import Pod, RolloutState, RolloutStatus
 from tasks.connection import cluster, http_endpoints, workers
 from tasks.crashes import crashed_since
 from tasks.platform_probes import jwks_keys
 from tasks.retries import NotYetHealthy, verify_task
+from tasks.workload_probes import QueueDepth, queue_reader
 
 
 class VerifyFailed(Exception):
     """The change cannot converge; polling longer will not help."""
-
-
-class QueueDepth(Protocol):
-    """The one call verify_queue_draining needs from the workers adapter (`Workers`)."""
-
-    def queue_depth(self, queue: str) -> int: ...
 
 
 @verify_task("verify-rollout-complete")
@@ -184,7 +178,7 @@ def verify_queue_draining(queue: str, baseline: int) -> int:
     """The broker's queue is empty. Empty, not merely under the alarm: workers prefetch, so a
     fleet that keeps up with arrivals takes every waiting message off the list, while a queue
     that hovers just below the alarm is one burst from paging again. Returns the depth (0)."""
-    return check_queue_draining(workers(), queue, baseline)
+    return check_queue_draining(queue_reader(), queue, baseline)
 
 
 @verify_task("verify-workers-online")

@@ -7,19 +7,28 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Protocol
 
 from tasks.adapters.errors import PermanentError
 from tasks.adapters.workers import ActiveTasks, WorkersOnline
 from tasks.connection import cluster, workers
 from tasks.crashes import is_crash_looping
 from tasks.retries import probe_task
-from tasks.settings import DEFAULT_QUEUE_DEPTH_ALARM
+from tasks.settings import DEFAULT_QUEUE_DEPTH_ALARM, Settings
 from tasks.snapshots import CrashingPod, HpaThrashSnapshot, PodCrashSnapshot, QueueSnapshot
 
 PREVIOUS_LOG_TAIL = 50
 WORKER_LOG_TAIL = 500
 # The runbook's `findstr "started\|finished\|FAILED"`.
 WORKER_TASK_LINE = re.compile(r"started|finished|FAILED")
+
+
+class QueueDepth(Protocol):
+    """The one call a queue-depth reader makes (the workers adapter, or RedisInPod)."""
+
+    def queue_depth(self, queue: str) -> int: ...
+
+
 CELERY_INSPECT_ACTIVE = ("celery", "-A", "alphaswarm.tasks.celery_app", "inspect", "active")
 
 
@@ -139,23 +148,44 @@ def count_active_tasks(inspect_output: str) -> int | None:
     return sum(1 for line in inspect_output.splitlines() if line.strip().startswith("* {"))
 
 
+class RedisInPod:
+    """The queue depth without a broker connection from here: `kubectl exec redis-master-0 --
+    redis-cli llen QUEUE` (a Celery queue on Redis is a list of that name), read through the
+    cluster as an operator would."""
+
+    def __init__(self, namespace: str, pod: str) -> None:
+        self.namespace, self.pod = namespace, pod
+
+    def queue_depth(self, queue: str) -> int:
+        result = cluster().exec(self.namespace, self.pod, ("redis-cli", "llen", queue))
+        text = result.stdout.strip().removeprefix("(integer) ")
+        if not result.ok or not text.isdigit():
+            answer = (result.stderr or result.stdout).strip() or f"exit {result.exit_code}"
+            raise PermanentError(f"redis-cli llen {queue} in {self.namespace}/{self.pod}: {answer}")
+        return int(text)
+
+
+def queue_reader() -> QueueDepth:
+    """The broker when REMEDIATE_CELERY__BROKER_URL is set, else redis-cli in the Redis pod."""
+    settings = Settings()
+    if settings.celery.configured:
+        return workers()
+    return RedisInPod(settings.workloads.namespace, settings.workloads.redis_pod)
+
+
+def how_queue_is_read() -> str:
+    settings = Settings()
+    if settings.celery.configured:
+        return "the broker"
+    w = settings.workloads
+    return f"redis-cli in {w.namespace}/{w.redis_pod} (no broker configured)"
+
+
 @probe_task("probe-queue-depth")
 def probe_queue_depth(queue: str) -> int:
-    """Runbook C's alarm measure: messages waiting in `queue`, read from the broker."""
-    return workers().queue_depth(queue)
-
-
-@probe_task("probe-queue-depth-in-pod")
-def probe_queue_depth_in_pod(namespace: str, redis_pod: str, queue: str) -> int:
-    """The same measure without a broker connection from here: `kubectl exec redis-master-0
-    -- redis-cli llen QUEUE` (a Celery queue on Redis is a list of that name). Raises
-    PermanentError with redis-cli's answer when it cannot tell."""
-    result = cluster().exec(namespace, redis_pod, ("redis-cli", "llen", queue))
-    text = result.stdout.strip().removeprefix("(integer) ")
-    if not result.ok or not text.isdigit():
-        answer = (result.stderr or result.stdout).strip() or f"exit {result.exit_code}"
-        raise PermanentError(f"redis-cli llen {queue} in {namespace}/{redis_pod}: {answer}")
-    return int(text)
+    """Runbook C's alarm measure: messages waiting in `queue`, from the broker when one is
+    configured, else from `redis-cli llen` in the Redis pod."""
+    return queue_reader().queue_depth(queue)
 
 
 @probe_task("probe-celery-workers")

@@ -14,6 +14,7 @@ from prefect.settings import (
 )
 from prefect.testing.utilities import prefect_test_harness
 
+from sandbox.flow_env import flow_env
 from sandbox.server import SandboxServer
 from tasks.connection import close_all
 
@@ -47,6 +48,27 @@ def sandbox(
     with SandboxServer(tick_seconds=0.05) as server:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
         monkeypatch.setenv("REMEDIATE_KUBE__KUBECONFIG", str(kubeconfig))
+        try:
+            yield server
+        finally:
+            close_all()
+
+
+@pytest.fixture
+def conditioned(
+    request: pytest.FixtureRequest,
+    prefect_harness: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[SandboxServer]:
+    """A sandbox seeded as a real cluster of some kind (`sandbox.conditions`: parametrize it
+    indirectly with the condition names), the flows pointed at it as `sandbox up` prints."""
+    conditions: tuple[str, ...] = request.param
+    with SandboxServer(tick_seconds=0.05, conditions=conditions) as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+        monkeypatch.setenv("REMEDIATE_KUBE__KUBECONFIG", str(kubeconfig))
+        for key, value in flow_env(server.url, server.cluster).items():
+            monkeypatch.setenv(key, value)
         try:
             yield server
         finally:

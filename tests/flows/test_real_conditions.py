@@ -8,9 +8,6 @@ while the sandbox still shows its symptom."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from flows.triage import TriageOutcome, TriageParams, VerifyPolicy, triage
@@ -18,30 +15,10 @@ from sandbox import incidents
 from sandbox.server import SandboxServer
 from sandbox.symptoms import showing
 from store.models import IncidentStatus
-from tasks.connection import close_all
-from tests.flows.sandbox_settings import point_flows_at
 from tests.flows.sandbox_state import settle
 
 CONDITIONS = ("managed-postgres", "no-curl", "running-between-crashes")
 REHEARSAL = VerifyPolicy(attempts=150, delay_seconds=0.1, quiet_seconds=1.0, hold_seconds=0.5)
-
-
-@pytest.fixture
-def conditioned(
-    request: pytest.FixtureRequest,
-    prefect_harness: None,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[SandboxServer]:
-    conditions: tuple[str, ...] = request.param
-    with SandboxServer(tick_seconds=0.05, conditions=conditions) as server:
-        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
-        monkeypatch.setenv("REMEDIATE_KUBE__KUBECONFIG", str(kubeconfig))
-        point_flows_at(server, monkeypatch)
-        try:
-            yield server
-        finally:
-            close_all()
 
 
 def _inject(sandbox: SandboxServer, name: str) -> bool:
