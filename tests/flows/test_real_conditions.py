@@ -12,11 +12,17 @@ import pytest
 
 from flows.triage import TriageOutcome, TriageParams, VerifyPolicy, triage
 from sandbox import incidents
+from sandbox.backlog import REHEARSAL_QUEUE_DEPTH_ALARM
+from sandbox.egress import curl_jwks_from_pod
+from sandbox.incident_effects import auth_mode
+from sandbox.resources import POD
 from sandbox.server import SandboxServer
 from sandbox.symptoms import showing
+from sandbox.volumes import redis_claim
 from store.models import IncidentStatus
 from tests.flows.sandbox_state import settle
 
+NS = "alphaswarm"
 CONDITIONS = ("managed-postgres", "no-curl", "running-between-crashes")
 REHEARSAL = VerifyPolicy(attempts=150, delay_seconds=0.1, quiet_seconds=1.0, hold_seconds=0.5)
 
@@ -43,12 +49,33 @@ def _run(apply: bool) -> TriageOutcome:
     )
 
 
+def _symptom(sandbox: SandboxServer, name: str) -> bool:
+    """The incident's symptom as the sandbox itself knows it (never through the flows' probes):
+    C a backlog at or over the rehearsal alarm, D a core pod enforcing auth that cannot fetch
+    the JWKS, the others what `showing` reads (crash-looping pods, empty endpoints)."""
+    cluster = sandbox.cluster
+    branch = incidents.resolve(name).branch
+    if branch == "C":
+        claim = redis_claim(cluster, NS)
+        return claim is not None and (
+            cluster.volumes.get(NS, claim, "backtests") >= REHEARSAL_QUEUE_DEPTH_ALARM
+        )
+    if branch == "D":
+        core, _ = cluster.store.list(POD, NS, labels="app=alphaswarm-core")
+        return any(
+            auth_mode(p) == "enforce" and curl_jwks_from_pod(cluster, p).exit_code != 0
+            for p in core
+            if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+        )
+    return showing(cluster, name)
+
+
 def _still_showing(sandbox: SandboxServer, name: str, ticks: int = 40) -> bool:
     """The symptom at any tick of a while: a crash-looping pod is not in back-off at every
     instant, so one look is not enough to call it gone."""
     for _ in range(ticks):
         sandbox.controllers.step()
-        if showing(sandbox.cluster, name):
+        if _symptom(sandbox, name):
             return True
     return False
 
