@@ -137,20 +137,20 @@ def jwks_finding(snapshot: JwksSnapshot) -> Finding:
         why = snapshot.pod_error or (
             f"curl exit {pod.exit_code}: {pod.stderr}" if pod is not None else "not run"
         )
-        unknown.append(f"curl in a {snapshot.deployment_name} pod could not run ({why})")
+        unknown.append(f"JWKS from a {snapshot.deployment_name} pod: curl could not run ({why})")
     elif pod is not None and pod.ok:
-        fine.append(f"curl in pod {pod.pod} got the JWKS")
+        fine.append(f"JWKS from pod {pod.pod}: ok")
     elif pod is not None:
-        faults.append(f"curl in pod {pod.pod} failed: exit {pod.exit_code}: {pod.stderr}")
+        faults.append(f"JWKS from pod {pod.pod}: curl exit {pod.exit_code}: {pod.stderr}")
     if here is not None:
         if here.ok:
-            fine.append("this process got the JWKS")
+            fine.append("JWKS from this process: ok")
         elif here.failure == "http":
-            faults.append(f"Auth0 answered HTTP {here.status} here: {here.detail}".strip())
+            faults.append(f"JWKS from this process: HTTP {here.status} {here.detail}".strip())
         else:
             unknown.append(
-                f"this process could not reach the JWKS URL ({here.failure}: "
-                f"{here.detail}); the flows may run without egress"
+                f"JWKS from this process: {here.failure} {here.detail} (the flows may run "
+                "without egress: this says nothing about Auth0)"
             )
     if snapshot.symptom_lines:
         faults.append(

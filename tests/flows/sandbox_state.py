@@ -13,7 +13,7 @@ from typing import Any
 from sandbox.journal import Fault, Faults
 from sandbox.resources import ENDPOINTS, POD
 from sandbox.server import SandboxServer
-from sandbox.shapes import is_ready
+from sandbox.shapes import is_ready, workload_of
 
 Obj = dict[str, Any]
 
@@ -24,11 +24,13 @@ def pods(sandbox: SandboxServer, namespace: str, selector: str) -> list[Obj]:
 
 
 def crash_looping(sandbox: SandboxServer, namespace: str, selector: str) -> list[str]:
+    """The pods whose software crashes, as the sandbox's behaviour model says: a crash-looping
+    pod is Running between crashes, so its state at one instant is not the truth."""
+    behaviour = sandbox.cluster.behaviour
     return sorted(
         p["metadata"]["name"]
         for p in pods(sandbox, namespace, selector)
-        for s in p.get("status", {}).get("containerStatuses") or []
-        if (s.get("state", {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
+        if behaviour.for_pod(p["metadata"]["uid"], namespace, workload_of(p)).crash_looping
     )
 
 

@@ -210,7 +210,7 @@ def test_egress_and_dns_are_told_apart_and_get_the_runbook_mitigation(
     )
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     assert outcome.diagnosis is not None and outcome.diagnosis.summary.startswith(cause)
-    assert any(pod_evidence in e for e in outcome.diagnosis.evidence)
+    assert any(pod_evidence in e for e in outcome.diagnosis.evidence), outcome.diagnosis.evidence
     assert any("JWKS from this process: ok" in e for e in outcome.diagnosis.evidence)
     assert outcome.bypass is not None
     assert [r.method for r in sandbox.cluster.journal.mutations()] == ["PATCH"]

@@ -199,7 +199,7 @@ RESCALED_BEFORE_FIX = (rescale(5, count=4, minutes_ago=5), rescale(3, count=4, m
             "holds",
         ),
         (decided(Scenario.JWKS_OUTAGE), snapshot(), None),
-        (decided(Scenario.JWKS_OUTAGE), snapshot(jwks=jwks()), "failed"),
+        (decided(Scenario.JWKS_OUTAGE), snapshot(jwks=jwks()), "curl exit 22"),
         (decided(Scenario.INGRESS_503, "alphaswarm-client"), snapshot(), None),
         (
             decided(Scenario.INGRESS_503, "alphaswarm-client"),
