@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import threading
 from collections.abc import Callable
@@ -78,9 +79,17 @@ def sandbox_up(
             help="Back alphaswarm-worker with real Celery workers on a private redis-server.",
         ),
     ] = False,
+    condition: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--condition",
+            help="Seed the sandbox as a real cluster with this condition (repeatable): "
+            "managed-postgres, no-curl, running-between-crashes.",
+        ),
+    ] = None,
 ) -> None:
     """Run the sandbox in the foreground until Ctrl-C (SIGINT) or SIGTERM."""
-    from sandbox import incidents
+    from sandbox import conditions, incidents
     from sandbox.flow_env import flow_env, write_env_file
     from sandbox.server import SandboxServer
 
@@ -89,13 +98,23 @@ def sandbox_up(
             incidents.resolve(incident)
         except incidents.UnknownIncident:
             _unknown_incident(incident, incidents.names())
+    chosen = tuple(condition or ())
+    for name in chosen:
+        if name not in conditions.names():
+            err.print(
+                f"[red]unknown condition {name!r}[/red]; valid names:\n  "
+                + "\n  ".join(conditions.names())
+            )
+            raise typer.Exit(2)
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     redis, pool = _celery_backing() if celery else (None, None)
     try:
-        server = SandboxServer(port=port, tick_seconds=tick, worker_pool=pool).start()
+        server = SandboxServer(
+            port=port, tick_seconds=tick, worker_pool=pool, conditions=chosen
+        ).start()
     except OSError as exc:
         if redis is not None:
             redis.stop()
@@ -108,9 +127,15 @@ def sandbox_up(
         env_file = write_env_file(path.with_name("sandbox.env"), env)
         print(f"flow settings ({env_file}):", flush=True)
         for key, value in env.items():
-            print(f"  export {key}={value}", flush=True)
+            print(f"  export {key}={shlex.quote(value)}", flush=True)
+        if chosen:
+            print(f"conditions: {', '.join(chosen)}", flush=True)
         if incident is not None:
-            injected = incidents.inject(server.cluster, incident)
+            try:
+                injected = incidents.inject(server.cluster, incident)
+            except incidents.IncidentError as exc:
+                err.print(f"[red]cannot inject {incident}: {exc}[/red]")
+                raise typer.Exit(2) from exc
             print(f"incident injected: {injected.name} (runbook {injected.branch})", flush=True)
         print(
             f"The sandbox API is listening on {server.url}. Use it with:\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from sandbox.resources import Kind, lookup
 from sandbox.selectors import SelectorError
 from sandbox.store import Conflict, NotFound, Obj, now_rfc3339
 from sandbox.tables import table, wants_table
+from sandbox.termination import deleted_at_once, grace_seconds, mark_terminating
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,14 @@ def is_dry_run(request: web.Request, body: Any = None) -> bool:
         if value not in {"All", ""}:
             raise ApiError(400, f'Invalid dryRun value: "{value}"', "BadRequest")
     return "All" in values
+
+
+def _grace(request: web.Request, options: dict[str, Any]) -> int | None:
+    """DeleteOptions.gracePeriodSeconds, from the query or the body."""
+    grace = parse_int(request.query.get("gracePeriodSeconds"), "gracePeriodSeconds")
+    if grace is None and isinstance(options.get("gracePeriodSeconds"), int):
+        grace = options["gracePeriodSeconds"]
+    return grace
 
 
 def _own_metadata(obj: Obj) -> Obj:
@@ -358,35 +368,53 @@ class Handlers:
                     "Conflict",
                     details(t.kind, t.name),
                 )
-        grace = parse_int(request.query.get("gracePeriodSeconds"), "gracePeriodSeconds")
-        if grace is None and isinstance(options.get("gracePeriodSeconds"), int):
-            grace = options["gracePeriodSeconds"]
         try:
-            gone = self.store.delete(t.kind, t.ns, t.name, dry_run=dry_run)
+            gone = self._delete_one(t.kind, t.ns, t.name, _grace(request, options), dry_run)
         except NotFound:
             raise not_found(t.kind, t.name) from None
         if t.kind.key in _RETURNS_OBJECT:
-            out = dict(gone)
-            extra: dict[str, Any] = {"deletionTimestamp": now_rfc3339()}
-            if t.kind.kind == "Pod":
-                extra["deletionGracePeriodSeconds"] = 30 if grace is None else grace
-            out["metadata"] = {**gone["metadata"], **extra}
-            return json_response(out)
+            return json_response(gone)
         return json_response(
             status_body(200, "", "", details(t.kind, t.name, uid=meta.get("uid", "")))
         )
 
+    def _delete_one(
+        self, kind: Kind, namespace: str, name: str, grace: int | None, dry_run: bool
+    ) -> Obj:
+        """Delete, or for a pod on a node begin its graceful termination (`sandbox.termination`);
+        returns the object as the response shows it."""
+        if kind.kind != "Pod":
+            return self.store.delete(kind, namespace, name, dry_run=dry_run)
+        pod = self.store.mutable(kind, namespace, name)
+        seconds = grace_seconds(pod, grace)
+        if not deleted_at_once(pod, seconds):
+            if dry_run:
+                mark_terminating(pod, seconds, time.time())
+                return pod
+            return self.store.update(
+                kind, namespace, name, lambda p: mark_terminating(p, seconds, time.time())
+            )
+        gone = dict(self.store.delete(kind, namespace, name, dry_run=dry_run))
+        gone["metadata"] = {
+            **gone["metadata"],
+            "deletionTimestamp": now_rfc3339(),
+            "deletionGracePeriodSeconds": seconds,
+        }
+        return gone
+
     def delete_collection(self, request: web.Request, t: Target) -> web.Response:
         body = request.get(BODY)
-        dry_run = is_dry_run(request, body if isinstance(body, dict) else None)
+        options = body if isinstance(body, dict) else {}
+        dry_run = is_dry_run(request, options)
+        grace = _grace(request, options)
         items, _ = self._select(request, t)
         deleted = []
         for obj in items:
             meta = obj["metadata"]
             try:
                 deleted.append(
-                    self.store.delete(
-                        t.kind, meta.get("namespace", ""), meta["name"], dry_run=dry_run
+                    self._delete_one(
+                        t.kind, meta.get("namespace", ""), meta["name"], grace, dry_run
                     )
                 )
             except NotFound:

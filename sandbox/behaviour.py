@@ -9,13 +9,20 @@ tick, exactly as a real cluster would react to a broken image or a failing depen
 Lookup order for a pod: its own override (by uid, so a replacement pod starts healthy), then its
 workload's behaviour (by namespace and Deployment/StatefulSet name, so a rollout of a still-broken
 template keeps crashing), then healthy.
+
+`CrashCycle` times how a crash-looping container lives (see `sandbox.kubelet`); `serving` is what
+a client of a pod sees: a container without a readiness probe is Ready from the moment it starts,
+even one that is about to crash again, but nothing can talk to a process that is dying.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from sandbox.shapes import is_ready, is_terminating, workload_of
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,25 @@ class HpaBehaviour:
     cpu_utilization: int = 64  # percent of request, reported in status.currentMetrics
 
 
+@dataclass(frozen=True)
+class CrashCycle:
+    """A crash-looping container's life, in controller ticks: it runs `run_ticks` after each
+    (re)start, shows its termination (Error, OOMKilled) for one tick, then waits out the
+    kubelet's back-off, one tick after the first crash doubling up to `max_backoff_ticks` (the
+    kubelet's 10 s doubling to 5 min, compressed)."""
+
+    run_ticks: int = 1
+    max_backoff_ticks: int = 8
+
+    def backoff_ticks(self, crashes: int) -> int:
+        return int(min(2 ** max(crashes - 1, 0), self.max_backoff_ticks))
+
+
+def backoff_seconds(crashes: int) -> int:
+    """The back-off the kubelet reports after `crashes` crashes: 10 s doubling, capped at 5 min."""
+    return int(min(10 * 2 ** max(crashes - 1, 0), 300))
+
+
 # The runbook's mitigation for HPA thrash widens the scale-up window to 300 s.
 FLAP_DAMPING_WINDOW = 300
 
@@ -60,6 +86,9 @@ class Behaviour:
     external_dns: bool = True
     # Percent used of each PersistentVolumeClaim's volume, as `df -h` shows; by (ns, claim).
     volume_usage: dict[tuple[str, str], int] = field(default_factory=dict)
+    # How crash-looping containers cycle; a cluster condition (running-between-crashes) changes
+    # it, incidents do not (heal leaves it alone).
+    crash_cycle: CrashCycle = field(default_factory=CrashCycle)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def for_pod(self, uid: str, namespace: str, workload: str | None) -> PodBehaviour:
@@ -99,3 +128,11 @@ class Behaviour:
     def forget_pod(self, uid: str) -> None:
         with self._lock:
             self.pods.pop(uid, None)
+
+    def of(self, pod: Mapping[str, Any]) -> PodBehaviour:
+        meta = pod["metadata"]
+        return self.for_pod(meta["uid"], meta["namespace"], workload_of(pod))
+
+    def serving(self, pod: Mapping[str, Any]) -> bool:
+        """Ready and staying up: what a client of the pod (a worker, redis-cli) can rely on."""
+        return is_ready(pod) and not is_terminating(pod) and not self.of(pod).crash_looping

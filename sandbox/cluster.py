@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sandbox.behaviour import Behaviour
 from sandbox.control_plane import ControlPlane
@@ -14,6 +15,12 @@ from sandbox.volumes import VolumeData
 
 # A per-tick consequence of an injected incident: (cluster, now) -> None.
 Effect = Callable[["SandboxCluster", float], None]
+
+
+class Background(Protocol):
+    """Something an incident runs beside the controllers, on its own thread."""
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -34,3 +41,12 @@ class SandboxCluster:
     control_plane: ControlPlane = field(default_factory=ControlPlane)
     # What the stateful stores hold on their PersistentVolumeClaims.
     volumes: VolumeData = field(default_factory=VolumeData)
+    # Threads injected incidents started (the producer feeding the real Celery queue);
+    # `incidents.heal` and the server's stop end them.
+    background: list[Background] = field(default_factory=list)
+    # The real-cluster conditions (`sandbox.conditions`) the cluster was seeded with, by name.
+    conditions: tuple[str, ...] = ()
+
+    def stop_background(self) -> None:
+        while self.background:
+            self.background.pop().stop()

@@ -13,10 +13,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from sandbox.auth0 import JWKS_DOCUMENT, JWKS_HOST
 from sandbox.resources import NETWORK_POLICY
 from sandbox.runtime import ExecResult
 
-JWKS_HOST = "your-tenant.us.auth0.com"
 _CURL_CODES = {503: "503", 502: "502", 500: "500", 429: "429", 404: "404", 401: "401"}
 
 
@@ -58,8 +58,6 @@ def egress_allowed(cluster: Any, pod: Mapping[str, Any], port: int) -> bool:
 
 def curl_jwks_from_pod(cluster: Any, pod: Mapping[str, Any]) -> ExecResult:
     """`curl -fsS <JWKS URL>` run inside `pod`."""
-    from sandbox.execs import JWKS_DOCUMENT
-
     if not cluster.behaviour.external_dns:
         return ExecResult(stderr=f"curl: (6) Could not resolve host: {JWKS_HOST}\n", exit_code=6)
     if not egress_allowed(cluster, pod, 443):

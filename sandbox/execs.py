@@ -1,9 +1,11 @@
 """Answers to the commands the runbook runs inside pods with `kubectl exec`.
 
 Each answer is computed from the cluster at the moment of the call, so it tells the truth about
-the simulated incident: `curl` of the JWKS URL follows `Behaviour.jwks_status`, `redis-cli ping`,
-`pg_isready`, celery and the runs ledger fail while Redis or Postgres pods are not ready, and
-`df -h` shows `Behaviour.volume_usage` for the pod's claims.
+the simulated incident: `curl` of the JWKS URL follows `Behaviour.jwks_status`, `redis-cli`
+(`sandbox.redis_cli`), `pg_isready`, celery and the runs ledger fail while no Redis or Postgres
+pod serves, and `df -h` shows `Behaviour.volume_usage` for the pod's claims. A Postgres managed
+outside the cluster (the `postgres` Service is an ExternalName, the `managed-postgres` condition)
+is up: no incident of the sandbox can take it down.
 """
 
 from __future__ import annotations
@@ -14,46 +16,35 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sandbox.auth0 import JWKS_PATH, JWKS_URL
 from sandbox.cluster import SandboxCluster
 from sandbox.egress import curl_jwks_from_pod
-from sandbox.resources import POD
+from sandbox.redis_cli import redis_cli
+from sandbox.resources import POD, SERVICE
 from sandbox.runtime import ExecResult
-from sandbox.shapes import is_ready
-from sandbox.volumes import psql, redis_data
+from sandbox.volumes import psql
 
-JWKS_PATH = "/.well-known/jwks.json"
-JWKS_URL = "https://your-tenant.us.auth0.com" + JWKS_PATH
-JWKS_DOCUMENT = {
-    "keys": [
-        {
-            "alg": "RS256",
-            "kty": "RSA",
-            "use": "sig",
-            "kid": "k3Jc0YzT1a9Qe8w2R5nB7",
-            "n": "xGOr-H7A-PWG3z0y8Jtq2fEwGkNQ0bmhYB2T9VYk7d1sH9wVh0p8o4UWQ5p1r7G3mX8uJ2c9Kq"
-            "4yZ1bT6nR0vL8sD3fH5jW2eP7aQ9cM1xN4kU6gB0iY3tO8rS5wE2lA7dF9hJ1mK4pV6zC8qX0uT3",
-            "e": "AQAB",
-            "x5t": "Nj2lP8sK4wQ1eR7tY5uI3oA9dF6",
-        },
-        {
-            "alg": "RS256",
-            "kty": "RSA",
-            "use": "sig",
-            "kid": "P9sLm2Xq7Vd4Rt1Wz8Yb3",
-            "n": "1Qe8w2R5nB7k3Jc0YzT1a9xGOr-H7A-PWG3z0y8Jtq2fEwGkNQ0bmhYB2T9VYk7d1sH9wVh0p8o"
-            "4UWQ5p1r7G3mX8uJ2c9Kq4yZ1bT6nR0vL8sD3fH5jW2eP7aQ9cM1xN4kU6gB0iY3tO8rS5wE2lA7d",
-            "e": "AQAB",
-            "x5t": "Qw8eR1tY4uI7oP0aS3dF6gH9jK2",
-        },
-    ]
-}
+DB_NAMESPACE = "alphaswarm"  # where the `postgres` Service (and pod, if any) lives
 
 Handler = Callable[[SandboxCluster, Mapping[str, Any], list[str]], ExecResult | None]
 
 
 def _dependency_ready(cluster: SandboxCluster, namespace: str, app: str) -> bool:
     pods, _ = cluster.store.list(POD, namespace, labels=f"app={app}")
-    return any(is_ready(p) for p in pods)
+    return any(cluster.behaviour.serving(p) for p in pods)
+
+
+def managed_postgres_host(cluster: SandboxCluster) -> str | None:
+    """The external host the `postgres` Service names when Postgres is managed outside."""
+    service = cluster.store.get(SERVICE, DB_NAMESPACE, "postgres")
+    spec = (service or {}).get("spec") or {}
+    return str(spec["externalName"]) if spec.get("type") == "ExternalName" else None
+
+
+def postgres_up(cluster: SandboxCluster) -> bool:
+    return managed_postgres_host(cluster) is not None or _dependency_ready(
+        cluster, DB_NAMESPACE, "postgres"
+    )
 
 
 def _hostname(
@@ -139,7 +130,7 @@ def _celery(cluster: SandboxCluster, pod: Mapping[str, Any], argv: list[str]) ->
             exit_code=1,
         )
     workers, _ = cluster.store.list(POD, ns, labels="app=alphaswarm-worker")
-    nodes = [w["metadata"]["name"] for w in workers if is_ready(w)]
+    nodes = [w["metadata"]["name"] for w in workers if cluster.behaviour.serving(w)]
     if not nodes:
         return ExecResult(stderr="Error: No nodes replied within time constraint\n", exit_code=69)
     rng = random.Random(",".join(nodes))
@@ -165,7 +156,7 @@ def _celery(cluster: SandboxCluster, pod: Mapping[str, Any], argv: list[str]) ->
 def _runs(cluster: SandboxCluster, pod: Mapping[str, Any], argv: list[str]) -> ExecResult | None:
     if argv[:4] != ["python", "-m", "alphaswarm.cli", "runs"]:
         return None
-    if not _dependency_ready(cluster, pod["metadata"]["namespace"], "postgres"):
+    if not postgres_up(cluster):
         return ExecResult(
             stderr="psycopg.OperationalError: connection failed: connection to server at "
             '"postgres" (10.96.40.12), port 5432 failed: Connection refused\n',
@@ -194,26 +185,15 @@ def _runs(cluster: SandboxCluster, pod: Mapping[str, Any], argv: list[str]) -> E
     return ExecResult(stdout="\n".join(rows) + "\n")
 
 
-def _redis_cli(
-    cluster: SandboxCluster, pod: Mapping[str, Any], argv: list[str]
-) -> ExecResult | None:
-    if argv != ["redis-cli", "ping"]:
-        return None
-    if _dependency_ready(cluster, pod["metadata"]["namespace"], "redis"):
-        return ExecResult(stdout="PONG\n")
-    return ExecResult(
-        stdout="Could not connect to Redis at 127.0.0.1:6379: Connection refused\n", exit_code=1
-    )
-
-
 def _pg_isready(
     cluster: SandboxCluster, pod: Mapping[str, Any], argv: list[str]
 ) -> ExecResult | None:
     if argv[:1] != ["pg_isready"]:
         return None
-    if _dependency_ready(cluster, pod["metadata"]["namespace"], "postgres"):
-        return ExecResult(stdout="/var/run/postgresql:5432 - accepting connections\n")
-    return ExecResult(stdout="/var/run/postgresql:5432 - no response\n", exit_code=2)
+    host = argv[argv.index("-h") + 1] if "-h" in argv[:-1] else "/var/run/postgresql"
+    if postgres_up(cluster):
+        return ExecResult(stdout=f"{host}:5432 - accepting connections\n")
+    return ExecResult(stdout=f"{host}:5432 - no response\n", exit_code=2)
 
 
 HANDLERS: tuple[Handler, ...] = (
@@ -223,10 +203,9 @@ HANDLERS: tuple[Handler, ...] = (
     _curl,
     _celery,
     _runs,
-    _redis_cli,
     _pg_isready,
     psql,
-    redis_data,
+    redis_cli,
 )
 
 

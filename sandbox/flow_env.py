@@ -1,4 +1,5 @@
-"""The settings that point the flows at a sandbox: kubeconfig, control plane and JWKS URL.
+"""The settings that point the flows at a sandbox: kubeconfig, control plane, JWKS URL and the
+queue runbook C measures.
 
 Flows read pydantic settings (prefix REMEDIATE_, nested with `__`) and never import the sandbox;
 these variables are how a test, `remediate sandbox up` or an operator rehearsing by hand aims
@@ -7,11 +8,13 @@ them at this sandbox's endpoints instead of production's.
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-from sandbox.api_sandbox import JWKS_PATH
-from sandbox.celery_backlog import REHEARSAL_QUEUE_DEPTH_ALARM
+from sandbox.auth0 import JWKS_PATH
+from sandbox.backlog import REHEARSAL_QUEUE_DEPTH_ALARM, SIMULATED_QUEUE
 from sandbox.cluster import SandboxCluster
 
 REHEARSAL_HOLD_SECONDS = 0.5
@@ -25,8 +28,11 @@ def flow_env(
 ) -> dict[str, str]:
     """REMEDIATE_* variables for a sandbox served at `base_url` (the token is a sandbox value).
 
-    With `broker_url` (a sandbox running real Celery workers on its own redis-server), runbook C
-    reads that broker, and its alarm is scaled down to the sandbox's backlog."""
+    Runbook C's alarm is scaled down to the sandbox's backlogs either way. With `broker_url` (a
+    sandbox running real Celery workers on its own redis-server) C reads that broker's `celery`
+    queue, the settings' default; without one there is no broker to reach from here, so C reads
+    the simulated queue's depth the way it can, `kubectl exec redis-master-0 -- redis-cli llen
+    backtests`, and the queue setting names that list."""
     env = {
         # The sandbox's controllers tick many times a second: a fix holds (or not), and JWKS is
         # back for good (or not), in seconds.
@@ -35,17 +41,20 @@ def flow_env(
         "REMEDIATE_CONTROL_PLANE__BASE_URL": base_url,
         "REMEDIATE_CONTROL_PLANE__TOKEN": cluster.control_plane.token,
         "REMEDIATE_AUTH__JWKS_URL": base_url + JWKS_PATH,
+        "REMEDIATE_CELERY__QUEUE_DEPTH_ALARM": str(REHEARSAL_QUEUE_DEPTH_ALARM),
     }
     if kubeconfig is not None:
         env["REMEDIATE_KUBE__KUBECONFIG"] = str(kubeconfig)
     if broker_url is not None:
         env["REMEDIATE_CELERY__BROKER_URL"] = broker_url
-        env["REMEDIATE_CELERY__QUEUE_DEPTH_ALARM"] = str(REHEARSAL_QUEUE_DEPTH_ALARM)
+    else:
+        env["REMEDIATE_CELERY__QUEUES"] = json.dumps([SIMULATED_QUEUE])
     return env
 
 
 def write_env_file(path: Path, env: Mapping[str, str]) -> Path:
-    """A file `set -a; . sandbox.env` (or docker --env-file) can read."""
+    """A file `set -a; . sandbox.env` can read: values quoted for the shell where they need it
+    (the JSON list of queues), so the flows get them as written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    path.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
     return path

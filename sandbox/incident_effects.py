@@ -2,10 +2,10 @@
 
 Some incidents are not a fixed flag: pods crash only *while* the HPA thrashes, workers crash only
 *while* Redis is down, authenticated requests fail only *while* the pod enforces auth and cannot
-reach JWKS, the queue grows only *while* too few workers drain it. Each effect here re-reads the
-stored objects every tick and sets the behaviour knobs to match, so the runbook's mitigation
-(which changes a stored object) ends the incident through the same path a real cluster would,
-and a wrong mitigation visibly does not.
+reach JWKS (and, in `sandbox.backlog`, the queue grows only *while* too few workers drain it).
+Each effect here re-reads the stored objects every tick and sets the behaviour knobs to match,
+so the runbook's mitigation (which changes a stored object) ends the incident through the same
+path a real cluster would, and a wrong mitigation visibly does not.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from sandbox.behaviour import FLAP_DAMPING_WINDOW
 from sandbox.cluster import SandboxCluster
 from sandbox.egress import curl_jwks_from_pod
 from sandbox.resources import HPA, POD
-from sandbox.shapes import is_active, is_ready
-from sandbox.volumes import redis_claim
+from sandbox.shapes import is_active
 
 NS = "alphaswarm"
 OOM_LOG = (
@@ -99,7 +98,7 @@ class WorkersNeedRedis:
     app: str = "alphaswarm-worker"
 
     def __call__(self, cluster: SandboxCluster, now: float) -> None:
-        redis_up = any(is_ready(p) for p in _pods(cluster, "redis"))
+        redis_up = any(cluster.behaviour.serving(p) for p in _pods(cluster, "redis"))
         cluster.behaviour.set_workload(NS, self.app, crash_looping=not redis_up, crash_log=())
 
 
@@ -151,24 +150,3 @@ class AuthRequests:
                     '/api/v1/strategies HTTP/1.1" 401 jwks_unreachable',
                 ]
             cluster.runtime.append_log(uid, container, *lines)
-
-
-@dataclass
-class SimulatedBacklog:
-    """Without real Celery workers, the `backtests` queue in Redis is a counter: producers add
-    `arrivals` a tick, each ready worker (slowed by rate-limited dependencies) takes `per_worker`.
-    Two workers lose ground; eight drain it."""
-
-    arrivals: int = 12
-    per_worker: int = 3
-    app: str = "alphaswarm-worker"
-
-    def __call__(self, cluster: SandboxCluster, now: float) -> None:
-        claim = redis_claim(cluster, NS)
-        if claim is None:
-            return
-        ready = sum(1 for p in _pods(cluster, self.app) if is_ready(p))
-        depth = cluster.volumes.get(NS, claim, "backtests")
-        cluster.volumes.set(
-            NS, claim, "backtests", max(depth + self.arrivals - self.per_worker * ready, 0)
-        )

@@ -8,7 +8,10 @@ real fix from a lucky one: the right mitigation followed by a few ticks heals it
 leave it in place.
 
 Names: a base name per runbook branch, variants after a colon (`jwks-503:egress-blocked`); the
-bare variant name is accepted too (`egress-blocked`).
+bare variant name is accepted too (`egress-blocked`). What the broken programs print is in
+`sandbox.incident_logs`. The cluster conditions (`sandbox.conditions`) compose with every
+incident and change no incident's right or wrong mitigations; the one incident a condition rules
+out (postgres-down under managed-postgres) refuses to inject with an IncidentError saying why.
 """
 
 from __future__ import annotations
@@ -20,21 +23,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sandbox.backlog import start_backlog
 from sandbox.cluster import SandboxCluster
-from sandbox.control_plane import BACKLOG_RATE_LIMITED_CALLS
-from sandbox.incident_effects import (
-    AuthRequests,
-    SimulatedBacklog,
-    ThrashCrashes,
-    WorkersNeedRedis,
+from sandbox.control_plane import BACKLOG_RATE_LIMITED_CALLS, CP_APP, CP_NAMESPACE
+from sandbox.execs import managed_postgres_host
+from sandbox.incident_effects import AuthRequests, ThrashCrashes, WorkersNeedRedis
+from sandbox.incident_logs import (
+    CONTROLLER_CRASH_LOG,
+    CORRUPT_CACHE_LOG,
+    CP_STALE_LOCK_LOG,
+    NODE_DISK_CACHE_LOG,
+    POSTGRES_CRASH_LOG,
+    REDIS_CRASH_LOG,
+    WEDGED_CLIENT_LOG,
 )
 from sandbox.resources import NETWORK_POLICY, POD
 from sandbox.shapes import is_active
 from sandbox.store import Obj
-from sandbox.volumes import redis_claim
 
 NS, INGRESS_NS = "alphaswarm", "ingress-nginx"
-BACKLOG_START_DEPTH = 120
 
 
 class UnknownIncident(KeyError):
@@ -91,17 +98,7 @@ def _celery_stamp(offset: float, level: str, proc: str) -> str:
     return f"[{stamp}: {level}/{proc}]"
 
 
-# -- A: single pod crashes -------------------------------------------------------------------
-
-CORRUPT_CACHE_LOG = (
-    "INFO     [alphaswarm.api] starting alphaswarm-core 2.14.3",
-    "INFO     [alphaswarm.cache] opening feature cache /var/cache/alphaswarm/features.db",
-    "Traceback (most recent call last):",
-    '  File "/app/alphaswarm/cache/store.py", line 57, in open',
-    '    self._db.execute("PRAGMA quick_check")',
-    "sqlite3.DatabaseError: database disk image is malformed",
-    "ERROR:    Application startup failed. Exiting.",
-)
+# -- A: a single pod crashes -----------------------------------------------------------------
 
 
 def crashloop_single(cluster: SandboxCluster) -> None:
@@ -113,7 +110,33 @@ def crashloop_single(cluster: SandboxCluster) -> None:
     )
 
 
-# -- B: HPA thrash ---------------------------------------------------------------------------
+def cp_crashloop(cluster: SandboxCluster) -> None:
+    """The control plane's scheduler lock file, on an emptyDir, was left behind by a container
+    that died holding it: every restart of this pod refuses to start; a new pod has a fresh
+    emptyDir. Requests to /manage answer 503 from ingress-nginx while it has no ready pod."""
+    pod = _pods(cluster, CP_NAMESPACE, f"app={CP_APP}")[0]
+    cluster.behaviour.set_pod(
+        pod["metadata"]["uid"], crash_looping=True, crash_log=CP_STALE_LOCK_LOG, exit_code=1
+    )
+
+
+# -- B: several pods crash, HPA thrash -------------------------------------------------------
+
+
+def crashloop_several(cluster: SandboxCluster) -> None:
+    """The node holding the most core pods had a moment of local-disk I/O errors: the emptyDir
+    feature caches of the two core pods there are corrupt, so both exit on every start; pods
+    elsewhere, and new pods, are fine. Nothing runaway, no CPU spike: the HPA stays calm."""
+    by_node: dict[str, list[Obj]] = {}
+    for pod in _pods(cluster, NS, "app=alphaswarm-core"):
+        by_node.setdefault(pod["spec"].get("nodeName") or "", []).append(pod)
+    node_pods = max(by_node.values(), key=len)
+    if len(node_pods) < 2:
+        raise IncidentError("crashloop-several needs two alphaswarm-core pods on one node")
+    for pod in node_pods[:2]:
+        cluster.behaviour.set_pod(
+            pod["metadata"]["uid"], crash_looping=True, crash_log=NODE_DISK_CACHE_LOG, exit_code=3
+        )
 
 
 def hpa_thrash(cluster: SandboxCluster) -> None:
@@ -143,8 +166,9 @@ def hpa_thrash(cluster: SandboxCluster) -> None:
 
 def queue_backlog(cluster: SandboxCluster) -> None:
     """Market-data APIs and the control plane rate-limit (429); workers slow down on retries and
-    the Celery queue grows. Real Celery workers fill the real queue through the hook; without
-    them the `backtests` list in Redis is simulated."""
+    the Celery queue grows, and keeps growing until there are enough workers. Real Celery
+    workers get a steady producer through the hook (`sandbox.celery_backlog`); without them the
+    `backtests` list in Redis is simulated (`sandbox.backlog`)."""
     workers = _pods(cluster, NS, "app=alphaswarm-worker")
     cp = cluster.control_plane
     cp.rate_limit(cp.backlog_rate_limited_calls, retry_after_seconds=1)
@@ -159,14 +183,10 @@ def queue_backlog(cluster: SandboxCluster) -> None:
             "Retry in 30s: RateLimited('429 Too Many Requests')",
         ]
     _log(cluster, workers, lines)
-    hook = getattr(cluster, "queue_backlog_hook", None)
-    if hook is not None:
-        hook(cluster)
-        return
-    claim = redis_claim(cluster, NS)
-    if claim is not None:
-        cluster.volumes.set(NS, claim, "backtests", BACKLOG_START_DEPTH)
-    cluster.effects["queue-backlog"] = SimulatedBacklog()
+    if cluster.queue_backlog_hook is not None:
+        cluster.queue_backlog_hook(cluster)
+    else:
+        start_backlog(cluster)
 
 
 # -- D: Auth0 JWKS -----------------------------------------------------------------------------
@@ -234,23 +254,6 @@ def restore_egress(cluster: SandboxCluster) -> None:
 
 # -- E: ingress 503 ----------------------------------------------------------------------------
 
-WEDGED_CLIENT_LOG = [
-    " ⚠ Config reload: re-reading /app/config/runtime.json (SIGHUP)",
-    " x Error: upstream pool http://alphaswarm-core:8000 stuck after reload: 0/10 sockets free",
-    " GET /api/health 503 in 5003ms",
-]
-CONTROLLER_CRASH_LOG = (
-    "-------------------------------------------------------------------------------",
-    "NGINX Ingress controller",
-    "  Release:       v1.11.2",
-    "-------------------------------------------------------------------------------",
-    'I0110 10:00:00.000000       7 controller.go:213] "Backend reload required"',
-    'E0110 10:00:00.100000       7 controller.go:225] "Unexpected failure reloading the backend" '
-    'err="nginx: [emerg] bind() to 0.0.0.0:80 failed (98: Address already in use) '
-    '(a worker left over from the failed reload still holds the port)"',
-    'F0110 10:00:00.200000       7 main.go:64] "Error starting NGINX" err="exit status 1"',
-)
-
 
 def ingress_503(cluster: SandboxCluster) -> None:
     """After a config reload the client pods are wedged: /api/health answers 503, so their
@@ -272,25 +275,17 @@ def ingress_controller_down(cluster: SandboxCluster) -> None:
 
 # -- F: stateful services ----------------------------------------------------------------------
 
-POSTGRES_CRASH_LOG = (
-    "PostgreSQL Database directory appears to contain a database; Skipping initialization",
-    "LOG:  starting PostgreSQL 16.4 (Debian 16.4-1.pgdg120+2) on x86_64-pc-linux-gnu",
-    'FATAL:  could not resize shared memory segment "/PostgreSQL.2961786152" to 16777216 bytes: '
-    "No space left on device",
-    "LOG:  database system is shut down",
-)
-REDIS_CRASH_LOG = (
-    "1:C * oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo",
-    "1:M * Running mode=standalone, port=6379.",
-    "1:M # Warning: Could not create server TCP listening socket *:6379: bind: "
-    "Address already in use",
-    "1:M # Failed listening on port 6379 (tcp), aborting.",
-)
-
 
 def postgres_down(cluster: SandboxCluster) -> None:
     """postgres-0's /dev/shm is full of segments a crashed backend left: this instance cannot
-    start, a recreated pod (same PVC, same data) can."""
+    start, a recreated pod (same PVC, same data) can. Refused when Postgres is managed outside
+    the cluster: there is no postgres pod to break, and the sandbox does not simulate RDS."""
+    host = managed_postgres_host(cluster)
+    if host is not None:
+        raise IncidentError(
+            f"postgres-down cannot be injected: Postgres is managed outside the cluster (Service "
+            f"postgres is an ExternalName for {host}); there is no postgres pod to crash"
+        )
     pod = _pod(cluster, NS, "postgres-0")
     cluster.behaviour.set_pod(
         pod["metadata"]["uid"], crash_looping=True, crash_log=POSTGRES_CRASH_LOG, exit_code=1
@@ -310,6 +305,7 @@ def redis_down(cluster: SandboxCluster) -> None:
 # -- the registry ------------------------------------------------------------------------------
 
 _RESTART_CORE = "kubectl rollout restart -n alphaswarm deployment/alphaswarm-core"
+_RESTART_CP = "kubectl rollout restart -n alphaswarm-admin deployment/alphaswarm-cp"
 _PERMISSIVE = (
     "kubectl set env -n alphaswarm deploy/alphaswarm-core ALPHASWARM_AUTH_ENFORCE=permissive"
 )
@@ -320,8 +316,8 @@ _HPA_THRASH = Incident(
     "B",
     "a runaway backtest spikes CPU; the core HPA flaps 3<->8 and two core pods are OOM-killed",
     "alternating SuccessfulRescale events (New size: 8 / New size: 3) on hpa/alphaswarm-core, "
-    "two core pods CrashLoopBackOff with lastState OOMKilled (137), worker log shows "
-    "grid-search-all run 4471 started / FAILED",
+    "two core pods cycling OOMKilled/CrashLoopBackOff (exit 137, lastState OOMKilled), worker "
+    "log shows grid-search-all run 4471 started / FAILED",
     _WIDEN,
     (_RESTART_CORE, "kubectl scale deployment/alphaswarm-core --replicas=8"),
     hpa_thrash,
@@ -344,21 +340,35 @@ INCIDENTS: dict[str, Incident] = {
             "crashloop-single",
             "A",
             "one alphaswarm-core pod crash-loops on a corrupt local cache",
-            "one core pod CrashLoopBackOff; `logs --previous` shows sqlite3.DatabaseError: "
-            "database disk image is malformed",
+            "one core pod cycles Running/Error/CrashLoopBackOff with growing restarts; `logs "
+            "--previous` shows sqlite3.DatabaseError: database disk image is malformed",
             _RESTART_CORE,
             (_WIDEN, _PERMISSIVE),
             crashloop_single,
+        ),
+        Incident(
+            "cp-crashloop",
+            "A",
+            "the alphaswarm-cp pod crash-loops on a stale scheduler lock left on its emptyDir",
+            "alphaswarm-cp pod in alphaswarm-admin cycles Running/Error/CrashLoopBackOff; `logs "
+            "--previous` shows scheduler_lock ... refusing to start a second scheduler; /manage "
+            "answers 503 (no ready endpoint)",
+            _RESTART_CP,
+            (_RESTART_CORE, _WIDEN),
+            cp_crashloop,
         ),
         _HPA_THRASH,
         Incident(
             "crashloop-several",
             "B",
-            "several core pods crash while the HPA thrashes (same as hpa-thrash)",
-            _HPA_THRASH.symptom,
-            _HPA_THRASH.mitigation,
-            _HPA_THRASH.wrong,
-            hpa_thrash,
+            "two core pods on one node crash-loop on caches a local-disk hiccup corrupted; the "
+            "HPA is calm",
+            "two alphaswarm-core pods (same node) cycle Running/Error/CrashLoopBackOff, `logs "
+            "--previous`: sqlite3.DatabaseError: file is not a database; no SuccessfulRescale "
+            "events, the worker log shows no runaway task",
+            _RESTART_CORE + " (replacement pods start with empty caches)",
+            (_WIDEN, "kubectl scale -n alphaswarm deployment/alphaswarm-core --replicas=8"),
+            crashloop_several,
         ),
         Incident(
             "queue-backlog",
@@ -366,7 +376,9 @@ INCIDENTS: dict[str, Incident] = {
             "dependencies rate-limit (429); the Celery backtests queue grows faster than 2 workers "
             "drain it",
             "worker logs show 429 and retries, the control plane answers 429 for "
-            f"{BACKLOG_RATE_LIMITED_CALLS} calls, `redis-cli llen backtests` grows",
+            f"{BACKLOG_RATE_LIMITED_CALLS} calls, the queue (`redis-cli llen backtests` in "
+            "redis-master-0, or the real broker's `celery` list) stays above the alarm however "
+            "long one waits",
             "scale alphaswarm-worker to 8 (control plane PATCH .../scale?replicas=8 or kubectl "
             "scale)",
             (
@@ -432,7 +444,8 @@ INCIDENTS: dict[str, Incident] = {
         Incident(
             "postgres-down",
             "F",
-            "postgres-0 crash-loops (its /dev/shm is full); data is safe on the PVC",
+            "postgres-0 crash-loops (its /dev/shm is full); data is safe on the PVC (refused "
+            "under managed-postgres)",
             "postgres-0 CrashLoopBackOff, pg_isready: no response, runs list fails",
             "kubectl -n alphaswarm delete pod -l app=postgres",
             (_RESTART_CORE, "kubectl rollout restart -n alphaswarm deployment/alphaswarm-worker"),
@@ -473,7 +486,8 @@ def inject(cluster: SandboxCluster, name: str) -> Incident:
 
 
 def heal(cluster: SandboxCluster) -> None:
-    """Reset every knob and effect an incident may have set (for tests and rehearsal resets).
+    """Reset every knob, effect and background producer an incident may have set (for tests and
+    rehearsal resets); the cluster's conditions stay.
 
     Stored objects an incident changed stay as they are, as they would after a real incident;
     `restore_egress` puts the core egress rule back."""
@@ -484,4 +498,5 @@ def heal(cluster: SandboxCluster) -> None:
         b.hpas.clear()
     b.jwks_status, b.external_dns = 200, True
     cluster.effects.clear()
+    cluster.stop_background()
     cluster.control_plane.rate_limit(0)

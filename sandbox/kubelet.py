@@ -1,13 +1,24 @@
 """The kubelet's half of a pod's life, one transition per tick:
 
     Pending -> Running, started but not ready -> Ready
-    Running -> CrashLoopBackOff (restartCount grows on a back-off) -> Running again once fixed
     Ready <-> not ready, as the readiness probe (the behaviour model) says
-    deletionTimestamp set -> Killing event, then the pod is gone
+    deletionTimestamp set -> Killing event, not ready, Terminating for the grace period -> gone
 
-Each transition writes what a real node would: events (Pulled, Created, Started, BackOff,
-Unhealthy, Killing), container statuses, pod conditions, and the container logs and usage in the
-runtime. Which transition a pod takes is decided by `Behaviour.for_pod`.
+and, for a container that keeps crashing, the real kubelet's cycle (`CrashCycle` times it):
+
+    running (STATUS Running, restartCount n, Ready only if it has no readiness probe)
+      -> terminated (STATUS Error or OOMKilled: exitCode, reason, startedAt, finishedAt)
+      -> waiting CrashLoopBackOff ("back-off 20s restarting failed container", BackOff event,
+         lastState.terminated = that crash), the back-off doubling up to its cap
+      -> restarted: running again with restartCount n+1 (Pulled, Created, Started events)
+
+so a crash-looping pod is not in CrashLoopBackOff at every instant: a probe that looks at one
+moment may see it Running or Error, as on a real cluster. A container whose fix is in (a healthy
+behaviour) still waits out its back-off, then stays up.
+
+Each transition writes what a real node would: events, container statuses, pod conditions, and
+the container logs and usage in the runtime. Which transition a pod takes is decided by
+`Behaviour.for_pod`; deletion itself is the API server's (`sandbox.termination`).
 """
 
 from __future__ import annotations
@@ -17,12 +28,13 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from sandbox.behaviour import PodBehaviour
+from sandbox.behaviour import PodBehaviour, backoff_seconds
 from sandbox.cluster import SandboxCluster
 from sandbox.events import record_event
 from sandbox.resources import NODE, POD
 from sandbox.shapes import (
     container_id,
+    has_readiness_probe,
     image_id,
     is_ready,
     rfc3339,
@@ -30,24 +42,8 @@ from sandbox.shapes import (
     unready_message,
 )
 from sandbox.store import NotFound, Obj
+from sandbox.termination import termination_ticks
 from sandbox.workload import program_of, start_log
-
-# Back-off between restarts of a crashing container, in ticks (doubling, capped), standing in
-# for the kubelet's 10 s doubling to 5 min.
-_MAX_BACKOFF_TICKS = 8
-
-
-def workload_of(pod: Mapping[str, Any]) -> str | None:
-    """The Deployment or StatefulSet a pod belongs to, from its controller reference."""
-    for ref in pod["metadata"].get("ownerReferences") or []:
-        if ref.get("kind") == "StatefulSet":
-            return str(ref["name"])
-        if ref.get("kind") == "ReplicaSet":
-            template_hash = pod["metadata"].get("labels", {}).get("pod-template-hash")
-            suffix = f"-{template_hash}"
-            name = str(ref["name"])
-            return name[: -len(suffix)] if template_hash and name.endswith(suffix) else name
-    return None
 
 
 def _go_duration(seconds: int) -> str:
@@ -55,12 +51,22 @@ def _go_duration(seconds: int) -> str:
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
+def _state(pod: Mapping[str, Any]) -> str:
+    """`running`, `terminated` or `waiting`: the first container's (the sandbox's pods have one,
+    and every container of a pod shares its behaviour)."""
+    statuses = pod["status"].get("containerStatuses") or [{}]
+    return str(next(iter(statuses[0].get("state") or {"waiting": {}})))
+
+
 class Kubelet:
     def __init__(self, cluster: SandboxCluster, rng: random.Random) -> None:
         self.cluster = cluster
         self.rng = rng
         self._tick = 0
-        self._next_restart: dict[str, int] = {}  # pod uid -> tick of the next restart
+        # pod uid -> tick at which the crash cycle's current phase ends (the running container
+        # dies, the back-off is over)
+        self._due: dict[str, int] = {}
+        self._removal: dict[str, int] = {}  # terminating pod uid -> tick it is removed
         self._known: set[str] = set()
 
     def step(self, now: float) -> None:
@@ -80,45 +86,51 @@ class Kubelet:
         for gone in self._known - seen:
             self.cluster.runtime.forget(gone)
             self.cluster.behaviour.forget_pod(gone)
-            self._next_restart.pop(gone, None)
+            self._due.pop(gone, None)
+            self._removal.pop(gone, None)
         self._known = seen
 
     def _advance(self, pod: Mapping[str, Any], now: float) -> None:
-        meta = pod["metadata"]
-        if meta.get("deletionTimestamp"):
-            self._kill(pod, now)
+        if pod["metadata"].get("deletionTimestamp"):
+            self._terminate(pod, now)
             return
-        behaviour = self.cluster.behaviour.for_pod(meta["uid"], meta["namespace"], workload_of(pod))
+        behaviour = self.cluster.behaviour.of(pod)
         phase = pod.get("status", {}).get("phase")
         if phase == "Pending":
             self._start(pod, behaviour, now)
         elif phase == "Running":
             self._run(pod, behaviour, now)
 
+    def _run(self, pod: Mapping[str, Any], behaviour: PodBehaviour, now: float) -> None:
+        uid = pod["metadata"]["uid"]
+        due = self._due.get(uid)
+        state = _state(pod)
+        if state == "terminated":
+            self._back_off(pod, now)
+        elif state == "waiting":
+            if due is None or self._tick >= due:
+                self._restart(pod, behaviour, now)
+        elif behaviour.crash_looping:
+            if due is None or self._tick >= due:  # a healthy container that breaks dies now
+                self._die(pod, behaviour, now)
+                return
+            self._set_usage(pod, behaviour)
+            if is_ready(pod) == has_readiness_probe(pod):
+                self._set_ready(pod, not has_readiness_probe(pod), now)
+        else:
+            self._due.pop(uid, None)
+            self._set_usage(pod, behaviour)
+            if is_ready(pod) != behaviour.ready:
+                self._set_ready(pod, behaviour.ready, now)
+
     # -- transitions -------------------------------------------------------------------------
     def _start(self, pod: Mapping[str, Any], behaviour: PodBehaviour, now: float) -> None:
         meta, spec = pod["metadata"], pod["spec"]
-        node = spec.get("nodeName")
+        self._container_events(pod, now, pulled="already present on machine")
         for c in spec["containers"]:
-            path = f"spec.containers{{{c['name']}}}"
-            for reason, message in (
-                ("Pulled", f'Container image "{c["image"]}" already present on machine'),
-                ("Created", f"Created container {c['name']}"),
-                ("Started", f"Started container {c['name']}"),
-            ):
-                record_event(
-                    self.cluster.store,
-                    pod,
-                    reason,
-                    message,
-                    now=now,
-                    component="kubelet",
-                    host=node,
-                    field_path=path,
-                )
             self._fresh_container(pod, c["name"], now)
         stamp = rfc3339(now)
-        pod_ip = self._allocate_ip(node)
+        pod_ip = self._allocate_ip(spec.get("nodeName"))
 
         def start(p: Obj) -> None:
             status = p["status"]
@@ -135,57 +147,25 @@ class Kubelet:
 
         self.cluster.store.update(POD, meta["namespace"], meta["name"], start)
         if behaviour.crash_looping:
-            self._crash(self._current(pod), behaviour, now)
+            self._due[meta["uid"]] = self._tick + self.cluster.behaviour.crash_cycle.run_ticks
 
-    def _run(self, pod: Mapping[str, Any], behaviour: PodBehaviour, now: float) -> None:
-        statuses = pod["status"].get("containerStatuses") or []
-        waiting = any("waiting" in cs.get("state", {}) for cs in statuses)
-        uid = pod["metadata"]["uid"]
-        if waiting:
-            if self._tick >= self._next_restart.get(uid, 0):
-                if behaviour.crash_looping:
-                    self._crash(pod, behaviour, now)
-                else:
-                    self._recover(pod, now)
-            return
-        if behaviour.crash_looping:
-            self._crash(pod, behaviour, now)
-            return
-        self._set_usage(pod, behaviour)
-        if is_ready(pod) != behaviour.ready:
-            self._set_ready(pod, behaviour.ready, now)
-
-    def _crash(self, pod: Mapping[str, Any], behaviour: PodBehaviour, now: float) -> None:
-        """The container exits; the kubelet restarts it after a back-off."""
-        meta, spec = pod["metadata"], pod["spec"]
-        program = program_of(meta.get("labels") or {})
-        lines = list(behaviour.crash_log or program.crash)
-        restarts = max(cs["restartCount"] for cs in pod["status"]["containerStatuses"]) + 1
-        backoff = _go_duration(min(10 * 2 ** (restarts - 1), 300))
-        self._next_restart[meta["uid"]] = self._tick + min(2 ** (restarts - 1), _MAX_BACKOFF_TICKS)
-        stamp = rfc3339(now)
-        for c in spec["containers"]:
+    def _die(self, pod: Mapping[str, Any], behaviour: PodBehaviour, now: float) -> None:
+        """The container exits with an error; kubectl shows Error (or OOMKilled) until the
+        kubelet notices and backs off."""
+        meta = pod["metadata"]
+        lines = list(behaviour.crash_log or program_of(meta.get("labels") or {}).crash)
+        for c in pod["spec"]["containers"]:
             self.cluster.runtime.append_log(meta["uid"], c["name"], *lines)
-            self.cluster.runtime.restart_container(meta["uid"], c["name"], *lines)
             self.cluster.runtime.set_usage(meta["uid"], c["name"], cpu="0", memory="0")
+        stamp = rfc3339(now)
 
-        def crash(p: Obj) -> None:
-            status = p["status"]
-            for cs in status["containerStatuses"]:
-                running = cs.get("state", {}).get("running", {})
+        def die(p: Obj) -> None:
+            for cs in p["status"]["containerStatuses"]:
+                running = cs.get("state", {}).get("running") or {}
                 cs.update(
                     ready=False,
                     started=False,
-                    restartCount=restarts,
                     state={
-                        "waiting": {
-                            "reason": "CrashLoopBackOff",
-                            "message": f"back-off {backoff} restarting failed "
-                            f"container={cs['name']} pod={meta['name']}_{meta['namespace']}"
-                            f"({meta['uid']})",
-                        }
-                    },
-                    lastState={
                         "terminated": {
                             "exitCode": behaviour.exit_code,
                             "reason": behaviour.exit_reason,
@@ -195,10 +175,36 @@ class Kubelet:
                         }
                     },
                 )
-            _set_ready_conditions(status, False, stamp)
+            _set_ready_conditions(p["status"], False, stamp)
 
-        self.cluster.store.update(POD, meta["namespace"], meta["name"], crash)
+        self.cluster.store.update(POD, meta["namespace"], meta["name"], die)
+        self._due[meta["uid"]] = self._tick + 1
+
+    def _back_off(self, pod: Mapping[str, Any], now: float) -> None:
+        """The dead container becomes lastState; the kubelet waits before restarting it."""
+        meta, spec = pod["metadata"], pod["spec"]
+        crashes = max(cs["restartCount"] for cs in pod["status"]["containerStatuses"]) + 1
+        backoff = _go_duration(backoff_seconds(crashes))
+        cycle = self.cluster.behaviour.crash_cycle
+        self._due[meta["uid"]] = self._tick + cycle.backoff_ticks(crashes)
+
+        def back_off(p: Obj) -> None:
+            for cs in p["status"]["containerStatuses"]:
+                cs.update(
+                    lastState={"terminated": cs["state"]["terminated"]},
+                    state={
+                        "waiting": {
+                            "reason": "CrashLoopBackOff",
+                            "message": f"back-off {backoff} restarting failed "
+                            f"container={cs['name']} pod={meta['name']}_{meta['namespace']}"
+                            f"({meta['uid']})",
+                        }
+                    },
+                )
+
+        self.cluster.store.update(POD, meta["namespace"], meta["name"], back_off)
         for c in spec["containers"]:
+            self.cluster.runtime.retire_log(meta["uid"], c["name"])
             record_event(
                 self.cluster.store,
                 pod,
@@ -212,26 +218,44 @@ class Kubelet:
                 field_path=f"spec.containers{{{c['name']}}}",
             )
 
-    def _recover(self, pod: Mapping[str, Any], now: float) -> None:
-        """The fix is in: the next restart stays up (ready on a later tick)."""
+    def _restart(self, pod: Mapping[str, Any], behaviour: PodBehaviour, now: float) -> None:
+        """The back-off is over: a new container starts (restartCount + 1). One that will crash
+        again has printed nothing yet; one whose fix is in starts as usual, ready a tick later.
+        A container without a readiness probe is Ready as soon as it runs."""
         meta = pod["metadata"]
+        uid = meta["uid"]
         stamp = rfc3339(now)
+        crashing = behaviour.crash_looping
+        self._container_events(pod, now, pulled="already present on machine")
+        program = program_of(meta.get("labels") or {})
         for c in pod["spec"]["containers"]:
-            lines = start_log(meta.get("labels") or {}, meta["name"], now, now)
-            self.cluster.runtime.restart_container(meta["uid"], c["name"], *lines)
+            lines = [] if crashing else start_log(meta.get("labels") or {}, meta["name"], now, now)
+            self.cluster.runtime.new_log(uid, c["name"], *lines)
+            self.cluster.runtime.set_usage(uid, c["name"], cpu=program.cpu, memory=program.memory)
+        ready = crashing and not has_readiness_probe(pod)
 
-        def recover(p: Obj) -> None:
+        def restart(p: Obj) -> None:
             for cs in p["status"]["containerStatuses"]:
                 cs.update(
                     restartCount=cs["restartCount"] + 1,
                     started=True,
+                    ready=ready,
                     containerID=container_id(self.rng),
                     state={"running": {"startedAt": stamp}},
                 )
+            _set_ready_conditions(p["status"], ready, stamp)
 
-        self.cluster.store.update(POD, meta["namespace"], meta["name"], recover)
+        self.cluster.store.update(POD, meta["namespace"], meta["name"], restart)
+        if crashing:
+            self._due[uid] = self._tick + self.cluster.behaviour.crash_cycle.run_ticks
+        else:
+            self._due.pop(uid, None)
 
-    def _set_ready(self, pod: Mapping[str, Any], ready: bool, now: float) -> None:
+    def _set_ready(
+        self, pod: Mapping[str, Any], ready: bool, now: float, *, probe_failed: bool = True
+    ) -> None:
+        """Flip readiness; a failing readiness probe says so in an Unhealthy event, a pod
+        going unready because it is being stopped does not."""
         meta = pod["metadata"]
         stamp = rfc3339(now)
 
@@ -241,7 +265,7 @@ class Kubelet:
             _set_ready_conditions(p["status"], ready, stamp)
 
         self.cluster.store.update(POD, meta["namespace"], meta["name"], flip)
-        if not ready:
+        if not ready and probe_failed:
             for c in pod["spec"]["containers"]:
                 if c.get("readinessProbe"):
                     record_event(
@@ -256,25 +280,53 @@ class Kubelet:
                         field_path=f"spec.containers{{{c['name']}}}",
                     )
 
-    def _kill(self, pod: Mapping[str, Any], now: float) -> None:
+    def _terminate(self, pod: Mapping[str, Any], now: float) -> None:
+        """SIGTERM on the first tick (Killing, the pod leaves its Endpoints), the pod gone once
+        its grace period, scaled to ticks, is over."""
         meta = pod["metadata"]
-        for c in pod["spec"]["containers"]:
-            record_event(
-                self.cluster.store,
-                pod,
-                "Killing",
-                f"Stopping container {c['name']}",
-                now=now,
-                component="kubelet",
-                host=pod["spec"].get("nodeName"),
-                field_path=f"spec.containers{{{c['name']}}}",
-            )
-        self.cluster.store.delete(POD, meta["namespace"], meta["name"])
+        uid = meta["uid"]
+        removal = self._removal.get(uid)
+        if removal is not None:
+            if self._tick >= removal:
+                self.cluster.store.delete(POD, meta["namespace"], meta["name"])
+            return
+        grace = meta.get("deletionGracePeriodSeconds")
+        # Listed this tick (and the one it was marked in, if a controller marked it): gone after
+        # termination_ticks in all.
+        self._removal[uid] = self._tick - 1 + termination_ticks(30 if grace is None else int(grace))
+        if _state(pod) == "running":
+            for c in pod["spec"]["containers"]:
+                record_event(
+                    self.cluster.store,
+                    pod,
+                    "Killing",
+                    f"Stopping container {c['name']}",
+                    now=now,
+                    component="kubelet",
+                    host=pod["spec"].get("nodeName"),
+                    field_path=f"spec.containers{{{c['name']}}}",
+                )
+        if is_ready(pod):
+            self._set_ready(pod, False, now, probe_failed=False)
 
     # -- helpers -----------------------------------------------------------------------------
-    def _current(self, pod: Mapping[str, Any]) -> Mapping[str, Any]:
-        meta = pod["metadata"]
-        return self.cluster.store.get(POD, meta["namespace"], meta["name"]) or pod
+    def _container_events(self, pod: Mapping[str, Any], now: float, *, pulled: str) -> None:
+        for c in pod["spec"]["containers"]:
+            for reason, message in (
+                ("Pulled", f'Container image "{c["image"]}" {pulled}'),
+                ("Created", f"Created container {c['name']}"),
+                ("Started", f"Started container {c['name']}"),
+            ):
+                record_event(
+                    self.cluster.store,
+                    pod,
+                    reason,
+                    message,
+                    now=now,
+                    component="kubelet",
+                    host=pod["spec"].get("nodeName"),
+                    field_path=f"spec.containers{{{c['name']}}}",
+                )
 
     def _fresh_container(self, pod: Mapping[str, Any], container: str, now: float) -> None:
         meta = pod["metadata"]

@@ -15,6 +15,7 @@ import copy
 import math
 import random
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sandbox.cluster import SandboxCluster
@@ -25,7 +26,6 @@ from sandbox.shapes import (
     controlled_by,
     is_active,
     is_ready,
-    is_terminating,
     name_suffix,
     owner_ref,
     rfc3339,
@@ -33,6 +33,7 @@ from sandbox.shapes import (
     template_hash,
 )
 from sandbox.store import NotFound, Obj
+from sandbox.termination import grace_seconds, mark_terminating
 
 REVISION = "deployment.kubernetes.io/revision"
 
@@ -67,6 +68,25 @@ def _omit_zero(status: Obj, *keys: str) -> Obj:
         if not status.get(key):
             status.pop(key, None)
     return status
+
+
+_PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+def _deletion_rank(pod: Mapping[str, Any]) -> tuple[bool, int, bool, int, float]:
+    """The real controller's order for scaling down (ActivePodsWithRanks), lowest first:
+    unscheduled, then Pending before Running, not ready before ready, more restarts before
+    fewer, and the newest first."""
+    status = pod.get("status") or {}
+    restarts = sum(cs.get("restartCount", 0) for cs in status.get("containerStatuses") or [])
+    created = datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    return (
+        bool(pod["spec"].get("nodeName")),
+        _PHASE_RANK.get(status.get("phase", "Pending"), 2),
+        is_ready(pod),
+        -restarts,
+        -created.timestamp(),
+    )
 
 
 class ReplicaSetController:
@@ -107,11 +127,7 @@ class ReplicaSetController:
                 now=now,
                 component="replicaset-controller",
             )
-        # Like the real controller: delete pods that are not ready first, then the newest.
-        doomed = sorted(
-            active,
-            key=lambda p: (is_ready(p), p["metadata"]["creationTimestamp"]),
-        )[: max(len(active) - want, 0)]
+        doomed = sorted(active, key=_deletion_rank)[: max(len(active) - want, 0)]
         for pod in doomed:
             active.remove(pod)
             self._terminate(pod, now)
@@ -146,8 +162,7 @@ class ReplicaSetController:
         meta = pod["metadata"]
 
         def mark(p: Obj) -> None:
-            p["metadata"]["deletionTimestamp"] = rfc3339(now + 30)
-            p["metadata"]["deletionGracePeriodSeconds"] = 30
+            mark_terminating(p, grace_seconds(p), now)
 
         with contextlib.suppress(NotFound):
             self.cluster.store.update(POD, meta["namespace"], meta["name"], mark)
@@ -233,15 +248,6 @@ class DeploymentController:
                     n, ready = counts.get(ref["uid"], (0, 0))
                     counts[ref["uid"]] = (n + 1, ready + int(is_ready(pod)))
         return counts
-
-    def _terminating_old(self, deployment: Mapping[str, Any], new_uid: str) -> int:
-        pods, _ = self.cluster.store.list(POD, deployment["metadata"]["namespace"])
-        uids = {rs["metadata"]["uid"] for rs in self._replica_sets(deployment)} - {new_uid}
-        return sum(
-            1
-            for pod in pods
-            if is_terminating(pod) and any(controlled_by(pod, uid) for uid in uids)
-        )
 
     def _create_replica_set(
         self,
@@ -329,11 +335,10 @@ class DeploymentController:
             return
         counts = self._pod_counts(deployment)
         replicas = spec.get("replicas", 1)
-        # Old pods still terminating count as replicas, so rollout status reports "old replicas
-        # are pending termination" until they are gone and "successfully rolled out" means what
-        # an operator reads it as: only new pods are left.
-        terminating = self._terminating_old(deployment, new["metadata"]["uid"])
-        total = terminating + sum(counts.get(rs["metadata"]["uid"], (0, 0))[0] for rs in sets)
+        # As the real controller counts them (ReplicaSet status.replicas): active pods only. Old
+        # pods still Terminating are not replicas, so "successfully rolled out" may be printed
+        # while some of them are still listed, as on a real cluster.
+        total = sum(counts.get(rs["metadata"]["uid"], (0, 0))[0] for rs in sets)
         available = sum(counts.get(rs["metadata"]["uid"], (0, 0))[1] for rs in sets)
         updated = counts.get(new["metadata"]["uid"], (0, 0))[0]
         desired_total = sum(rs["spec"].get("replicas", 0) for rs in sets)

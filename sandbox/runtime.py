@@ -58,6 +58,18 @@ class Runtime:
             c = self.container(pod_uid, container)
             c.previous_log, c.log = c.log, list(new_lines)
 
+    def retire_log(self, pod_uid: str, container: str) -> None:
+        """The dead container became lastState: its log is what `logs --previous` shows, and
+        still what plain `logs` shows until a new container starts (as the kubelet serves it)."""
+        with self._lock:
+            c = self.container(pod_uid, container)
+            c.previous_log = list(c.log)
+
+    def new_log(self, pod_uid: str, container: str, *lines: str) -> None:
+        """A new container started in place of the retired one: its own log."""
+        with self._lock:
+            self.container(pod_uid, container).log = list(lines)
+
     def logs(self, pod_uid: str, container: str, *, previous: bool) -> list[str] | None:
         """Log lines, or None when asked for a previous container that never terminated."""
         with self._lock:
@@ -92,8 +104,18 @@ class Runtime:
             result = handler(namespace, pod, container, argv)
             if result is not None:
                 return result
-        name = argv[0] if argv else ""
-        return ExecResult(
-            stderr=f'OCI runtime exec failed: exec: "{name}": executable file not found in $PATH\n',
-            exit_code=126,
-        )
+        return executable_not_found(argv[0] if argv else "")
+
+
+# What `kubectl exec` reports when the binary is not in the image: runc's error, as the container
+# runtime relays it, and the exit status the runtime gives the failed exec (126, "cannot
+# execute"; 127 is a shell's "not found", which an exec without a shell never produces).
+EXEC_NOT_FOUND_EXIT_CODE = 126
+
+
+def executable_not_found(name: str) -> ExecResult:
+    return ExecResult(
+        stderr="OCI runtime exec failed: exec failed: unable to start container process: exec: "
+        f'"{name}": executable file not found in $PATH: unknown\n',
+        exit_code=EXEC_NOT_FOUND_EXIT_CODE,
+    )

@@ -1,12 +1,13 @@
 """Run a sandbox cluster: the aiohttp API on a loopback port in a background thread, plus the
 controllers' clock. Tests start one in-process on a free port; `remediate sandbox up` runs one in
-the foreground.
+the foreground. `conditions` seeds it as a real cluster of that kind (`sandbox.conditions`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,8 @@ from aiohttp import web
 
 from sandbox.api import build_app
 from sandbox.cluster import SandboxCluster
+from sandbox.conditions import seed_with
 from sandbox.controllers import Controllers
-from sandbox.topology import seed
 
 if TYPE_CHECKING:
     from sandbox.worker_pool import WorkerPool
@@ -34,10 +35,14 @@ class SandboxServer:
         tick_seconds: float = 0.2,
         seeded: bool = True,
         worker_pool: WorkerPool | None = None,
+        conditions: Iterable[str] = (),
     ) -> None:
+        conditions = tuple(conditions)
+        if conditions and (cluster is not None or not seeded):
+            raise ValueError("conditions shape the seeded topology: only for a cluster seeded here")
         self.cluster = cluster or SandboxCluster()
         if cluster is None and seeded:
-            seed(self.cluster)
+            seed_with(self.cluster, conditions)
         self.controllers = Controllers(self.cluster)
         self.host, self.port, self.tick_seconds = host, port, tick_seconds
         # Real Celery workers for the alphaswarm-worker pods; started and stopped with the server.
@@ -45,6 +50,10 @@ class SandboxServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        return self.cluster.conditions
 
     @property
     def url(self) -> str:
@@ -97,6 +106,7 @@ class SandboxServer:
     def stop(self) -> None:
         if self.worker_pool is not None:
             self.worker_pool.stop()
+        self.cluster.stop_background()
         self.controllers.stop()
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -124,6 +124,37 @@ def is_active(pod: Mapping[str, Any]) -> bool:
     return not is_terminating(pod) and phase not in ("Succeeded", "Failed")
 
 
+def is_crashing(pod: Mapping[str, Any]) -> bool:
+    """A container is in CrashLoopBackOff or has just died with an error (kubectl STATUS
+    CrashLoopBackOff, Error, OOMKilled), and the pod is not being deleted."""
+    if is_terminating(pod):
+        return False
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        if (state.get("waiting") or {}).get("reason") == "CrashLoopBackOff":
+            return True
+        if (state.get("terminated") or {}).get("exitCode", 0) != 0:
+            return True
+    return False
+
+
+def has_readiness_probe(pod: Mapping[str, Any]) -> bool:
+    return any(c.get("readinessProbe") for c in pod["spec"]["containers"])
+
+
+def workload_of(pod: Mapping[str, Any]) -> str | None:
+    """The Deployment or StatefulSet a pod belongs to, from its controller reference."""
+    for ref in pod["metadata"].get("ownerReferences") or []:
+        if ref.get("kind") == "StatefulSet":
+            return str(ref["name"])
+        if ref.get("kind") == "ReplicaSet":
+            template_hash = pod["metadata"].get("labels", {}).get("pod-template-hash")
+            suffix = f"-{template_hash}"
+            name = str(ref["name"])
+            return name[: -len(suffix)] if template_hash and name.endswith(suffix) else name
+    return None
+
+
 def is_ready(pod: Mapping[str, Any]) -> bool:
     cond = condition(pod, "Ready")
     return cond is not None and cond["status"] == "True"

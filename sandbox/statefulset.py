@@ -1,7 +1,8 @@
 """The StatefulSet controller: stable pod names, one PVC per ordinal, ordered creation.
 
 A deleted `postgres-0` or `redis-master-0` comes back under the same name with a new uid and
-restartCount 0, mounting the same claim `<template>-<set>-<ordinal>`; claims are never deleted
+restartCount 0 once the old pod has finished terminating (never two pods of one name), mounting
+the same claim `<template>-<set>-<ordinal>`; claims are never deleted
 (the default Retain policy). That is why the runbook's "delete the pod" fixes a wedged process
 but not a full disk.
 """
@@ -18,6 +19,7 @@ from sandbox.resources import POD, PVC, STATEFULSET
 from sandbox.scheduler import schedule_pod
 from sandbox.shapes import is_active, is_ready, rfc3339, template_hash
 from sandbox.store import Obj
+from sandbox.termination import grace_seconds, mark_terminating
 
 
 def claim_name(template: str, statefulset: str, ordinal: int) -> str:
@@ -87,9 +89,7 @@ class StatefulSetController:
                     POD,
                     ns,
                     f"{name}-{extra}",
-                    lambda p: p["metadata"].update(
-                        deletionTimestamp=rfc3339(now + 30), deletionGracePeriodSeconds=30
-                    ),
+                    lambda p: mark_terminating(p, grace_seconds(p), now),
                 )
                 record_event(
                     store,

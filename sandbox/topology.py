@@ -2,9 +2,11 @@
 network policies, autoscaler and stateful stores, settled and healthy, with a recent history of
 events and logs.
 
-Workloads are rows of data (`DEPLOYMENTS`, `STATEFULSETS`); pods are built from their templates
-with the same helpers the controllers use, so the first controller tick finds nothing to change.
-Incidents are injected later through `cluster.behaviour`, not by editing this module.
+Workloads and Services are rows of data (`DEPLOYMENTS`, `STATEFULSETS`, `SERVICES`, together a
+`Layout`); pods are built from their templates with the same helpers the controllers use, so the
+first controller tick finds nothing to change. A real-cluster condition (`sandbox.conditions`)
+seeds a changed Layout, e.g. without the postgres StatefulSet. Incidents are injected later
+through `cluster.behaviour`, not by editing this module.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import copy
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sandbox import execs
+from sandbox.auth0 import JWKS_URL
 from sandbox.cluster import SandboxCluster
 from sandbox.controllers import Controllers
 from sandbox.events import record_event
@@ -72,6 +75,9 @@ class Workload:
     limits: Mapping[str, str] = field(default_factory=lambda: {"memory": "512Mi"})
     args: tuple[str, ...] = ()
     mount: tuple[str, str, str] | None = None  # (claim template, mount path, size)
+    # (volume name, mount path) of an emptyDir: per-pod scratch space that survives a container
+    # restart but not the pod (a new pod starts with it empty)
+    scratch: tuple[str, str] | None = None
 
 
 DEPLOYMENTS: tuple[Workload, ...] = (
@@ -84,13 +90,14 @@ DEPLOYMENTS: tuple[Workload, ...] = (
         {"app": "alphaswarm-core", "app.kubernetes.io/part-of": "alphaswarm"},
         env=(
             ("ALPHASWARM_AUTH_ENFORCE", "enforce"),
-            ("ALPHASWARM_JWKS_URL", execs.JWKS_URL),
+            ("ALPHASWARM_JWKS_URL", JWKS_URL),
             ("DATABASE_URL", "postgresql://alphaswarm@postgres:5432/alphaswarm"),
             ("CELERY_BROKER_URL", "redis://redis-master:6379/0"),
             ("LOG_LEVEL", "info"),
         ),
         requests={"cpu": "250m", "memory": "512Mi"},
         limits={"cpu": "1", "memory": "1Gi"},
+        scratch=("feature-cache", "/var/cache/alphaswarm"),
     ),
     Workload(
         APP_NS,
@@ -133,6 +140,7 @@ DEPLOYMENTS: tuple[Workload, ...] = (
             ("ALPHASWARM_CP_AUDIT_LOG_PATH", ""),
         ),
         requests={"cpu": "100m", "memory": "256Mi"},
+        scratch=("run", "/var/run/alphaswarm-cp"),
     ),
     Workload(
         INGRESS_NS,
@@ -187,9 +195,20 @@ STATEFULSETS: tuple[Workload, ...] = (
     ),
 )
 
-# name, namespace, selector, (port, targetPort, port name), type, cluster IP
-SERVICES: tuple[tuple[str, str, Mapping[str, str], tuple[int, int | str, str], str, str], ...] = (
-    (
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    namespace: str
+    selector: Mapping[str, str]
+    port: tuple[int, int | str, str]  # (port, targetPort, port name)
+    type: str
+    cluster_ip: str = ""
+    external_name: str = ""  # the DNS name an ExternalName Service answers with
+
+
+SERVICES: tuple[Service, ...] = (
+    Service(
         "alphaswarm-core",
         APP_NS,
         {"app": "alphaswarm-core"},
@@ -197,7 +216,7 @@ SERVICES: tuple[tuple[str, str, Mapping[str, str], tuple[int, int | str, str], s
         "ClusterIP",
         "10.96.40.10",
     ),
-    (
+    Service(
         "alphaswarm-client",
         APP_NS,
         {"app": "alphaswarm-client"},
@@ -205,7 +224,7 @@ SERVICES: tuple[tuple[str, str, Mapping[str, str], tuple[int, int | str, str], s
         "ClusterIP",
         "10.96.40.11",
     ),
-    (
+    Service(
         "postgres",
         APP_NS,
         {"app": "postgres"},
@@ -213,7 +232,7 @@ SERVICES: tuple[tuple[str, str, Mapping[str, str], tuple[int, int | str, str], s
         "ClusterIP",
         "10.96.40.12",
     ),
-    (
+    Service(
         "redis-master",
         APP_NS,
         {"app": "redis"},
@@ -221,7 +240,7 @@ SERVICES: tuple[tuple[str, str, Mapping[str, str], tuple[int, int | str, str], s
         "ClusterIP",
         "10.96.40.13",
     ),
-    (
+    Service(
         "alphaswarm-cp",
         ADMIN_NS,
         {"app": "alphaswarm-cp"},
@@ -229,7 +248,7 @@ SERVICES: tuple[tuple[str, str, Mapping[str, str], tuple[int, int | str, str], s
         "ClusterIP",
         "10.96.41.10",
     ),
-    (
+    Service(
         "ingress-nginx-controller",
         INGRESS_NS,
         {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"},
@@ -238,6 +257,31 @@ SERVICES: tuple[tuple[str, str, Mapping[str, str], tuple[int, int | str, str], s
         "10.96.42.10",
     ),
 )
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What `seed` builds: the workloads and Services, and where Postgres lives."""
+
+    deployments: tuple[Workload, ...] = DEPLOYMENTS
+    statefulsets: tuple[Workload, ...] = STATEFULSETS
+    services: tuple[Service, ...] = SERVICES
+    # The CIDR of a Postgres outside the cluster (a managed database in the VPC), which the core
+    # egress policy allows on 5432 instead of the postgres pods; None while it is a pod here.
+    external_postgres_cidr: str | None = None
+
+    def with_env(self, name: str, value: str) -> Layout:
+        """Every workload that sets env `name` sets it to `value` instead."""
+
+        def swap(w: Workload) -> Workload:
+            env = tuple((k, value if k == name else v) for k, v in w.env)
+            return replace(w, env=env)
+
+        return replace(
+            self,
+            deployments=tuple(swap(w) for w in self.deployments),
+            statefulsets=tuple(swap(w) for w in self.statefulsets),
+        )
 
 
 def _container(w: Workload) -> Obj:
@@ -275,8 +319,9 @@ def _container(w: Workload) -> Obj:
             "successThreshold": 1,
             "failureThreshold": 3,
         }
-    if w.mount:
-        c["volumeMounts"] = [{"name": w.mount[0], "mountPath": w.mount[1]}]
+    mounts = [m[:2] for m in (w.mount, w.scratch) if m]
+    if mounts:
+        c["volumeMounts"] = [{"name": name, "mountPath": path} for name, path in mounts]
     return c
 
 
@@ -287,6 +332,7 @@ def _template(w: Workload) -> Obj:
             "containers": [_container(w)],
             "restartPolicy": "Always",
             "terminationGracePeriodSeconds": 30,
+            **({"volumes": [{"name": w.scratch[0], "emptyDir": {}}]} if w.scratch else {}),
         },
     }
 
@@ -641,24 +687,29 @@ class _Seeder:
                 component="statefulset-controller",
             )
 
-    def services(self) -> None:
-        for name, ns, selector, (port, target, port_name), type_, ip in SERVICES:
-            spec: Obj = {
-                "type": type_,
-                "clusterIP": ip,
-                "clusterIPs": [ip],
-                "selector": dict(selector),
-                "ports": [
-                    {"name": port_name, "port": port, "targetPort": target, "protocol": "TCP"}
-                ],
-                "sessionAffinity": "None",
-                "ipFamilies": ["IPv4"],
-                "ipFamilyPolicy": "SingleStack",
-                "internalTrafficPolicy": "Cluster",
-            }
+    def services(self, rows: tuple[Service, ...]) -> None:
+        for row in rows:
+            port, target, port_name = row.port
+            ports = [{"name": port_name, "port": port, "targetPort": target, "protocol": "TCP"}]
+            spec: Obj
+            if row.type == "ExternalName":  # a DNS alias: no cluster IP, selector or endpoints
+                spec = {"type": "ExternalName", "externalName": row.external_name}
+                spec.update(ports=ports, sessionAffinity="None")
+            else:
+                spec = {
+                    "type": row.type,
+                    "clusterIP": row.cluster_ip,
+                    "clusterIPs": [row.cluster_ip],
+                    "selector": dict(row.selector),
+                    "ports": ports,
+                    "sessionAffinity": "None",
+                    "ipFamilies": ["IPv4"],
+                    "ipFamilyPolicy": "SingleStack",
+                    "internalTrafficPolicy": "Cluster",
+                }
             status: Obj = {"loadBalancer": {}}
-            if type_ == "LoadBalancer":
-                spec["ports"].append(
+            if row.type == "LoadBalancer":
+                ports.append(
                     {
                         "name": "https",
                         "port": 443,
@@ -667,13 +718,17 @@ class _Seeder:
                         "nodePort": 31443,
                     }
                 )
-                spec["ports"][0]["nodePort"] = 31080
+                ports[0]["nodePort"] = 31080
                 spec["externalTrafficPolicy"] = "Local"
                 status = {"loadBalancer": {"ingress": [{"ip": "203.0.113.10", "ipMode": "VIP"}]}}
             self.create(
                 SERVICE,
                 {
-                    "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+                    "metadata": {
+                        "name": row.name,
+                        "namespace": row.namespace,
+                        "labels": {"app": row.name},
+                    },
                     "spec": spec,
                     "status": status,
                 },
@@ -776,7 +831,7 @@ class _Seeder:
             },
         )
 
-    def network_policies(self) -> None:
+    def network_policies(self, external_postgres_cidr: str | None) -> None:
         from_ingress = {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": INGRESS_NS}}
         }
@@ -810,20 +865,30 @@ class _Seeder:
                 [from_ingress, *app_pods("alphaswarm-client")],
                 8000,
             ),
-            allow(
-                APP_NS,
-                "allow-to-postgres",
-                "postgres",
-                [
-                    *app_pods("alphaswarm-core", "alphaswarm-worker"),
-                    {
-                        "namespaceSelector": {
-                            "matchLabels": {"kubernetes.io/metadata.name": ADMIN_NS}
-                        }
-                    },
-                ],
-                5432,
-            ),
+        ]
+        if external_postgres_cidr is None:  # a managed Postgres has no pods to let traffic in to
+            policies.append(
+                allow(
+                    APP_NS,
+                    "allow-to-postgres",
+                    "postgres",
+                    [
+                        *app_pods("alphaswarm-core", "alphaswarm-worker"),
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": ADMIN_NS}
+                            }
+                        },
+                    ],
+                    5432,
+                )
+            )
+        postgres_peers = (
+            app_pods("postgres")
+            if external_postgres_cidr is None
+            else [{"ipBlock": {"cidr": external_postgres_cidr}}]
+        )
+        policies += [
             allow(
                 APP_NS,
                 "allow-to-redis",
@@ -860,7 +925,7 @@ class _Seeder:
                                 {"protocol": "TCP", "port": 53},
                             ],
                         },
-                        {"to": app_pods("postgres"), "ports": [{"protocol": "TCP", "port": 5432}]},
+                        {"to": postgres_peers, "ports": [{"protocol": "TCP", "port": 5432}]},
                         {"to": app_pods("redis"), "ports": [{"protocol": "TCP", "port": 6379}]},
                     ],
                 },
@@ -953,17 +1018,18 @@ class _Seeder:
         )
 
 
-def seed(cluster: SandboxCluster) -> None:
+def seed(cluster: SandboxCluster, layout: Layout | None = None) -> None:
     """Fill the cluster with the AlphaSwarm topology, settled by one controller tick."""
+    layout = layout or Layout()
     seeder = _Seeder(cluster, time.time())
     seeder.namespaces_and_nodes()
-    for w in DEPLOYMENTS:
+    for w in layout.deployments:
         seeder.deployment(w)
-    for w in STATEFULSETS:
+    for w in layout.statefulsets:
         seeder.statefulset(w)
-    seeder.services()
+    seeder.services(layout.services)
     seeder.ingresses()
-    seeder.network_policies()
+    seeder.network_policies(layout.external_postgres_cidr)
     seeder.autoscaling()
     execs.install(cluster)
     Controllers(cluster).step()

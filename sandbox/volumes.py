@@ -1,4 +1,5 @@
-"""What lives on the stateful stores' volumes, and the in-pod commands that read it.
+"""What lives on the stateful stores' volumes, and `psql` in the Postgres pod that reads it
+(`sandbox.redis_cli` reads the Redis one).
 
 The data belongs to the PersistentVolumeClaim, not to the pod: `postgres-0` or `redis-master-0`
 recreated by its StatefulSet mounts the same claim and answers the same row count or key count.
@@ -14,7 +15,6 @@ from typing import Any
 
 from sandbox.resources import POD
 from sandbox.runtime import ExecResult
-from sandbox.shapes import is_ready
 
 # Seed contents by claim-name prefix: the terraform_runs ledger (runs list shows ids to 4412)
 # and the Redis keyspace, with the Celery queue `backtests` empty.
@@ -75,7 +75,7 @@ def psql(cluster: Any, pod: Mapping[str, Any], argv: list[str]) -> ExecResult | 
     claim = _claim_with(pod, "data-postgres-")
     if claim is None:
         return None
-    if not is_ready(pod):
+    if not cluster.behaviour.serving(pod):
         return ExecResult(
             stderr='psql: error: connection to server on socket "/var/run/postgresql/.s.PGSQL.5432"'
             " failed: No such file or directory\n\tIs the server running locally and accepting "
@@ -93,24 +93,3 @@ def psql(cluster: Any, pod: Mapping[str, Any], argv: list[str]) -> ExecResult | 
     return ExecResult(
         stdout=f" {'count':^{width}} \n{'-' * (width + 2)}\n {count:>{width}}\n(1 row)\n\n"
     )
-
-
-def redis_data(cluster: Any, pod: Mapping[str, Any], argv: list[str]) -> ExecResult | None:
-    if argv[:1] != ["redis-cli"]:
-        return None
-    words = [a.lower() for a in argv[1:]]
-    # Skip connection flags (-h host, -p port, -n db) to find the command.
-    while len(words) >= 2 and words[0] in ("-h", "-p", "-n", "-a"):
-        words = words[2:]
-    if words not in (["dbsize"], ["llen", "backtests"]):
-        return None
-    ns = pod["metadata"]["namespace"]
-    claim = redis_claim(cluster, ns)
-    pods, _ = cluster.store.list(POD, ns, labels="app=redis")
-    if claim is None or not any(is_ready(p) for p in pods):
-        return ExecResult(
-            stdout="Could not connect to Redis at 127.0.0.1:6379: Connection refused\n",
-            exit_code=1,
-        )
-    key = "dbsize" if words == ["dbsize"] else "backtests"
-    return ExecResult(stdout=f"{cluster.volumes.get(ns, claim, key)}\n")

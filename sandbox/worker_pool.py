@@ -8,8 +8,9 @@ go away or stop being ready lose theirs (SIGTERM, so the current task finishes, 
 after a grace period), and a process that dies is started again on the next sync.
 
 `attach` wires the pool into a cluster: `celery ... inspect` exec'd in a pod asks the real
-workers, and the `queue-backlog` incident fills the real queue. `start` adds a thread that syncs
-every `interval` seconds; `stop` ends every process it started.
+workers, `redis-cli llen` in the Redis pod reads the real queue, and the `queue-backlog` incident
+feeds the real queue with a steady producer. `start` adds a thread that syncs every `interval`
+seconds; `stop` ends every process (and producer) it started.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from pathlib import Path
 from typing import IO
 
 from sandbox import celery_app
-from sandbox.celery_backlog import backlog_hook
-from sandbox.celery_exec import celery_exec_handler
+from sandbox.celery_backlog import SteadyBacklog
+from sandbox.celery_exec import celery_exec_handler, redis_llen_handler
 from sandbox.cluster import SandboxCluster
 from sandbox.processes import die_with_parent, kill_group, signal_group, tagged_env
 from sandbox.resources import POD
-from sandbox.shapes import is_ready
+from sandbox.shapes import is_ready, is_terminating
 from sandbox.store import Store
 
 log = logging.getLogger(__name__)
@@ -70,14 +71,19 @@ class WorkerPool:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._cluster: SandboxCluster | None = None
+        self.backlog = SteadyBacklog(broker_url)
 
     # -- wiring ----------------------------------------------------------------------------------
     def attach(self, cluster: SandboxCluster) -> None:
-        """Answer `celery inspect` from the real workers and let `queue-backlog` fill the queue."""
-        cluster.runtime.add_exec_handler(
-            celery_exec_handler(cluster, self.broker_url, lambda: not self._closed), first=True
-        )
-        cluster.queue_backlog_hook = backlog_hook(self.broker_url)
+        """Answer `celery inspect` and `redis-cli llen` from the real workers and broker, and
+        let `queue-backlog` feed the real queue."""
+        self._cluster = cluster
+        for handler in (celery_exec_handler, redis_llen_handler):
+            cluster.runtime.add_exec_handler(
+                handler(cluster, self.broker_url, lambda: not self._closed), first=True
+            )
+        cluster.queue_backlog_hook = self.backlog
 
     def start(self, cluster: SandboxCluster, interval: float = 0.2) -> WorkerPool:
         """Attach to `cluster` and keep the processes in step with its pods on a thread."""
@@ -120,11 +126,17 @@ class WorkerPool:
             self._reap(force=False)
 
     def _ready_pods(self, store: Store) -> dict[str, str]:
+        """Ready pods, less those crash-looping: a container without a readiness probe is Ready
+        for the moment it runs between two crashes, but its process dies at once (and would find
+        the sandbox's real broker up even while the `redis-down` incident says it is not)."""
         pods, _ = store.list(POD, self.namespace, labels=f"app={self.deployment}")
+        behaviour = self._cluster.behaviour if self._cluster is not None else None
         return {
             p["metadata"]["name"]: p["metadata"]["uid"]
             for p in pods
-            if is_ready(p) and not p["metadata"].get("deletionTimestamp")
+            if is_ready(p)
+            and not is_terminating(p)
+            and (behaviour is None or not behaviour.of(p).crash_looping)
         }
 
     def _spawn(self, pod: str) -> subprocess.Popen[bytes]:
@@ -190,7 +202,9 @@ class WorkerPool:
             return {name: w.proc.pid for name, w in self._running.items()}
 
     def stop(self) -> None:
-        """Stop syncing, then SIGTERM every worker, wait out the grace period, SIGKILL the rest."""
+        """Stop the backlog producer and syncing, then SIGTERM every worker, wait out the grace
+        period, SIGKILL the rest."""
+        self.backlog.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)

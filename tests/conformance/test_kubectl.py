@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import incidents
+from sandbox.conditions import RDS_HOST
 from sandbox.resources import POD
 from sandbox.server import SandboxServer
 
@@ -32,8 +34,10 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(tick_seconds=0.05) as server:
+def sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxServer]:
+    """Seeded; parametrize indirectly with a tuple of condition names to seed it under them."""
+    conditions: tuple[str, ...] = getattr(request, "param", ())
+    with SandboxServer(tick_seconds=0.05, conditions=conditions) as server:
         yield server
 
 
@@ -194,11 +198,95 @@ def test_rollout_restart_then_status(kubectl: Kubectl, sandbox: SandboxServer) -
         "rollout", "status", "-n", "alphaswarm", "deployment/alphaswarm-core", "--timeout=60s"
     ).stdout
     assert status.strip().splitlines()[-1] == 'deployment "alphaswarm-core" successfully rolled out'
+    # As on a real cluster, "rolled out" may come while the last old pod is still Terminating.
     after = {
         p["metadata"]["name"]
         for p in sandbox.cluster.store.list(POD, "alphaswarm", labels="app=alphaswarm-core")[0]
+        if not p["metadata"].get("deletionTimestamp")
     }
     assert len(after) == 3 and not (after & before)
+
+
+def test_a_crash_looping_pod_as_kubectl_shows_it_tick_by_tick(
+    kubectl: Kubectl, sandbox: SandboxServer
+) -> None:
+    sandbox.controllers.stop()  # each step below is one tick, then one look
+    incidents.inject(sandbox.cluster, "crashloop-single")
+    (uid,) = sandbox.cluster.behaviour.pods
+    (pod,) = sandbox.cluster.store.list(
+        POD, "alphaswarm", where=lambda p: p["metadata"]["uid"] == uid
+    )[0]
+    name = pod["metadata"]["name"]
+    seen = []
+    for _ in range(8):
+        sandbox.controllers.step()
+        row = rows(kubectl("get", "pod", "-n", "alphaswarm", name).stdout)[1]
+        seen.append((row[1], row[2], row[3].split(" ")[0]))  # READY, STATUS, RESTARTS
+    assert seen == [
+        ("0/1", "Error", "0"),
+        ("0/1", "CrashLoopBackOff", "0"),
+        ("0/1", "Running", "1"),  # restarted; it has a readiness probe, so not ready
+        ("0/1", "Error", "1"),
+        ("0/1", "CrashLoopBackOff", "1"),
+        ("0/1", "CrashLoopBackOff", "1"),
+        ("0/1", "Running", "2"),
+        ("0/1", "Error", "2"),
+    ]
+    last = kubectl(
+        "get", "pod", "-n", "alphaswarm", name, "-o",
+        "jsonpath={.status.containerStatuses[0].lastState.terminated.reason}",
+    ).stdout  # fmt: skip
+    assert last == "Error"
+    previous = kubectl("logs", "-n", "alphaswarm", name, "--previous").stdout
+    assert "database disk image is malformed" in previous
+
+
+def test_deleted_pod_is_terminating_then_its_statefulset_recreates_it(
+    kubectl: Kubectl, sandbox: SandboxServer
+) -> None:
+    sandbox.controllers.stop()
+    old_uid = sandbox.cluster.store.get(POD, "alphaswarm", "redis-master-0")["metadata"]["uid"]  # type: ignore[index]
+    out = kubectl("-n", "alphaswarm", "delete", "pod", "redis-master-0", "--wait=false").stdout
+    assert out.strip() == 'pod "redis-master-0" deleted'
+    seen = []
+    for _ in range(5):
+        row = rows(kubectl("-n", "alphaswarm", "get", "pod", "redis-master-0").stdout)[1]
+        uid = sandbox.cluster.store.get(POD, "alphaswarm", "redis-master-0")["metadata"]["uid"]  # type: ignore[index]
+        seen.append((row[2], uid == old_uid))
+        sandbox.controllers.step()
+    # Terminating for three looks (grace 30 s), never beside its replacement, then a new pod.
+    assert seen == [
+        ("Terminating", True),
+        ("Terminating", True),
+        ("Terminating", True),
+        ("ContainerCreating", False),
+        ("Running", False),
+    ]
+    described = kubectl("-n", "alphaswarm", "get", "events", "--field-selector", "reason=Killing")
+    assert "redis-master-0" in described.stdout
+
+
+@pytest.mark.parametrize("sandbox", [("no-curl",)], indirect=True)
+def test_no_curl_exec_fails_as_a_container_runtime_does(kubectl: Kubectl) -> None:
+    done = kubectl(
+        "exec", "-n", "alphaswarm", "deploy/alphaswarm-core", "--",
+        "curl", "-fsS", "https://your-tenant.us.auth0.com/.well-known/jwks.json",
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 126 and done.stdout == ""
+    assert 'exec: "curl": executable file not found in $PATH' in done.stderr
+    assert "command terminated with exit code 126" in done.stderr
+
+
+@pytest.mark.parametrize("sandbox", [("managed-postgres",)], indirect=True)
+def test_managed_postgres_is_an_external_name(kubectl: Kubectl) -> None:
+    table = rows(kubectl("get", "svc", "-n", "alphaswarm", "postgres").stdout)
+    assert table[1][:4] == ["postgres", "ExternalName", "<none>", RDS_HOST]
+    done = kubectl("-n", "alphaswarm", "delete", "pod", "-l", "app=postgres")
+    assert "No resources found" in done.stdout + done.stderr
+    assert kubectl("-n", "alphaswarm", "get", "pvc", "-o", "name").stdout.split() == [
+        "persistentvolumeclaim/redis-data-redis-master-0"
+    ]
 
 
 # -- scenario B --------------------------------------------------------------------------------

@@ -202,6 +202,14 @@ def test_delete_collection_and_non_pod_delete(
         cluster.store.create(POD, make_pod(f"p{i}", labels={"app": "x" if i else "y"}))
     result = core.delete_collection_namespaced_pod(NS, label_selector="app=x")
     assert result is not None
+    # Bound to a node, so they terminate gracefully (no kubelet here finishes the job) ...
+    terminating = {
+        p["metadata"]["name"]: p["metadata"].get("deletionGracePeriodSeconds")
+        for p in cluster.store.list(POD, NS)[0]
+    }
+    assert terminating == {"p0": None, "p1": 30, "p2": 30}
+    # ... and a forced delete removes them at once.
+    core.delete_collection_namespaced_pod(NS, label_selector="app=x", grace_period_seconds=0)
     assert [p["metadata"]["name"] for p in cluster.store.list(POD, NS)[0]] == ["p0"]
     cluster.store.create(DEPLOYMENT, make_deployment())
     status = apps.delete_namespaced_deployment("api", NS, propagation_policy="Background")

@@ -3,6 +3,9 @@ endpoint, the incident control API, and the `remediate sandbox inject` CLI that 
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +16,7 @@ from typer.testing import CliRunner
 
 from remediate.cli import app
 from sandbox import incidents
-from sandbox.execs import JWKS_DOCUMENT
+from sandbox.auth0 import JWKS_DOCUMENT
 from sandbox.flow_env import flow_env
 from sandbox.journal import Fault
 from sandbox.resources import DEPLOYMENT, POD
@@ -201,3 +204,63 @@ def test_cli_up_rejects_an_unknown_incident_before_starting(tmp_path: Path) -> N
     )
     assert result.exit_code == 2 and "postgres-down" in result.output
     assert not (tmp_path / "k.yaml").exists()
+
+
+def test_cli_up_rejects_an_unknown_condition_before_starting(tmp_path: Path) -> None:
+    kubeconfig = ["--kubeconfig", str(tmp_path / "k.yaml")]
+    result = CliRunner().invoke(
+        app, ["sandbox", "up", "--condition", "no-curl", "--condition", "spot-nodes", *kubeconfig]
+    )
+    assert result.exit_code == 2
+    assert "unknown condition 'spot-nodes'" in result.output
+    assert "managed-postgres" in result.output and "running-between-crashes" in result.output
+    assert not (tmp_path / "k.yaml").exists()
+
+
+def test_cli_up_refuses_an_incident_its_condition_rules_out(tmp_path: Path) -> None:
+    options = ["--condition", "managed-postgres", "--incident", "postgres-down"]
+    result = CliRunner().invoke(
+        app, ["sandbox", "up", *options, "--kubeconfig", str(tmp_path / "k.yaml")]
+    )
+    assert result.exit_code == 2
+    assert "Postgres is managed outside the cluster" in " ".join(result.output.split())
+    assert "sandbox stopped" in result.output
+
+
+def test_cli_up_with_conditions_serves_them_and_writes_the_flow_settings(tmp_path: Path) -> None:
+    up = [sys.executable, "-m", "remediate.cli", "sandbox", "up"]
+    options = ["--condition", "managed-postgres", "--condition", "running-between-crashes"]
+    proc = subprocess.Popen(
+        [*up, *options, "--kubeconfig", str(tmp_path / "k.yaml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        while not any(line.startswith("The sandbox API is listening on") for line in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        url = lines[-1].split(" on ")[1].split(". ")[0]
+        with httpx.Client(base_url=url, trust_env=False) as http:
+            items = http.get("/sandbox/v1/conditions").json()["items"]
+        assert [i["name"] for i in items if i["applied"]] == [
+            "managed-postgres",
+            "running-between-crashes",
+        ]
+        env = (tmp_path / "sandbox.env").read_text().splitlines()
+        assert "REMEDIATE_CELERY__QUEUES='[\"backtests\"]'" in env
+        assert "REMEDIATE_CELERY__QUEUE_DEPTH_ALARM=100" in env
+        sourced = subprocess.run(
+            ["sh", "-c", f"set -a; . {tmp_path / 'sandbox.env'}; echo $REMEDIATE_CELERY__QUEUES"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert sourced.stdout.strip() == '["backtests"]'
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "sandbox stopped" in out

@@ -7,10 +7,13 @@ from typing import Any
 
 import pytest
 
+from sandbox.behaviour import CrashCycle
 from sandbox.cluster import SandboxCluster
 from sandbox.controllers import Controllers
 from sandbox.resources import DEPLOYMENT, ENDPOINT_SLICE, ENDPOINTS, EVENT, HPA, POD, PVC
-from sandbox.shapes import is_ready
+from sandbox.shapes import is_ready, is_terminating
+from sandbox.tables import table
+from sandbox.termination import grace_seconds, mark_terminating, termination_ticks
 from sandbox.topology import seed
 from tests.sandbox.test_topology import parse_all
 
@@ -117,10 +120,16 @@ def test_rollout_restart_converges_with_kubectls_messages(
     assert {c["type"]: c["reason"] for c in d["status"]["conditions"]}["Progressing"] == (
         "NewReplicaSetAvailable"
     )
-    current = pods(cluster, "alphaswarm-core")
+    # Rolled out as a real controller counts it: the last old pod may still be Terminating.
+    current = [p for p in pods(cluster, "alphaswarm-core") if not is_terminating(p)]
     assert len(current) == 3 and all(is_ready(p) for p in current)
     assert not old & {p["metadata"]["uid"] for p in current}
     assert events(cluster, "Killing") and events(cluster, "ScalingReplicaSet")
+    for _ in range(3):
+        ctl.step()
+    assert {p["metadata"]["uid"] for p in pods(cluster, "alphaswarm-core")} == {
+        p["metadata"]["uid"] for p in current
+    }
     assert parse_all(cluster)
 
 
@@ -149,9 +158,13 @@ def test_scale_up_and_down(cluster: SandboxCluster, ctl: Controllers) -> None:
     )
     for _ in range(2):
         ctl.step()
-    assert len(pods(cluster, "alphaswarm-worker")) == 2
+    # The six surplus pods are Terminating, no longer replicas; a few ticks later they are gone.
     status = deployment(cluster, "alphaswarm-worker")["status"]
     assert (status["replicas"], status["availableReplicas"]) == (2, 2)
+    assert sum(not is_terminating(p) for p in pods(cluster, "alphaswarm-worker")) == 2
+    for _ in range(3):
+        ctl.step()
+    assert len(pods(cluster, "alphaswarm-worker")) == 2
 
 
 def test_paused_deployment_is_left_alone(cluster: SandboxCluster, ctl: Controllers) -> None:
@@ -241,35 +254,123 @@ def test_hpa_flap_alternates_aggregated_events_until_the_window_is_widened(
     assert parse_all(cluster)
 
 
-def test_crash_looping_pod_shape_and_recovery_by_rollout(
+def container(cluster: SandboxCluster, name: str) -> dict[str, Any]:
+    pod = cluster.store.get(POD, NS, name)
+    assert pod is not None
+    return dict(pod["status"]["containerStatuses"][0])
+
+
+def kubectl_status(cluster: SandboxCluster, name: str) -> str:
+    """The STATUS column `kubectl get pods` prints for the pod (the server-side Table)."""
+    pod = cluster.store.get(POD, NS, name)
+    assert pod is not None
+    return str(table(POD.key, [pod], "1")["rows"][0]["cells"][2])
+
+
+def watch_pod(cluster: SandboxCluster, ctl: Controllers, name: str, ticks: int) -> list[str]:
+    """STATUS and restarts after each tick, e.g. `Error/0`, `CrashLoopBackOff/0`, `Running/1`."""
+    seen = []
+    for _ in range(ticks):
+        ctl.step()
+        seen.append(f"{kubectl_status(cluster, name)}/{container(cluster, name)['restartCount']}")
+    return seen
+
+
+def test_a_crash_looping_container_runs_dies_and_backs_off_like_a_kubelets(
     cluster: SandboxCluster, ctl: Controllers
 ) -> None:
     victim = pods(cluster, "alphaswarm-core")[0]
     name, uid = victim["metadata"]["name"], victim["metadata"]["uid"]
     cluster.behaviour.set_pod(uid, crash_looping=True)
-    restarts = []
-    for _ in range(8):
-        ctl.step()
-        pod = cluster.store.get(POD, NS, name)
-        assert pod is not None
-        restarts.append(pod["status"]["containerStatuses"][0]["restartCount"])
-    assert restarts == sorted(restarts) and restarts[-1] >= 3
-    cs = pod["status"]["containerStatuses"][0]
-    assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
-    assert cs["lastState"]["terminated"]["exitCode"] == 1
-    assert cs["lastState"]["terminated"]["reason"] == "Error"
-    assert cs["ready"] is False and not is_ready(pod)
+    seen = watch_pod(cluster, ctl, name, 23)
+    # Killed at once, then: Error for a tick, back-off of 1, 2, 4, 8 ticks, a tick Running.
+    assert seen == [
+        "Error/0",
+        *["CrashLoopBackOff/0"] * 1,
+        "Running/1",
+        "Error/1",
+        *["CrashLoopBackOff/1"] * 2,
+        "Running/2",
+        "Error/2",
+        *["CrashLoopBackOff/2"] * 4,
+        "Running/3",
+        "Error/3",
+        *["CrashLoopBackOff/3"] * 8,
+        "Running/4",
+    ]
+    running = container(cluster, name)
+    assert running["state"]["running"]["startedAt"] and running["ready"] is False  # has a probe
+    last = running["lastState"]["terminated"]
+    assert (last["exitCode"], last["reason"]) == (1, "Error")
+    assert last["startedAt"] <= last["finishedAt"] <= running["state"]["running"]["startedAt"]
+    ctl.step()
+    dead = container(cluster, name)["state"]["terminated"]
+    assert dead["containerID"] == running["containerID"] != last["containerID"]
+    ctl.step()
+    waiting = container(cluster, name)["state"]["waiting"]
+    assert waiting["reason"] == "CrashLoopBackOff"
+    assert waiting["message"].startswith("back-off 2m40s restarting failed container=app")
     backoff = [e for e in events(cluster, "BackOff") if e["involvedObject"]["uid"] == uid]
-    assert len(backoff) == 1 and backoff[0]["count"] >= 3 and backoff[0]["type"] == "Warning"
+    assert len(backoff) == 1 and backoff[0]["count"] == 5 and backoff[0]["type"] == "Warning"
+    started = [e for e in events(cluster, "Started") if e["involvedObject"]["uid"] == uid]
+    assert started[0]["count"] == 1 + 4  # the seeded start, then one per restart
     previous = cluster.runtime.logs(uid, "app", previous=True) or []
     assert any("RegistryError" in line for line in previous)
     assert parse_all(cluster)
 
+
+def test_without_a_readiness_probe_the_container_is_ready_while_it_runs(
+    cluster: SandboxCluster, ctl: Controllers
+) -> None:
+    cluster.behaviour.set_workload(NS, "redis-master", crash_looping=True)
+    assert watch_pod(cluster, ctl, "redis-master-0", 3) == [
+        "Error/0",
+        "CrashLoopBackOff/0",
+        "Running/1",
+    ]
+    pod = cluster.store.get(POD, NS, "redis-master-0")
+    assert pod is not None and is_ready(pod)  # the kubelet's view; it dies on the next tick
+    assert not cluster.behaviour.serving(pod)  # what a client of Redis sees
+
+
+def test_running_between_crashes_keeps_the_pod_running_most_of_the_time(
+    cluster: SandboxCluster, ctl: Controllers
+) -> None:
+    cluster.behaviour.crash_cycle = CrashCycle(run_ticks=20, max_backoff_ticks=2)
+    victim = pods(cluster, "alphaswarm-core")[0]
+    cluster.behaviour.set_pod(victim["metadata"]["uid"], crash_looping=True)
+    seen = watch_pod(cluster, ctl, victim["metadata"]["name"], 70)
+    statuses = [s.split("/")[0] for s in seen]
+    assert statuses.count("Running") >= 55
+    assert {"Error", "CrashLoopBackOff"} <= set(statuses)
+    assert [int(s.split("/")[1]) for s in seen][-1] == 3
+
+
+def test_a_fixed_container_waits_out_its_back_off_then_stays_up(
+    cluster: SandboxCluster, ctl: Controllers
+) -> None:
+    victim = pods(cluster, "alphaswarm-core")[0]
+    name, uid = victim["metadata"]["name"], victim["metadata"]["uid"]
+    cluster.behaviour.set_pod(uid, crash_looping=True)
+    watch_pod(cluster, ctl, name, 2)
+    cluster.behaviour.forget_pod(uid)
+    assert watch_pod(cluster, ctl, name, 4) == ["Running/1"] * 4
+    pod = cluster.store.get(POD, NS, name)
+    assert pod is not None and is_ready(pod)
+    log = cluster.runtime.logs(uid, "app", previous=False) or []
+    assert any("Application startup complete" in line for line in log)
+
+
+def test_crash_looping_pod_recovers_by_rollout(cluster: SandboxCluster, ctl: Controllers) -> None:
+    victim = pods(cluster, "alphaswarm-core")[0]
+    cluster.behaviour.set_pod(victim["metadata"]["uid"], crash_looping=True)
+    for _ in range(4):
+        ctl.step()
     restart(cluster, "alphaswarm-core")
     assert watch_rollout(cluster, ctl, "alphaswarm-core", ticks=40)[-1] == (
         'deployment "alphaswarm-core" successfully rolled out'
     )
-    assert all(is_ready(p) for p in pods(cluster, "alphaswarm-core"))
+    assert all(is_ready(p) for p in pods(cluster, "alphaswarm-core") if not is_terminating(p))
 
 
 def test_a_template_that_still_crashes_exceeds_the_progress_deadline(
@@ -287,3 +388,31 @@ def test_a_template_that_still_crashes_exceeds_the_progress_deadline(
     d = deployment(cluster, "alphaswarm-core")
     progressing = next(c for c in d["status"]["conditions"] if c["type"] == "Progressing")
     assert progressing["status"] == "False"
+
+
+def test_a_deleted_deployment_pod_terminates_while_its_replacement_starts(
+    cluster: SandboxCluster, ctl: Controllers
+) -> None:
+    victim = pods(cluster, "alphaswarm-client")[0]
+    name = victim["metadata"]["name"]
+    cluster.store.update(POD, NS, name, lambda p: mark_terminating(p, grace_seconds(p), 0))
+    ctl.step()
+    listed = {p["metadata"]["name"]: p for p in pods(cluster, "alphaswarm-client")}
+    assert len(listed) == 3 and is_terminating(listed[name]) and not is_ready(listed[name])
+    assert listed[name]["metadata"]["deletionGracePeriodSeconds"] == 30
+    subsets = cluster.store.get(ENDPOINTS, NS, "alphaswarm-client")["subsets"]  # type: ignore[index]
+    ips = [
+        a["ip"] for s in subsets for a in s.get("addresses", []) + s.get("notReadyAddresses", [])
+    ]
+    assert victim["status"]["podIP"] not in ips  # a terminating pod is never an endpoint
+    killing = [e for e in events(cluster, "Killing") if e["involvedObject"]["name"] == name]
+    assert [e["message"] for e in killing] == ["Stopping container app"]
+    assert not [e for e in events(cluster, "Unhealthy") if e["involvedObject"]["name"] == name]
+    ctl.step()
+    ctl.step()
+    assert name not in {p["metadata"]["name"] for p in pods(cluster, "alphaswarm-client")}
+    assert sum(is_ready(p) for p in pods(cluster, "alphaswarm-client")) == 2
+
+
+def test_termination_ticks_follow_the_grace_period() -> None:
+    assert [termination_ticks(g) for g in (0, 5, 10, 15, 30, 600)] == [2, 2, 2, 2, 3, 3]

@@ -4,6 +4,8 @@ end-to-end flow tests rely on to tell a real fix from a lucky one."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -13,12 +15,17 @@ import pytest
 from kubernetes import client, config
 
 from sandbox import incidents
-from sandbox.execs import JWKS_URL
-from sandbox.resources import NETWORK_POLICY
+from sandbox.auth0 import JWKS_URL
+from sandbox.backlog import MAX_DEPTH, REHEARSAL_QUEUE_DEPTH_ALARM, START_DEPTH
+from sandbox.flow_env import flow_env
+from sandbox.resources import DEPLOYMENT, NETWORK_POLICY
 from sandbox.runtime import ExecResult
 from sandbox.server import SandboxServer
 
-NS, INGRESS_NS = "alphaswarm", "ingress-nginx"
+NS, INGRESS_NS, ADMIN_NS = "alphaswarm", "ingress-nginx", "alphaswarm-admin"
+# The longest crash cycle at the default timing: a tick running, a tick dead, 8 in back-off.
+CRASH_CYCLE = 10
+LLEN_BACKTESTS = ["redis-cli", "llen", "backtests"]
 
 
 class Api:
@@ -38,13 +45,27 @@ class Api:
     def pods(self, selector: str, ns: str = NS) -> list[client.V1Pod]:
         return list(self.core.list_namespaced_pod(ns, label_selector=selector).items)
 
-    def crash_looping(self, selector: str, ns: str = NS) -> list[str]:
-        return [
+    def crashing_now(self, selector: str, ns: str = NS) -> list[str]:
+        """Pods in CrashLoopBackOff, or just dead with an error (kubectl: Error, OOMKilled)."""
+        return sorted(
             p.metadata.name
             for p in self.pods(selector, ns)
-            for cs in p.status.container_statuses or []
-            if cs.state.waiting and cs.state.waiting.reason == "CrashLoopBackOff"
-        ]
+            if p.metadata.deletion_timestamp is None
+            and any(
+                (cs.state.waiting and cs.state.waiting.reason == "CrashLoopBackOff")
+                or (cs.state.terminated and cs.state.terminated.exit_code != 0)
+                for cs in p.status.container_statuses or []
+            )
+        )
+
+    def crash_looping(self, selector: str, ns: str = NS, ticks: int = CRASH_CYCLE) -> list[str]:
+        """Pods seen crashing now or at any of the next `ticks` ticks: a crash-looping pod runs
+        between two crashes, so one look cannot tell it from a healthy one."""
+        seen = set(self.crashing_now(selector, ns))
+        for _ in range(ticks):
+            self.tick()
+            seen |= set(self.crashing_now(selector, ns))
+        return sorted(seen)
 
     def ready(self, selector: str, ns: str = NS) -> int:
         return sum(
@@ -117,12 +138,17 @@ def core_pod(api: Api) -> str:
     return str(api.pods("app=alphaswarm-core")[0].metadata.name)
 
 
+def names(api: Api, selector: str, ns: str = NS) -> list[str]:
+    return [p.metadata.name for p in api.pods(selector, ns) if not p.metadata.deletion_timestamp]
+
+
 # -- registry --------------------------------------------------------------------------------
 
 
 def test_registry_names_and_documentation() -> None:
     for base in (
         "crashloop-single",
+        "cp-crashloop",
         "crashloop-several",
         "hpa-thrash",
         "queue-backlog",
@@ -146,7 +172,7 @@ def test_registry_names_and_documentation() -> None:
 def test_crashloop_single_healed_by_rollout_restart(api: Api) -> None:
     incidents.inject(api.cluster, "crashloop-single")
     api.tick(2)
-    crashing = api.crash_looping("app=alphaswarm-core")
+    crashing = api.crashing_now("app=alphaswarm-core")
     assert len(crashing) == 1
     previous = api.logs(crashing[0], previous=True)
     assert "database disk image is malformed" in previous
@@ -162,7 +188,70 @@ def test_crashloop_single_healed_by_rollout_restart(api: Api) -> None:
     assert crashing[0] not in [p.metadata.name for p in api.pods("app=alphaswarm-core")]
 
 
+def manage_scale(api: Api, replicas: int) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {api.cluster.control_plane.token}"}
+    url = f"{api.server.url}/manage/deployments/alphaswarm-worker/scale?replicas={replicas}"
+    with httpx.Client(trust_env=False) as http:
+        return http.patch(url, headers=headers)
+
+
+def test_cp_crashloop_healed_by_restarting_the_control_plane_not_core(api: Api) -> None:
+    incidents.inject(api.cluster, "cp-crashloop")
+    api.tick(2)
+    (crashing,) = api.crashing_now("app=alphaswarm-cp", ADMIN_NS)
+    previous = api.logs(crashing, ADMIN_NS, previous=True)
+    assert "refusing to start a second scheduler" in previous
+    answer = manage_scale(api, 2)  # through ingress-nginx: no ready alphaswarm-cp endpoint
+    assert answer.status_code == 503 and "503 Service Temporarily Unavailable" in answer.text
+    assert api.crash_looping("app=alphaswarm-core") == []
+
+    api.restart("alphaswarm-core")  # wrong: the control plane is the broken one
+    api.tick(15)
+    assert api.crash_looping("app=alphaswarm-cp", ADMIN_NS) == [crashing]
+
+    api.restart("alphaswarm-cp", ADMIN_NS)
+    api.tick(10)
+    assert api.crash_looping("app=alphaswarm-cp", ADMIN_NS) == []
+    assert api.ready("app=alphaswarm-cp", ADMIN_NS) == 1
+    assert crashing not in names(api, "app=alphaswarm-cp", ADMIN_NS)
+    assert manage_scale(api, 2).status_code == 200
+
+
 # -- B ---------------------------------------------------------------------------------------
+
+
+def test_crashloop_several_with_a_calm_hpa_healed_by_rollout_restart_only(api: Api) -> None:
+    incidents.inject(api.cluster, "crashloop-several")
+    api.tick(2)
+    crashing = api.crashing_now("app=alphaswarm-core")
+    assert len(crashing) == 2
+    nodes = {
+        p.spec.node_name for p in api.pods("app=alphaswarm-core") if p.metadata.name in crashing
+    }
+    assert len(nodes) == 1  # the node whose local disk hiccupped
+    for pod in crashing:
+        assert "sqlite3.DatabaseError: file is not a database" in api.logs(pod, previous=True)
+    worker = api.pods("app=alphaswarm-worker")[0].metadata.name
+    log = api.logs(worker, tail_lines=500)
+    assert "grid-search-all" not in log and " FAILED " not in log  # no runaway task
+
+    api.widen_hpa()  # wrong: the HPA was never the problem
+    api.tick(10)
+    assert api.crash_looping("app=alphaswarm-core") == crashing
+    assert rescale_sizes(api) == set()  # calm: no SuccessfulRescale beyond the seeded one
+    assert api.apps.read_namespaced_deployment("alphaswarm-core", NS).spec.replicas == 3
+
+    api.scale("alphaswarm-core", 8)  # wrong: more pods, the broken two still crash
+    api.tick(10)
+    assert api.crash_looping("app=alphaswarm-core") == crashing
+    assert api.ready("app=alphaswarm-core") == 6
+
+    api.restart("alphaswarm-core")
+    api.tick(30)
+    assert api.crash_looping("app=alphaswarm-core") == []
+    assert api.ready("app=alphaswarm-core") == 8
+    assert not set(crashing) & set(names(api, "app=alphaswarm-core"))
+    assert rescale_sizes(api) == set()
 
 
 def rescale_sizes(api: Api) -> set[str]:
@@ -172,9 +261,8 @@ def rescale_sizes(api: Api) -> set[str]:
     return {e.message.split(";")[0] for e in events if e.count and e.count > 1}
 
 
-@pytest.mark.parametrize("name", ["hpa-thrash", "crashloop-several"])
-def test_hpa_thrash_needs_the_wider_window(api: Api, name: str) -> None:
-    incidents.inject(api.cluster, name)
+def test_hpa_thrash_needs_the_wider_window(api: Api) -> None:
+    incidents.inject(api.cluster, "hpa-thrash")
     api.tick(6)
     assert rescale_sizes(api) == {"New size: 8", "New size: 3"}
     assert len(api.crash_looping("app=alphaswarm-core")) >= 2
@@ -219,7 +307,7 @@ def test_queue_backlog_drains_only_with_eight_workers(api: Api) -> None:
     incidents.inject(api.cluster, "queue-backlog")
     api.tick(3)
     start = backlog(api)
-    assert start > incidents.BACKLOG_START_DEPTH
+    assert start > START_DEPTH > REHEARSAL_QUEUE_DEPTH_ALARM
     worker = api.pods("app=alphaswarm-worker")[0].metadata.name
     assert "429 Too Many Requests" in api.logs(worker) and "retry" in api.logs(worker)
     headers = {"Authorization": f"Bearer {api.cluster.control_plane.token}"}
@@ -230,11 +318,31 @@ def test_queue_backlog_drains_only_with_eight_workers(api: Api) -> None:
     api.restart("alphaswarm-worker")  # wrong: still two workers
     api.tick(10)
     assert backlog(api) > start
+    depths = []  # however long one waits, two workers never catch up
+    for _ in range(100):
+        api.tick()
+        depths.append(backlog(api))
+    assert min(depths) > REHEARSAL_QUEUE_DEPTH_ALARM
+    assert depths[-20:] == [MAX_DEPTH - 8] * 20  # the producers' bound, less two workers' take
 
     api.scale("alphaswarm-worker", 8)
-    api.tick(30)
+    api.tick(25)
     assert api.ready("app=alphaswarm-worker") == 8
+    assert backlog(api) < REHEARSAL_QUEUE_DEPTH_ALARM
+    api.tick(10)
     assert backlog(api) == 0
+
+
+def test_redis_cli_reads_any_list_with_connection_flags(api: Api) -> None:
+    incidents.inject(api.cluster, "queue-backlog")
+    flags = ["-h", "127.0.0.1", "-p", "6379", "-a", "s3cret", "--no-auth-warning"]
+    assert api.exec("redis-master-0", "redis-cli", *flags, "LLEN", "backtests").stdout == (
+        f"{START_DEPTH}\n"
+    )
+    assert api.exec("redis-master-0", "redis-cli", *flags, "llen", "celery").stdout == "0\n"
+    assert api.exec("redis-master-0", "redis-cli", "--raw", "ping").stdout == "PONG\n"
+    core = core_pod(api)  # the core image has no redis-cli
+    assert api.exec(core, "redis-cli", "llen", "backtests").exit_code == 126
 
 
 def test_queue_backlog_calls_the_real_celery_hook(api: Api) -> None:
@@ -337,7 +445,7 @@ def test_ingress_controller_down_healed_by_restarting_the_controller(api: Api) -
     selector = "app.kubernetes.io/name=ingress-nginx"
     incidents.inject(api.cluster, "ingress-controller-down")
     api.tick(2)
-    crashing = api.crash_looping(selector, INGRESS_NS)
+    crashing = api.crashing_now(selector, INGRESS_NS)
     assert len(crashing) == 1
     assert "Address already in use" in api.logs(crashing[0], INGRESS_NS, previous=True)
     assert api.endpoints("ingress-nginx-controller", INGRESS_NS) == []
@@ -365,7 +473,7 @@ def test_postgres_down_healed_by_deleting_the_pod_data_survives(api: Api) -> Non
     old_uid = api.pods("app=postgres")[0].metadata.uid
     incidents.inject(api.cluster, "postgres-down")
     api.tick(2)
-    assert api.crash_looping("app=postgres") == ["postgres-0"]
+    assert api.crashing_now("app=postgres") == ["postgres-0"]
     assert rows(api).startswith("error: psql: error: connection to server")
     assert api.exec("postgres-0", "pg_isready").exit_code == 2
 
@@ -374,6 +482,8 @@ def test_postgres_down_healed_by_deleting_the_pod_data_survives(api: Api) -> Non
     assert api.crash_looping("app=postgres") == ["postgres-0"]
 
     api.delete_pods("app=postgres")
+    api.tick(1)
+    assert [p.metadata.deletion_timestamp is not None for p in api.pods("app=postgres")] == [True]
     api.tick(8)
     pod = api.pods("app=postgres")[0]
     assert pod.metadata.uid != old_uid and api.ready("app=postgres") == 1
@@ -384,15 +494,19 @@ def test_postgres_down_healed_by_deleting_the_pod_data_survives(api: Api) -> Non
 def test_redis_down_healed_by_deleting_the_pod_not_by_restarting_workers(api: Api) -> None:
     dbsize = api.exec("redis-master-0", "redis-cli", "dbsize").stdout
     incidents.inject(api.cluster, "redis-down")
-    api.tick(3)
-    assert api.crash_looping("app=redis") == ["redis-master-0"]
-    assert len(api.crash_looping("app=alphaswarm-worker")) == 2
+    api.tick(2)
+    assert api.crashing_now("app=redis") == ["redis-master-0"]
+    assert len(api.crashing_now("app=alphaswarm-worker")) == 2
     assert api.exec("redis-master-0", "redis-cli", "ping").exit_code == 1
 
     api.restart("alphaswarm-worker")  # wrong: the broker is still down
     api.tick(12)
     assert api.crash_looping("app=redis") == ["redis-master-0"]
-    assert api.ready("app=alphaswarm-worker") == 0
+    # The new workers crash as well, so the rollout stalls (maxUnavailable 0) with old ones left.
+    workers = api.crash_looping("app=alphaswarm-worker")
+    assert len(workers) >= 2 and set(names(api, "app=alphaswarm-worker")) <= set(workers)
+    # Between two crashes redis-master-0 (no readiness probe) may be Ready; it never serves.
+    assert api.exec("redis-master-0", "redis-cli", "ping").exit_code == 1
 
     api.delete_pod("redis-master-0")
     api.tick(20)
@@ -405,7 +519,44 @@ def test_redis_down_healed_by_deleting_the_pod_not_by_restarting_workers(api: Ap
 def test_heal_resets_the_knobs(api: Api) -> None:
     for name in ("crashloop-single", "redis-down", "dns-failure", "queue-backlog"):
         incidents.inject(api.cluster, name)
+    stopped: list[bool] = []
+    api.cluster.background.append(type("Job", (), {"stop": lambda self: stopped.append(True)})())
     incidents.heal(api.cluster)
-    assert api.cluster.effects == {}
+    assert api.cluster.effects == {} and api.cluster.background == [] and stopped == [True]
     assert api.cluster.behaviour.external_dns and api.cluster.behaviour.jwks_status == 200
     assert api.cluster.control_plane.rate_limited_calls == 0
+
+
+def test_simulated_backlog_persists_at_the_test_tick_until_scaled() -> None:
+    """Live, at the 0.05 s tick the flow tests use: whoever looks, whenever, sees it deep."""
+    with SandboxServer(tick_seconds=0.05) as server:
+        incidents.inject(server.cluster, "queue-backlog")
+        depths = []
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            result = server.cluster.runtime.exec(NS, "redis-master-0", "redis", LLEN_BACKTESTS)
+            depths.append(int(result.stdout))
+            time.sleep(0.05)
+        assert min(depths) > REHEARSAL_QUEUE_DEPTH_ALARM and depths[-1] > depths[0]
+        server.cluster.store.update(
+            DEPLOYMENT, NS, "alphaswarm-worker", lambda d: d["spec"].update(replicas=8)
+        )
+
+        def depth() -> int:
+            exec_result = server.cluster.runtime.exec(NS, "redis-master-0", "redis", LLEN_BACKTESTS)
+            return int(exec_result.stdout)
+
+        deadline = time.monotonic() + 10.0
+        while depth() >= REHEARSAL_QUEUE_DEPTH_ALARM:
+            assert time.monotonic() < deadline, "eight workers never brought the queue down"
+            time.sleep(0.05)
+
+
+def test_flow_env_points_runbook_c_at_the_queue_it_can_read(api: Api) -> None:
+    env = flow_env(api.server.url, api.cluster)
+    assert env["REMEDIATE_CELERY__QUEUE_DEPTH_ALARM"] == str(REHEARSAL_QUEUE_DEPTH_ALARM)
+    assert json.loads(env["REMEDIATE_CELERY__QUEUES"]) == ["backtests"]
+    assert "REMEDIATE_CELERY__BROKER_URL" not in env
+    brokered = flow_env(api.server.url, api.cluster, broker_url="redis://127.0.0.1:1/0")
+    assert brokered["REMEDIATE_CELERY__QUEUE_DEPTH_ALARM"] == str(REHEARSAL_QUEUE_DEPTH_ALARM)
+    assert "REMEDIATE_CELERY__QUEUES" not in brokered  # the settings' default, `celery`

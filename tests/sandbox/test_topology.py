@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient
 
+from sandbox.auth0 import JWKS_URL
 from sandbox.cluster import SandboxCluster
 from sandbox.controllers import Controllers
-from sandbox.execs import JWKS_URL
 from sandbox.resources import (
     DEPLOYMENT,
     ENDPOINTS,

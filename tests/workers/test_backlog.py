@@ -1,4 +1,6 @@
-"""A real backlog drains measurably faster once alphaswarm-worker runs 8 replicas instead of 2.
+"""A real backlog drains measurably faster once alphaswarm-worker runs 8 replicas instead of 2,
+and the `queue-backlog` incident's steady producer keeps the queue above the alarm for as long as
+two workers serve it and lets eight bring it under.
 
 Drain times are compared, never pinned: two workers cannot beat the sum of the task sleeps split
 two ways (a hard lower bound), and eight workers must beat two and be seen busy at once.
@@ -12,12 +14,15 @@ import time
 from kubernetes import client
 from pydantic import SecretStr
 
-from sandbox.celery_backlog import enqueue_backlog
+from sandbox import incidents
+from sandbox.backlog import REHEARSAL_QUEUE_DEPTH_ALARM
+from sandbox.celery_backlog import PRODUCER_RATE, START_DEPTH, BacklogProducer, enqueue_backlog
 from sandbox.cluster import SandboxCluster
+from sandbox.server import SandboxServer
 from sandbox.worker_pool import WorkerPool
 from tasks.adapters.workers import CeleryWorkers
 from tasks.settings import CeleryBroker
-from tests.workers.conftest import scale_workers, wait_for_workers, wait_until
+from tests.workers.conftest import NS, scale_workers, wait_for_workers, wait_until
 
 QUEUE = CeleryBroker().queues[0]
 TASKS = 100
@@ -77,14 +82,72 @@ def test_backlog_drains_faster_with_eight_workers_than_with_two(
     assert set(sampler.most_busy) <= set(pool.hostnames())
 
 
-def test_queue_backlog_hook_fills_the_real_queue(redis_url: str, workers: CeleryWorkers) -> None:
-    """Attaching a pool (no pods, so no processes) is what arms the incident's Celery half."""
+def test_queue_backlog_hook_starts_a_bounded_producer(
+    redis_url: str, workers: CeleryWorkers
+) -> None:
+    """Attaching a pool (no pods, so no processes) is what arms the incident's Celery half: the
+    queue is topped up above the alarm at once, keeps filling with nobody to drain it, stops at
+    the producers' bound, and the producer ends with the pool."""
     cluster = SandboxCluster()
     pool = WorkerPool(redis_url)
     pool.attach(cluster)
-    assert cluster.queue_backlog_hook is not None
+    pool.backlog.max_depth = START_DEPTH + 40
+    assert cluster.queue_backlog_hook is pool.backlog
 
     cluster.queue_backlog_hook(cluster)
 
-    assert workers.queue_depth(QUEUE) == 200
+    assert workers.queue_depth(QUEUE) >= START_DEPTH > REHEARSAL_QUEUE_DEPTH_ALARM
+    (producer,) = cluster.background
+    assert isinstance(producer, BacklogProducer) and producer.running
+    wait_until(lambda: workers.queue_depth(QUEUE) >= START_DEPTH + 40, timeout=10)
+    time.sleep(0.5)
+    assert workers.queue_depth(QUEUE) <= START_DEPTH + 40 + PRODUCER_RATE * 0.1 + 1
     pool.stop()
+    assert not producer.running
+
+
+def test_the_incident_persists_with_two_workers_and_yields_to_eight(
+    worker_sandbox: SandboxServer, api_client: client.ApiClient, workers: CeleryWorkers
+) -> None:
+    """Whenever one looks, the queue is above the alarm while two workers serve it; scaled to
+    eight it falls under and stays there; healed, the producer stops. `redis-cli llen` in the
+    Redis pod reads the same real list as the broker."""
+    cluster = worker_sandbox.cluster
+    wait_for_workers(workers, api_client, 2)
+    incidents.inject(cluster, "queue-backlog")
+    two = _sample(workers, seconds=4.0)
+    in_pod = cluster.runtime.exec(NS, "redis-master-0", "redis", ["redis-cli", "llen", QUEUE])
+    broker = workers.queue_depth(QUEUE)
+    assert min(two) > REHEARSAL_QUEUE_DEPTH_ALARM and two[-1] > two[0]
+    assert in_pod.exit_code == 0 and abs(int(in_pod.stdout) - broker) <= 2 * PRODUCER_RATE * 0.1
+
+    scale_workers(api_client, 8)
+    wait_for_workers(workers, api_client, 8)
+    scaled = time.monotonic()
+    wait_until(
+        lambda: workers.queue_depth(QUEUE) < REHEARSAL_QUEUE_DEPTH_ALARM // 4,
+        timeout=40,
+        what="eight workers bringing the queue well under the alarm",
+    )
+    drained = time.monotonic() - scaled
+    eight = _sample(workers, seconds=2.0)  # the producer still runs: eight keep up with it
+    print(
+        f"\nqueue with 2 workers: {two[0]} -> {two[-1]} in 4 s; with 8: under 25 "
+        f"{drained:.1f} s after the scale, then at most {max(eight)}"
+    )
+    assert max(eight) < REHEARSAL_QUEUE_DEPTH_ALARM
+
+    (producer,) = cluster.background
+    assert isinstance(producer, BacklogProducer) and producer.running
+    incidents.heal(cluster)
+    assert cluster.background == [] and not producer.running
+    wait_until(lambda: workers.queue_depth(QUEUE) == 0, timeout=10, what="the queue drained")
+
+
+def _sample(workers: CeleryWorkers, *, seconds: float, every: float = 0.2) -> list[int]:
+    depths = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        depths.append(workers.queue_depth(QUEUE))
+        time.sleep(every)
+    return depths

@@ -1,0 +1,69 @@
+"""`redis-cli` exec'd in the Redis pod, answered from what its volume holds.
+
+Only the Redis image ships redis-cli, so only a pod running it answers; elsewhere the container
+runtime's "executable file not found" speaks. Connection options (`-h`, `-p`, `-n`, `-a PASSWORD`,
+`--user`, `--pass`, `-u URL`) and output flags (`--no-auth-warning`, `--raw`, `--no-raw`) are
+accepted and skipped; the commands the runbook and the flows need are answered: `ping`, `dbsize`,
+and `llen KEY` (a Celery queue on Redis is a list of its name; a missing list is 0, as on a real
+Redis). Output is what redis-cli prints when its stdout is not a terminal, as under `kubectl exec`
+without `-t`: bare values, no `(integer)`.
+
+While no Redis pod serves (the `redis-down` incident), every command fails to connect. With real
+Celery workers, `sandbox.celery_exec` answers `llen` from the real broker first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sandbox.resources import POD
+from sandbox.runtime import ExecResult
+from sandbox.volumes import redis_claim
+
+_VALUED_OPTIONS = frozenset({"-h", "-p", "-n", "-a", "-u", "-s", "--user", "--pass"})
+_FLAGS = frozenset({"--no-auth-warning", "--raw", "--no-raw", "-e", "--verbose"})
+REFUSED = "Could not connect to Redis at 127.0.0.1:6379: Connection refused\n"
+
+
+def command_of(argv: Sequence[str]) -> list[str] | None:
+    """The command words of `redis-cli [options] COMMAND ARGS...`, or None for another program."""
+    if not argv or argv[0].rsplit("/", 1)[-1] != "redis-cli":
+        return None
+    words = list(argv[1:])
+    while words:
+        if words[0] in _VALUED_OPTIONS:
+            words = words[2:]
+        elif words[0] in _FLAGS:
+            words = words[1:]
+        else:
+            break
+    return [words[0].lower(), *words[1:]] if words else []
+
+
+def has_redis_cli(pod: Mapping[str, Any]) -> bool:
+    return any("redis" in c["image"].rsplit(":", 1)[0] for c in pod["spec"]["containers"])
+
+
+def redis_serving(cluster: Any, namespace: str) -> bool:
+    pods, _ = cluster.store.list(POD, namespace, labels="app=redis")
+    return any(cluster.behaviour.serving(p) for p in pods)
+
+
+def redis_cli(cluster: Any, pod: Mapping[str, Any], argv: list[str]) -> ExecResult | None:
+    command = command_of(argv)
+    if command is None or not has_redis_cli(pod):
+        return None
+    ns = pod["metadata"]["namespace"]
+    claim = redis_claim(cluster, ns)
+    if claim is None or not redis_serving(cluster, ns):
+        return ExecResult(stderr=REFUSED, exit_code=1)
+    if command == ["ping"]:
+        return ExecResult(stdout="PONG\n")
+    if command == ["dbsize"]:
+        return ExecResult(stdout=f"{cluster.volumes.get(ns, claim, 'dbsize')}\n")
+    if len(command) == 2 and command[0] == "llen":
+        return ExecResult(stdout=f"{cluster.volumes.get(ns, claim, command[1])}\n")
+    return ExecResult(
+        stderr="redis-cli: the sandbox answers only ping, dbsize and llen KEY\n", exit_code=1
+    )
