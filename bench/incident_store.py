@@ -57,7 +57,7 @@ from store.models import ActionStatus, Incident, IncidentStatus
 from store.schema import upgrade
 from store.stats import effectiveness, figures
 from store.types import utcnow
-from tasks.incident_report import render_report
+from tasks.records.report import render_report
 from tests.postgres_plugin import URL_ENV, fresh_database
 from tests.postgres_server import ROLE, PostgresServer, libpq_url, redact, sqlalchemy_url
 

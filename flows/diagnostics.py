@@ -23,9 +23,9 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks.adapters.cluster import Pod, PodUsage
-from tasks.probes import API_LOG_TAIL, RECENT_EVENTS, probe_common_diagnostics
-from tasks.publish import artifact_key, publish_pods
-from tasks.snapshots import CommonDiagnostics
+from tasks.models.snapshots import CommonDiagnostics
+from tasks.probes.common import API_LOG_TAIL, RECENT_EVENTS, probe_common_diagnostics
+from tasks.records.artifacts import artifact_key, publish_pods
 
 LOG_LINES_IN_REPORT = 40
 MEBIBYTE = 1024 * 1024

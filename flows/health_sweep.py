@@ -14,8 +14,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
-from tasks.health import HealthReport, HealthSnapshot, diagnose_health
-from tasks.probes import probe_deployment, probe_endpoints, probe_pods
+from tasks.diagnoses.health import HealthReport, HealthSnapshot, diagnose_health
+from tasks.probes.common import probe_deployment, probe_endpoints, probe_pods
 from tasks.settings import Settings
 
 

@@ -26,22 +26,22 @@ from prefect import flow
 from pydantic import BaseModel, Field
 
 from flows.pod_crash import crash_evidence
-from tasks.endings import no_action, settle
-from tasks.mutations import patch_hpa_behavior, restart_deployment
-from tasks.outcome import Outcome, Verification
-from tasks.publish import publish_diagnosis, publish_evidence
-from tasks.scenario_call import ScenarioCall
-from tasks.settings import Settings
-from tasks.snapshots import HpaThrashSnapshot
-from tasks.verifies import verify_hpa_stable, verify_pods_not_crashing, verify_rollout_complete
-from tasks.workload_diagnoses import (
+from tasks.changes.mutations import patch_hpa_behavior, restart_deployment
+from tasks.diagnoses.workload import (
     HPA_DAMPING_WINDOW_SECONDS,
     diagnose_hpa_thrash,
     diagnose_several_crashes,
     is_thrashing,
     recent_rescales,
 )
-from tasks.workload_probes import probe_crashing_pods, probe_hpa_decisions
+from tasks.endings import no_action, settle
+from tasks.models.outcome import Outcome, Verification
+from tasks.models.scenario_call import ScenarioCall
+from tasks.models.snapshots import HpaThrashSnapshot
+from tasks.probes.workload import probe_crashing_pods, probe_hpa_decisions
+from tasks.records.artifacts import publish_diagnosis, publish_evidence
+from tasks.settings import Settings
+from tasks.verifies import verify_hpa_stable, verify_pods_not_crashing, verify_rollout_complete
 
 VERIFY_CHECK = "scale-up window in place, no rescale for the quiet period, pods stop crashing"
 RESTART_CHECK = "rollout complete, pods stop crashing"

@@ -23,16 +23,16 @@ from datetime import datetime
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.diagnosis import Diagnosis
+from tasks.changes.mutations import restart_deployment
+from tasks.diagnoses.platform import diagnose_ingress
 from tasks.endings import no_action, settle
-from tasks.mutations import restart_deployment
-from tasks.outcome import Outcome, Verification
-from tasks.platform_diagnoses import diagnose_ingress
-from tasks.platform_probes import probe_ingress
-from tasks.publish import publish_diagnosis, publish_evidence, publish_pods
-from tasks.scenario_call import ScenarioCall
+from tasks.models.diagnosis import Diagnosis
+from tasks.models.outcome import Outcome, Verification
+from tasks.models.scenario_call import ScenarioCall
+from tasks.models.snapshots import IngressSnapshot
+from tasks.probes.platform import probe_ingress
+from tasks.records.artifacts import publish_diagnosis, publish_evidence, publish_pods
 from tasks.settings import Settings
-from tasks.snapshots import IngressSnapshot
 from tasks.verifies import (
     verify_endpoints_ready,
     verify_pods_not_crashing,

@@ -42,18 +42,23 @@ from flows.revert_auth_enforce import (
     revert_follow_up,
     schedule_revert,
 )
-from tasks.changes import ChangeRecord
-from tasks.diagnosis import Action, Diagnosis
-from tasks.findings import JWKS_SYMPTOM
-from tasks.mutations import set_deployment_env
-from tasks.outcome import HardRuleBypass, Outcome, OutcomeStatus, Verification
-from tasks.platform_diagnoses import PERMISSIVE, diagnose_jwks
-from tasks.platform_probes import probe_jwks
-from tasks.publish import artifact_key, publish_diagnosis, publish_evidence, publish_outcome
+from tasks.changes.models import ChangeRecord
+from tasks.changes.mutations import set_deployment_env
+from tasks.diagnoses.findings import JWKS_SYMPTOM
+from tasks.diagnoses.platform import PERMISSIVE, diagnose_jwks
+from tasks.models.diagnosis import Action, Diagnosis
+from tasks.models.outcome import HardRuleBypass, Outcome, OutcomeStatus, Verification
+from tasks.models.scenario_call import ScenarioCall
+from tasks.models.snapshots import JwksSnapshot
+from tasks.probes.platform import probe_jwks
+from tasks.records.artifacts import (
+    artifact_key,
+    publish_diagnosis,
+    publish_evidence,
+    publish_outcome,
+)
 from tasks.retries import NotYetHealthy
-from tasks.scenario_call import ScenarioCall
 from tasks.settings import Settings
-from tasks.snapshots import JwksSnapshot
 from tasks.verifies import VerifyFailed, verify_pods_run_env, verify_rollout_complete
 
 HARD_RULE = "ALPHASWARM_AUTH_ENFORCE stays enforcing (permissive only while Auth0 is down)"

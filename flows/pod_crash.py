@@ -20,16 +20,16 @@ from datetime import datetime
 from prefect import flow
 from pydantic import BaseModel, Field
 
+from tasks.changes.mutations import restart_deployment
+from tasks.diagnoses.workload import diagnose_pod_crash
 from tasks.endings import no_action, settle
-from tasks.mutations import restart_deployment
-from tasks.outcome import Outcome, Verification
-from tasks.publish import publish_diagnosis, publish_evidence, publish_pods
-from tasks.scenario_call import ScenarioCall
+from tasks.models.outcome import Outcome, Verification
+from tasks.models.scenario_call import ScenarioCall
+from tasks.models.snapshots import PodCrashSnapshot
+from tasks.probes.workload import probe_crashing_pods
+from tasks.records.artifacts import publish_diagnosis, publish_evidence, publish_pods
 from tasks.settings import Settings
-from tasks.snapshots import PodCrashSnapshot
 from tasks.verifies import verify_pods_not_crashing, verify_rollout_complete
-from tasks.workload_diagnoses import diagnose_pod_crash
-from tasks.workload_probes import probe_crashing_pods
 
 VERIFY_CHECK = "rollout complete, pods stop crashing"
 

@@ -5,10 +5,10 @@
     If a hard rule was bypassed, schedule the revert as a P1 task.
     Add a regression test to prevent the same class of incident.
 
-The report is rendered from the incident store (`tasks.incident_report`), written under
+The report is rendered from the incident store (`tasks.records.report`), written under
 REMEDIATE_INCIDENTS__REPORTS_DIR and published as a markdown artifact of the run; each step
 links to the Prefect flow run that took it. The P1 revert and the regression-test follow-up
-are created when the incident is triaged and mitigated (`tasks.incidents`); the report lists
+are created when the incident is triaged and mitigated (`tasks.records.steps`); the report lists
 them with their state. Triage runs this flow when an incident resolves or escalates (or is
 mitigated with a hard rule bypassed), the revert when it closes its P1, and `remediate
 incidents report ID` re-renders it on demand.
@@ -24,9 +24,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.settings import get_current_settings
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.incident_report import render_report, report_path
-from tasks.incidents import load_incident, record_report
-from tasks.publish import artifact_key
+from tasks.records.artifacts import artifact_key
+from tasks.records.report import render_report, report_path
+from tasks.records.steps import load_incident, record_report
 from tasks.settings import Settings
 
 

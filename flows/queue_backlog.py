@@ -25,28 +25,33 @@ from pydantic import BaseModel, Field
 
 from tasks.adapters.errors import AdapterError
 from tasks.adapters.workers import ActiveTasks, WorkersOnline
-from tasks.changes import ChangeRecord
-from tasks.diagnosis import Action
-from tasks.mutations import scale_deployment, scale_via_control_plane
-from tasks.outcome import Outcome, Verification
-from tasks.publish import publish_changes, publish_diagnosis, publish_evidence, publish_outcome
-from tasks.retries import NotYetHealthy
-from tasks.scenario_call import ScenarioCall
-from tasks.settings import Settings
-from tasks.snapshots import QueueSnapshot
-from tasks.verifies import (
-    VerifyFailed,
-    verify_queue_draining,
-    verify_rollout_complete,
-    verify_workers_online,
-)
-from tasks.workload_diagnoses import WORKER_REPLICAS_TARGET, diagnose_queue_backlog
-from tasks.workload_probes import (
+from tasks.changes.models import ChangeRecord
+from tasks.changes.mutations import scale_deployment, scale_via_control_plane
+from tasks.diagnoses.workload import WORKER_REPLICAS_TARGET, diagnose_queue_backlog
+from tasks.models.diagnosis import Action
+from tasks.models.outcome import Outcome, Verification
+from tasks.models.scenario_call import ScenarioCall
+from tasks.models.snapshots import QueueSnapshot
+from tasks.probes.workload import (
     CELERY_INSPECT_ACTIVE,
     how_queue_is_read,
     probe_celery_workers,
     probe_queue_depth,
     probe_worker_activity,
+)
+from tasks.records.artifacts import (
+    publish_changes,
+    publish_diagnosis,
+    publish_evidence,
+    publish_outcome,
+)
+from tasks.retries import NotYetHealthy
+from tasks.settings import Settings
+from tasks.verifies import (
+    VerifyFailed,
+    verify_queue_draining,
+    verify_rollout_complete,
+    verify_workers_online,
 )
 
 VERIFY_CHECK = "the workers are online and the queue drains to empty"

@@ -28,15 +28,15 @@ from prefect.deployments.runner import RunnerDeployment
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.post_incident import PostIncidentParams, post_incident
-from tasks.diagnosis import Action, Diagnosis
-from tasks.incident_tags import PREFIX as INCIDENT_TAG_PREFIX
-from tasks.incident_tags import current_tags
-from tasks.incidents import close_follow_up, record_rescheduled
-from tasks.mutations import set_deployment_env
-from tasks.outcome import FollowUp, Outcome, OutcomeStatus, Priority, Verification
-from tasks.platform_diagnoses import PERMISSIVE, diagnose_auth_revert
-from tasks.platform_probes import probe_jwks
-from tasks.publish import publish_diagnosis, publish_outcome
+from tasks.changes.mutations import set_deployment_env
+from tasks.diagnoses.platform import PERMISSIVE, diagnose_auth_revert
+from tasks.models.diagnosis import Action, Diagnosis
+from tasks.models.outcome import FollowUp, Outcome, OutcomeStatus, Priority, Verification
+from tasks.probes.platform import probe_jwks
+from tasks.records.artifacts import publish_diagnosis, publish_outcome
+from tasks.records.steps import close_follow_up, record_rescheduled
+from tasks.records.tags import PREFIX as INCIDENT_TAG_PREFIX
+from tasks.records.tags import current_tags
 from tasks.retries import NotYetHealthy, spread_polls
 from tasks.settings import Settings
 from tasks.verifies import VerifyFailed, verify_jwks_healthy_for, verify_rollout_complete

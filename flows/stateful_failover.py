@@ -21,12 +21,21 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import BaseModel, Field
 
-from tasks.diagnosis import Action, Diagnosis
-from tasks.mutations import delete_pods
-from tasks.outcome import Outcome, Verification
-from tasks.platform_diagnoses import diagnose_stateful
-from tasks.platform_probes import probe_stateful
-from tasks.publish import (
+from tasks.changes.mutations import delete_pods
+from tasks.diagnoses.platform import diagnose_stateful
+from tasks.models.diagnosis import Action, Diagnosis
+from tasks.models.outcome import Outcome, Verification
+from tasks.models.scenario_call import ScenarioCall
+from tasks.models.snapshots import StatefulSnapshot
+from tasks.probes.platform import probe_stateful
+from tasks.probes.stateful_data import (
+    DataMarker,
+    StoreAtRisk,
+    probe_data_marker,
+    store_at_risk,
+    verify_data_survived,
+)
+from tasks.records.artifacts import (
     publish_changes,
     publish_diagnosis,
     publish_evidence,
@@ -34,16 +43,7 @@ from tasks.publish import (
     publish_pods,
 )
 from tasks.retries import NotYetHealthy
-from tasks.scenario_call import ScenarioCall
 from tasks.settings import Settings
-from tasks.snapshots import StatefulSnapshot
-from tasks.stateful_data import (
-    DataMarker,
-    StoreAtRisk,
-    probe_data_marker,
-    store_at_risk,
-    verify_data_survived,
-)
 from tasks.verifies import VerifyFailed, verify_stateful_ready
 
 VERIFY_CHECK = "replacement pod ready, same volumes, same data"

@@ -10,7 +10,7 @@ Redis outage also crashes the workers and restarting them fixes nothing. The dec
 evidence are published before anything runs; unclear evidence escalates with that evidence
 instead of guessing. The chosen scenario flow runs as a subflow with the same dry_run.
 
-Every step is also recorded in the incident store (`tasks.incidents`): the alerts open an
+Every step is also recorded in the incident store (`tasks.records.steps`): the alerts open an
 incident or join the open one (a duplicate or a grouped alert for the same target never opens
 a second), the decision triages it, the scenario's outcome verifies or escalates it, and a
 verified fix that still holds after the hold period resolves it. The scenario runs under the
@@ -35,10 +35,14 @@ from flows.post_incident import PostIncidentParams, post_incident
 from flows.queue_backlog import QueueBacklogParams, remediate_queue_backlog
 from flows.stateful_failover import StatefulFailoverParams, remediate_stateful_failover
 from store.models import IncidentStatus
-from tasks.alerts import AlertBatch, firing, in_scope
-from tasks.diagnosis import Action, Diagnosis, Scenario, TriageDecision
-from tasks.incident_tags import current_flow_run
-from tasks.incidents import (
+from tasks.diagnoses.triage import diagnose_incident, symptom_present
+from tasks.models.alerts import AlertBatch, firing, in_scope
+from tasks.models.diagnosis import Action, Diagnosis, Scenario, TriageDecision
+from tasks.models.outcome import Outcome, OutcomeStatus
+from tasks.models.scenario_call import ScenarioCall, VerifyPolicy
+from tasks.probes.triage import probe_incident
+from tasks.records.artifacts import publish_outcome, publish_triage
+from tasks.records.steps import (
     IncidentRef,
     probe_flow_run_active,
     record_evidence,
@@ -49,13 +53,9 @@ from tasks.incidents import (
     record_triage,
     restarts_made,
 )
-from tasks.outcome import Outcome, OutcomeStatus
-from tasks.publish import publish_outcome, publish_triage
+from tasks.records.tags import current_flow_run
 from tasks.retries import spread_polls
-from tasks.scenario_call import ScenarioCall, VerifyPolicy
 from tasks.settings import Settings
-from tasks.triage import diagnose_incident, symptom_present
-from tasks.triage_probes import probe_incident
 from tasks.verifies import verify_hold_elapsed
 
 __all__ = ["ScenarioCall", "TriageOutcome", "TriageParams", "VerifyPolicy", "triage"]

@@ -89,15 +89,15 @@ def sandbox_up(
     ] = None,
 ) -> None:
     """Run the sandbox in the foreground until Ctrl-C (SIGINT) or SIGTERM."""
-    from sandbox import conditions, incidents
+    from sandbox import conditions, injections
     from sandbox.flow_env import flow_env, write_env_file
     from sandbox.server import SandboxServer
 
     if incident is not None:
         try:
-            incidents.resolve(incident)
-        except incidents.UnknownIncident:
-            _unknown_incident(incident, incidents.names())
+            injections.resolve(incident)
+        except injections.UnknownIncident:
+            _unknown_incident(incident, injections.names())
     chosen = tuple(condition or ())
     for name in chosen:
         if name not in conditions.names():
@@ -132,8 +132,8 @@ def sandbox_up(
             print(f"conditions: {', '.join(chosen)}", flush=True)
         if incident is not None:
             try:
-                injected = incidents.inject(server.cluster, incident)
-            except incidents.IncidentError as exc:
+                injected = injections.inject(server.cluster, incident)
+            except injections.IncidentError as exc:
                 err.print(f"[red]cannot inject {incident}: {exc}[/red]")
                 raise typer.Exit(2) from exc
             print(f"incident injected: {injected.name} (runbook {injected.branch})", flush=True)
@@ -263,12 +263,12 @@ def demo(
     """Rehearse the runbook end to end (`make run`): start a sandbox in-process, inject an
     incident, triage it as a dry run (the plan), then with --apply (the change and how it was
     verified). Exits 3 when the incident was not mitigated."""
-    from sandbox import incidents
+    from sandbox import injections
 
     try:
-        chosen = incidents.resolve(incident)
-    except incidents.UnknownIncident:
-        _unknown_incident(incident, incidents.names())
+        chosen = injections.resolve(incident)
+    except injections.UnknownIncident:
+        _unknown_incident(incident, injections.names())
     require_store()
     from remediate.prefect_runtime import prefect_environment
 
@@ -281,7 +281,7 @@ def demo(
         path = server.write_kubeconfig(DEFAULT_SANDBOX_KUBECONFIG)
         os.environ.update(flow_env(server.url, server.cluster, path.resolve()))
         say(f"[bold]1. sandbox[/bold] cluster at {server.url} (kubeconfig: {path})")
-        incidents.inject(server.cluster, chosen.name)
+        injections.inject(server.cluster, chosen.name)
         say(f"[bold]2. incident[/bold] {chosen.name} (runbook {chosen.branch}): {chosen.summary}")
         say(f"   symptom: {chosen.symptom}")
         _wait_for_symptoms(server, chosen.name)
@@ -341,7 +341,7 @@ def _read_alerts(path: Path) -> dict[str, object]:
     """The payload file as a validated Alertmanager v4 body; exit 2 naming the problem.
 
     Runs before anything imports Prefect or reaches a cluster: a bad file costs nothing."""
-    from tasks.alerts import InvalidAlertPayload, parse_alertmanager
+    from tasks.models.alerts import InvalidAlertPayload, parse_alertmanager
 
     try:
         raw = path.read_bytes()

@@ -12,8 +12,8 @@ from flows.triage import TriageOutcome
 from store.models import FollowUpStatus, Incident, IncidentStatus
 from store.queries import IncidentRecord
 from store.stats import EffectivenessReport, ScenarioFigures
-from tasks.health import HealthReport, Severity
-from tasks.incident_report import timeline
+from tasks.diagnoses.health import HealthReport, Severity
+from tasks.records.report import timeline
 
 
 def print_health_report(console: Console, report: HealthReport) -> None:

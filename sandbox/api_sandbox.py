@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sandbox import conditions, incidents
+from sandbox import conditions, injections
 from sandbox.api_control_plane import add_routes as add_control_plane_routes
 from sandbox.auth0 import JWKS_DOCUMENT, JWKS_PATH
 from sandbox.cluster import SandboxCluster
@@ -22,7 +22,7 @@ CONDITIONS_PATH = "/sandbox/v1/conditions"
 def _listing() -> list[dict[str, str]]:
     return [
         {"name": i.name, "branch": i.branch, "summary": i.summary}
-        for i in incidents.INCIDENTS.values()
+        for i in injections.INCIDENTS.values()
     ]
 
 
@@ -59,12 +59,12 @@ def add_routes(app: web.Application, cluster: SandboxCluster) -> None:
     async def inject(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         try:
-            incident = incidents.inject(cluster, name)
-        except incidents.UnknownIncident:
+            incident = injections.inject(cluster, name)
+        except injections.UnknownIncident:
             return web.json_response(
-                {"error": f"unknown incident {name!r}", "known": incidents.names()}, status=400
+                {"error": f"unknown incident {name!r}", "known": injections.names()}, status=400
             )
-        except incidents.IncidentError as exc:
+        except injections.IncidentError as exc:
             return web.json_response({"error": str(exc)}, status=409)
         return web.json_response(
             {
@@ -77,7 +77,7 @@ def add_routes(app: web.Application, cluster: SandboxCluster) -> None:
         )
 
     async def heal(request: web.Request) -> web.Response:
-        incidents.heal(cluster)
+        injections.heal(cluster)
         return web.json_response({"healed": True})
 
     app.router.add_route("GET", JWKS_PATH, jwks)

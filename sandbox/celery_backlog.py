@@ -11,7 +11,7 @@ eight it drains at some 50 a second, under the alarm within about ten seconds of
 being up, and stays near empty. So the incident lasts until the workers are scaled, whenever
 anyone looks, and it cannot run away: MAX_DEPTH caps the queue and MAX_LIFETIME_SECONDS the
 producer's life.
-`incidents.heal`, the worker pool's stop and the server's stop end it.
+`injections.heal`, the worker pool's stop and the server's stop end it.
 
 `enqueue_backlog` (and `backlog_hook`, its hook) is a one-off burst instead, for tests that want
 a fixed amount of work and a queue that drains to empty.
@@ -184,7 +184,7 @@ class BacklogProducer:
 
 class SteadyBacklog:
     """The `SandboxCluster.queue_backlog_hook` a worker pool installs: each injection starts a
-    producer (replacing one still running), registered with the cluster so `incidents.heal`
+    producer (replacing one still running), registered with the cluster so `injections.heal`
     stops it; `stop` ends every producer this hook started."""
 
     def __init__(

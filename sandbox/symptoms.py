@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sandbox.cluster import SandboxCluster
-from sandbox.incidents import resolve
+from sandbox.injections import resolve
 from sandbox.resources import ENDPOINTS, EVENT, POD
 from sandbox.shapes import is_crashing
 
@@ -72,7 +72,7 @@ SHOWING: dict[str, Callable[[SandboxCluster], bool]] = {
 
 
 def showing(cluster: SandboxCluster, incident: str) -> bool:
-    """True once the incident (by name, as `incidents.inject` takes it) is visible."""
+    """True once the incident (by name, as `injections.inject` takes it) is visible."""
     found = resolve(incident)
     if found.name == "ingress-503":
         return _ready_endpoints(cluster, NS, "alphaswarm-client") == 0

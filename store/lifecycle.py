@@ -4,7 +4,7 @@
       │         │            │             │
       └─────────┴────────────┴──► escalated ─► (triaged, mitigating, resolved)
 
-The tasks (`tasks.incidents`) only translate a decision or an outcome into these calls; the
+The tasks (`tasks.records.steps`) only translate a decision or an outcome into these calls; the
 transitions themselves are checked by `store.incidents.transition`.
 """
 

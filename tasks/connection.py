@@ -2,7 +2,7 @@
 
 Tasks take plain names, not clients, so Prefect can render and record their parameters; they
 reach the cluster through `cluster()`, a read-only view over one connection pool per
-KubeAccess; the gate's writer is `tasks.writer.cluster_writer()`.
+KubeAccess; the gate's writer is `tasks.changes.writer.cluster_writer()`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import threading
 from tasks.adapters.cluster import ClusterReader
 from tasks.adapters.http_endpoints import HttpEndpoints
 from tasks.adapters.workers import CeleryWorkers, Workers
+from tasks.changes.writer import close_clusters, cluster_writer
 from tasks.settings import CeleryBroker, KubeAccess, Settings
-from tasks.writer import close_clusters, cluster_writer
 
 _lock = threading.Lock()
 _http: list[HttpEndpoints] = []
@@ -22,7 +22,7 @@ _workers: dict[str, CeleryWorkers] = {}
 
 def cluster(access: KubeAccess | None = None) -> ClusterReader:
     """The cluster for `access` (default: the settings' REMEDIATE_KUBE__*), connected once, as
-    the read-only view: only the gate changes anything (`tasks.writer`)."""
+    the read-only view: only the gate changes anything (`tasks.changes.writer`)."""
     return cluster_writer(access)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tasks.changes import ChangeRecord
-from tasks.diagnosis import Action, Diagnosis
-from tasks.outcome import Outcome, Verification
-from tasks.publish import publish_changes, publish_outcome
+from tasks.changes.models import ChangeRecord
+from tasks.models.diagnosis import Action, Diagnosis
+from tasks.models.outcome import Outcome, Verification
+from tasks.records.artifacts import publish_changes, publish_outcome
 from tasks.retries import NotYetHealthy
 from tasks.verifies import VerifyFailed
 

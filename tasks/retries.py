@@ -55,7 +55,7 @@ def probe_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
 
 def mutation_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
     """A change: never cached (a cached "applied" must not stand in for a new intent), retried
-    on transient errors only. Retries are safe because every verb goes through `tasks.gate`,
+    on transient errors only. Retries are safe because every verb goes through `tasks.changes.gate`,
     which keys the change by the task run id and checks "already done" before each attempt."""
     return _retried_on_transient(name)
 

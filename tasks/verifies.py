@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from tasks.adapters.cluster import Pod, RolloutState, RolloutStatus
 from tasks.connection import cluster, http_endpoints, workers
-from tasks.crashes import crashed_since
-from tasks.platform_probes import jwks_keys
+from tasks.diagnoses.crashes import crashed_since
+from tasks.probes.platform import jwks_keys
+from tasks.probes.workload import QueueDepth, queue_reader
 from tasks.retries import NotYetHealthy, verify_task
-from tasks.workload_probes import QueueDepth, queue_reader
 
 
 class VerifyFailed(Exception):

@@ -657,7 +657,7 @@ class ClusterReader(Protocol):
 
 class Cluster(ClusterReader, Protocol):
     """Every cluster call the runbook makes, the changes too: only the gate holds one
-    (`tasks.writer`). `KubernetesCluster` is the implementation."""
+    (`tasks.changes.writer`). `KubernetesCluster` is the implementation."""
 
     def delete_pod(self, namespace: str, name: str, *, dry_run: bool) -> DeletedPod | None: ...
     def delete_pods(

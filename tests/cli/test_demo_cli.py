@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from remediate.cli import app
-from sandbox import incidents
+from sandbox import injections
 
 # The demo points the flows at its own sandbox through these; monkeypatch restores them.
 FLOW_ENV = (
@@ -68,12 +68,12 @@ def test_demo_refuses_an_unknown_incident() -> None:
     assert result.exit_code == 2 and "unknown incident 'meteor-strike'" in result.stderr
 
 
-@pytest.mark.parametrize("name", incidents.names())
+@pytest.mark.parametrize("name", injections.names())
 def test_demo_mitigates_every_incident_the_sandbox_lists(demo_env: None, name: str) -> None:
     """`remediate demo --incident NAME` exits 0 for each name (before: C could not be detected
     without a broker, several crashes behind a calm HPA were recorded resolved unfixed)."""
     result = CliRunner().invoke(app, ["demo", "--incident", name, "--json"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
-    assert body["apply"]["scenario"] == incidents.resolve(name).branch
+    assert body["apply"]["scenario"] == injections.resolve(name).branch
     assert body["apply"]["outcome"]["status"] == "mitigated"

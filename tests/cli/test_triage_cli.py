@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from remediate.cli import app
-from sandbox import incidents
+from sandbox import injections
 from sandbox.server import SandboxServer
 from tests.flows.sandbox_settings import ALERTS, point_flows_at
 
@@ -42,7 +42,7 @@ def test_json_is_one_object_with_the_decision(
     sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     point_flows_at(sandbox, monkeypatch)
-    incidents.inject(sandbox.cluster, "jwks-503")
+    injections.inject(sandbox.cluster, "jwks-503")
     sandbox.controllers.step()
     sandbox.cluster.journal.clear()
     result = CliRunner().invoke(
@@ -75,7 +75,7 @@ def test_unclear_alerts_print_null_scenario_and_exit_3(
 
 def test_rich_output_and_diagnose(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
     point_flows_at(sandbox, monkeypatch)
-    incidents.inject(sandbox.cluster, "jwks-503")
+    injections.inject(sandbox.cluster, "jwks-503")
     sandbox.controllers.step()
     result = CliRunner().invoke(app, ["triage", "--alerts", str(ALERTS / "jwks-503.json")])
     assert result.exit_code == 0, result.stderr

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from remediate.cli import app
-from sandbox import incidents
+from sandbox import injections
 from sandbox.resources import POD
 from sandbox.server import SandboxServer
 from sandbox.symptoms import showing
@@ -44,7 +44,7 @@ def triage(path: Path, *extra: str) -> tuple[int, dict[str, Any]]:
 
 
 def inject(sandbox: SandboxServer, name: str) -> None:
-    incidents.inject(sandbox.cluster, name)
+    injections.inject(sandbox.cluster, name)
     settle(sandbox, lambda: showing(sandbox.cluster, name), timeout=20)
 
 

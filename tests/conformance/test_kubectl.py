@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import incidents
+from sandbox import injections
 from sandbox.conditions import RDS_HOST
 from sandbox.resources import POD
 from sandbox.server import SandboxServer
@@ -211,7 +211,7 @@ def test_a_crash_looping_pod_as_kubectl_shows_it_tick_by_tick(
     kubectl: Kubectl, sandbox: SandboxServer
 ) -> None:
     sandbox.controllers.stop()  # each step below is one tick, then one look
-    incidents.inject(sandbox.cluster, "crashloop-single")
+    injections.inject(sandbox.cluster, "crashloop-single")
     (uid,) = sandbox.cluster.behaviour.pods
     (pod,) = sandbox.cluster.store.list(
         POD, "alphaswarm", where=lambda p: p["metadata"]["uid"] == uid

@@ -10,12 +10,12 @@ import pytest
 
 import flows.hpa_thrash
 from flows.hpa_thrash import HpaThrashParams, remediate_hpa_thrash
-from sandbox.incidents import inject
+from sandbox.injections import inject
 from sandbox.resources import EVENT, HPA
 from sandbox.server import SandboxServer
-from tasks.changes import ChangeStatus
-from tasks.diagnosis import Action, Scenario
-from tasks.outcome import OutcomeStatus
+from tasks.changes.models import ChangeStatus
+from tasks.models.diagnosis import Action, Scenario
+from tasks.models.outcome import OutcomeStatus
 from tests.flows.sandbox_state import (
     assert_flow_never_sleeps,
     crash_looping,

@@ -27,7 +27,7 @@ from store.models import (
     IncidentStatus,
 )
 from store.queries import IncidentRecord, load_incident
-from tasks.alerts import parse_alertmanager
+from tasks.models.alerts import parse_alertmanager
 from tests.flows.sandbox_settings import alert_payload, point_flows_at
 from tests.flows.test_queue_backlog import REHEARSAL as QUEUE_REHEARSAL
 from tests.flows.test_queue_backlog import broker, celery_sandbox, inject_backlog

@@ -8,11 +8,11 @@ import pytest
 
 import flows.ingress_503
 from flows.ingress_503 import Ingress503Params, remediate_ingress_503
-from sandbox.incidents import inject
+from sandbox.injections import inject
 from sandbox.server import SandboxServer
-from tasks.changes import ChangeStatus
-from tasks.diagnosis import Action, Scenario
-from tasks.outcome import OutcomeStatus
+from tasks.changes.models import ChangeStatus
+from tasks.models.diagnosis import Action, Scenario
+from tasks.models.outcome import OutcomeStatus
 from tests.flows.sandbox_state import (
     assert_flow_never_sleeps,
     crash_looping,

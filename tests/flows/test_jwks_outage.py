@@ -16,12 +16,12 @@ from prefect.flow_runs import resume_flow_run
 
 from flows.jwks_outage import JwksOutageParams, remediate_jwks_outage
 from flows.revert_auth_enforce import RevertAuthEnforceParams, revert_auth_enforce
-from sandbox import incidents
+from sandbox import injections
 from sandbox.resources import DEPLOYMENT, INGRESS, POD
 from sandbox.server import SandboxServer
-from tasks.changes import ActionKind, ChangeStatus
-from tasks.diagnosis import Action
-from tasks.outcome import OutcomeStatus, Priority
+from tasks.changes.models import ActionKind, ChangeStatus
+from tasks.models.diagnosis import Action
+from tasks.models.outcome import OutcomeStatus, Priority
 from tests.flows.sandbox_settings import point_flows_at
 
 NS, CORE, VAR = "alphaswarm", "alphaswarm-core", "ALPHASWARM_AUTH_ENFORCE"
@@ -35,7 +35,7 @@ def _settings(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def inject(sandbox: SandboxServer, name: str) -> None:
-    incidents.inject(sandbox.cluster, name)
+    injections.inject(sandbox.cluster, name)
     sandbox.controllers.step()
     sandbox.cluster.journal.clear()
 
@@ -127,7 +127,7 @@ def test_pre_approved_flip_is_applied_once_verified_and_its_revert_scheduled(
     assert "Hard rule bypassed" in outcome.to_markdown()
 
     # Auth0 recovers: the revert (run here instead of waiting for its schedule) restores it.
-    incidents.heal(sandbox.cluster)
+    injections.heal(sandbox.cluster)
     sandbox.cluster.journal.clear()
     reverted = revert_auth_enforce(RevertAuthEnforceParams.model_validate(run.parameters["params"]))
     assert reverted.status is OutcomeStatus.MITIGATED, reverted.message

@@ -11,9 +11,9 @@ from flows.pod_crash import PodCrashParams, remediate_pod_crash
 from sandbox.journal import Fault
 from sandbox.resources import POD
 from sandbox.server import SandboxServer
-from tasks.changes import ChangeStatus
-from tasks.diagnosis import Action, Scenario
-from tasks.outcome import OutcomeStatus
+from tasks.changes.models import ChangeStatus
+from tasks.models.diagnosis import Action, Scenario
+from tasks.models.outcome import OutcomeStatus
 
 NS, CORE = "alphaswarm", "alphaswarm-core"
 

@@ -7,13 +7,13 @@ names), the flows' tests pin the engine behaviour.
 from __future__ import annotations
 
 from sandbox.server import SandboxServer
-from tasks.diagnosis import Action
-from tasks.platform_diagnoses import diagnose_ingress, diagnose_jwks, diagnose_stateful
-from tasks.platform_probes import probe_ingress, probe_jwks, probe_stateful
-from tasks.probes import probe_common_diagnostics
+from tasks.diagnoses.platform import diagnose_ingress, diagnose_jwks, diagnose_stateful
+from tasks.diagnoses.workload import diagnose_hpa_thrash, diagnose_pod_crash
+from tasks.models.diagnosis import Action
+from tasks.probes.common import probe_common_diagnostics
+from tasks.probes.platform import probe_ingress, probe_jwks, probe_stateful
+from tasks.probes.workload import probe_crashing_pods, probe_hpa_decisions
 from tasks.settings import Environment
-from tasks.workload_diagnoses import diagnose_hpa_thrash, diagnose_pod_crash
-from tasks.workload_probes import probe_crashing_pods, probe_hpa_decisions
 
 NS, ADMIN = "alphaswarm", "alphaswarm-admin"
 JWKS = "https://your-tenant.us.auth0.com/.well-known/jwks.json"

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 import flows.queue_backlog
 from flows.queue_backlog import QueueBacklogParams, remediate_queue_backlog
 from flows.triage import TriageOutcome, TriageParams, VerifyPolicy, triage
-from sandbox import incidents
+from sandbox import injections
 from sandbox.celery_backlog import REHEARSAL_QUEUE_DEPTH_ALARM, backlog_hook
 from sandbox.flow_env import flow_env
 from sandbox.resources import DEPLOYMENT
@@ -27,11 +27,11 @@ from sandbox.server import SandboxServer
 from sandbox.worker_pool import ROLE as WORKER_ROLE
 from sandbox.worker_pool import WorkerPool
 from tasks.adapters.workers import CeleryWorkers
-from tasks.alerts import parse_alertmanager
-from tasks.changes import ActionKind, ChangeStatus
+from tasks.changes.models import ActionKind, ChangeStatus
 from tasks.connection import close_all
-from tasks.diagnosis import Action, Scenario
-from tasks.outcome import OutcomeStatus
+from tasks.models.alerts import parse_alertmanager
+from tasks.models.diagnosis import Action, Scenario
+from tasks.models.outcome import OutcomeStatus
 from tasks.settings import CeleryBroker
 from tests.celery_plugin import assert_gone, wait_until
 from tests.flows.sandbox_settings import alert_payload
@@ -83,7 +83,7 @@ def wait_for_online(broker: CeleryWorkers, count: int) -> None:
 
 def inject_backlog(sandbox: SandboxServer, broker: CeleryWorkers) -> None:
     """The burst lands while the two workers may still be booting: C does not need them up."""
-    incidents.inject(sandbox.cluster, "queue-backlog")
+    injections.inject(sandbox.cluster, "queue-backlog")
     assert broker.queue_depth(QUEUE) > REHEARSAL_QUEUE_DEPTH_ALARM
     sandbox.cluster.journal.clear()
 
@@ -252,7 +252,7 @@ def test_a_redis_outage_with_a_real_broker_never_scales_or_restarts_workers(
 ) -> None:
     """Triage probes the real broker too, yet the platform comes first: Redis is fixed (F)."""
     wait_for_online(broker, 2)
-    incidents.inject(celery_sandbox.cluster, "redis-down")
+    injections.inject(celery_sandbox.cluster, "redis-down")
     celery_sandbox.controllers.step()
     celery_sandbox.cluster.journal.clear()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from flows.triage import TriageOutcome, TriageParams, VerifyPolicy, triage
-from sandbox import incidents
+from sandbox import injections
 from sandbox.backlog import REHEARSAL_QUEUE_DEPTH_ALARM
 from sandbox.egress import curl_jwks_from_pod
 from sandbox.incident_effects import auth_mode
@@ -30,8 +30,8 @@ REHEARSAL = VerifyPolicy(attempts=150, delay_seconds=0.1, quiet_seconds=1.0, hol
 def _inject(sandbox: SandboxServer, name: str) -> bool:
     """Inject and wait for the symptoms; False when the condition rules the incident out."""
     try:
-        incidents.inject(sandbox.cluster, name)
-    except incidents.IncidentError as exc:
+        injections.inject(sandbox.cluster, name)
+    except injections.IncidentError as exc:
         assert name == "postgres-down" and "managed" in str(exc).lower(), exc
         return False
     settle(sandbox, lambda: showing(sandbox.cluster, name), timeout=20)
@@ -54,7 +54,7 @@ def _symptom(sandbox: SandboxServer, name: str) -> bool:
     C a backlog at or over the rehearsal alarm, D a core pod enforcing auth that cannot fetch
     the JWKS, the others what `showing` reads (crash-looping pods, empty endpoints)."""
     cluster = sandbox.cluster
-    branch = incidents.resolve(name).branch
+    branch = injections.resolve(name).branch
     if branch == "C":
         claim = redis_claim(cluster, NS)
         return claim is not None and (
@@ -81,13 +81,13 @@ def _still_showing(sandbox: SandboxServer, name: str, ticks: int = 40) -> bool:
 
 
 @pytest.mark.parametrize("conditioned", [(c,) for c in CONDITIONS], indirect=True, ids=CONDITIONS)
-@pytest.mark.parametrize("name", incidents.names())
+@pytest.mark.parametrize("name", injections.names())
 def test_each_incident_keeps_its_branch_under_each_condition(
     conditioned: SandboxServer, name: str
 ) -> None:
     if not _inject(conditioned, name):
         return
-    expected = incidents.resolve(name).branch
+    expected = injections.resolve(name).branch
     planned = _run(apply=False)
     assert planned.decision is not None
     assert planned.scenario is not None and planned.scenario.value == expected, planned.reason
@@ -96,7 +96,7 @@ def test_each_incident_keeps_its_branch_under_each_condition(
 
 
 @pytest.mark.parametrize("conditioned", [CONDITIONS], indirect=True, ids=["all-conditions"])
-@pytest.mark.parametrize("name", incidents.names())
+@pytest.mark.parametrize("name", injections.names())
 def test_nothing_is_resolved_while_its_symptom_is_there(
     conditioned: SandboxServer, name: str
 ) -> None:
@@ -104,7 +104,7 @@ def test_nothing_is_resolved_while_its_symptom_is_there(
         return
     applied = _run(apply=True)
     assert applied.scenario is not None
-    assert applied.scenario.value == incidents.resolve(name).branch, applied.reason
+    assert applied.scenario.value == injections.resolve(name).branch, applied.reason
     if applied.incident_status is IncidentStatus.RESOLVED:
         assert not _still_showing(conditioned, name), f"{name} recorded resolved, still showing"
     assert applied.outcome is not None

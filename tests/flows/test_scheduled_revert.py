@@ -16,7 +16,7 @@ from prefect.runner import Runner
 
 from deployments.serve import runner_deployments
 from flows.revert_auth_enforce import DEPLOYMENT_NAME
-from sandbox import incidents
+from sandbox import injections
 from sandbox.server import SandboxServer
 from store.models import FollowUpStatus, IncidentStatus
 from tests.flows.sandbox_settings import point_flows_at
@@ -64,7 +64,7 @@ def test_the_scheduled_revert_restores_enforcement_and_closes_the_p1(
     (p1,) = [f for f in the_only_incident(store).follow_ups if f.priority == "P1"]
     assert p1.status is FollowUpStatus.SCHEDULED and p1.scheduled_flow_run_id is not None
 
-    incidents.heal(sandbox.cluster)  # Auth0 is back
+    injections.heal(sandbox.cluster)  # Auth0 is back
     sandbox.cluster.journal.clear()
     serve_revert_once()
 

@@ -10,11 +10,11 @@ import pytest
 
 import flows.stateful_failover
 from flows.stateful_failover import StatefulFailoverParams, remediate_stateful_failover
-from sandbox.incidents import inject
+from sandbox.injections import inject
 from sandbox.server import SandboxServer
-from tasks.changes import ChangeStatus
-from tasks.diagnosis import Action, Scenario
-from tasks.outcome import OutcomeStatus
+from tasks.changes.models import ChangeStatus
+from tasks.models.diagnosis import Action, Scenario
+from tasks.models.outcome import OutcomeStatus
 from tests.flows.sandbox_state import (
     assert_flow_never_sleeps,
     crash_looping,

@@ -8,13 +8,13 @@ import time
 import pytest
 
 from flows.triage import TriageParams, triage
-from sandbox import incidents
+from sandbox import injections
 from sandbox.resources import POD
 from sandbox.server import SandboxServer
-from tasks.alerts import parse_alertmanager
-from tasks.changes import ChangeStatus
-from tasks.diagnosis import Scenario
-from tasks.outcome import OutcomeStatus
+from tasks.changes.models import ChangeStatus
+from tasks.models.alerts import parse_alertmanager
+from tasks.models.diagnosis import Scenario
+from tasks.models.outcome import OutcomeStatus
 from tests.flows.sandbox_settings import alert_payload, point_flows_at
 
 NS, CORE = "alphaswarm", "alphaswarm-core"
@@ -48,7 +48,7 @@ def params(name: str, *, apply: bool) -> TriageParams:
 
 
 def test_single_crash_runs_scenario_a_and_restarts_once(sandbox: SandboxServer) -> None:
-    incidents.inject(sandbox.cluster, "crashloop-single")
+    injections.inject(sandbox.cluster, "crashloop-single")
     settle(sandbox, lambda: len(crash_looping(sandbox)) == 1)
     sandbox.cluster.journal.clear()
 
@@ -65,7 +65,7 @@ def test_single_crash_runs_scenario_a_and_restarts_once(sandbox: SandboxServer) 
 
 
 def test_single_crash_dry_run_plans_and_changes_nothing(sandbox: SandboxServer) -> None:
-    incidents.inject(sandbox.cluster, "crashloop-single")
+    injections.inject(sandbox.cluster, "crashloop-single")
     settle(sandbox, lambda: len(crash_looping(sandbox)) == 1)
     sandbox.cluster.journal.clear()
 
@@ -80,7 +80,7 @@ def test_single_crash_dry_run_plans_and_changes_nothing(sandbox: SandboxServer) 
 
 
 def test_jwks_alerts_pick_scenario_d(sandbox: SandboxServer) -> None:
-    incidents.inject(sandbox.cluster, "jwks-503")
+    injections.inject(sandbox.cluster, "jwks-503")
     sandbox.controllers.step()
     sandbox.cluster.journal.clear()
 
@@ -95,7 +95,7 @@ def test_jwks_alerts_pick_scenario_d(sandbox: SandboxServer) -> None:
 
 
 def test_redis_down_is_platform_first_and_never_restarts_workers(sandbox: SandboxServer) -> None:
-    incidents.inject(sandbox.cluster, "redis-down")
+    injections.inject(sandbox.cluster, "redis-down")
     settle(sandbox, lambda: len(crash_looping(sandbox, "alphaswarm-worker")) >= 1)
     sandbox.cluster.journal.clear()
 

@@ -17,13 +17,13 @@ import httpx
 import pytest
 
 from flows.triage import TriageOutcome, TriageParams, VerifyPolicy, triage
-from sandbox import incidents
+from sandbox import injections
 from sandbox.resources import DEPLOYMENT, EVENT, HPA, INGRESS
 from sandbox.server import SandboxServer
-from tasks.alerts import parse_alertmanager
-from tasks.changes import ChangeStatus
-from tasks.diagnosis import Scenario
-from tasks.outcome import OutcomeStatus
+from tasks.changes.models import ChangeStatus
+from tasks.models.alerts import parse_alertmanager
+from tasks.models.diagnosis import Scenario
+from tasks.models.outcome import OutcomeStatus
 from tests.flows.sandbox_settings import alert_payload, point_flows_at
 from tests.flows.sandbox_state import (
     crash_looping,
@@ -302,7 +302,7 @@ CASES = {
 
 
 def inject(sandbox: SandboxServer, case: Case) -> None:
-    incidents.inject(sandbox.cluster, case.incident)
+    injections.inject(sandbox.cluster, case.incident)
     settle(sandbox, lambda: case.showing(sandbox))
     sandbox.cluster.journal.clear()
 
@@ -391,7 +391,7 @@ def test_the_same_triage_as_a_dry_run_plans_and_changes_nothing(
     ],
 )
 def test_jwks_causes_are_told_apart(sandbox: SandboxServer, incident: str, cause: str) -> None:
-    incidents.inject(sandbox.cluster, incident)
+    injections.inject(sandbox.cluster, incident)
     sandbox.controllers.step()
 
     result = run_triage("jwks-503", apply=False, approve_permissive=True)

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox import conditions, incidents
+from sandbox import conditions, injections
 from sandbox.auth0 import JWKS_URL
 from sandbox.cluster import SandboxCluster
 from sandbox.conditions import RDS_HOST, seed_with
@@ -117,8 +117,8 @@ def test_managed_postgres_answers_as_up_and_refuses_postgres_down() -> None:
     assert runs.exit_code == 0 and len(runs.stdout.splitlines()) == 4
     ready = run(cluster, core, "pg_isready", "-h", RDS_HOST)
     assert (ready.exit_code, ready.stdout) == (0, f"{RDS_HOST}:5432 - accepting connections\n")
-    with pytest.raises(incidents.IncidentError, match="managed outside the cluster"):
-        incidents.inject(cluster, "postgres-down")
+    with pytest.raises(injections.IncidentError, match="managed outside the cluster"):
+        injections.inject(cluster, "postgres-down")
     assert cluster.effects == {} and cluster.behaviour.pods == {}
 
 
@@ -127,7 +127,7 @@ def test_managed_postgres_answers_as_up_and_refuses_postgres_down() -> None:
 
 def test_no_curl_fails_the_exec_like_a_container_runtime_but_not_the_app() -> None:
     cluster, ctl = conditioned("no-curl")
-    incidents.inject(cluster, "jwks-503")
+    injections.inject(cluster, "jwks-503")
     ctl.step()
     core = first(cluster, "alphaswarm-core")
     curl = run(cluster, core, "curl", "-fsS", JWKS_URL)
@@ -152,7 +152,7 @@ def test_no_curl_fails_the_exec_like_a_container_runtime_but_not_the_app() -> No
 
 def test_running_between_crashes_still_heals_only_by_the_runbook_restart() -> None:
     cluster, ctl = conditioned("running-between-crashes")
-    incidents.inject(cluster, "crashloop-single")
+    injections.inject(cluster, "crashloop-single")
     (uid,) = cluster.behaviour.pods
     pods, _ = cluster.store.list(POD, NS, labels="app=alphaswarm-core")
     name = next(p["metadata"]["name"] for p in pods if p["metadata"]["uid"] == uid)
@@ -194,14 +194,14 @@ def test_running_between_crashes_still_heals_only_by_the_runbook_restart() -> No
 # -- composition -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", incidents.names())
+@pytest.mark.parametrize("name", injections.names())
 def test_every_incident_shows_under_all_conditions(name: str) -> None:
     cluster, ctl = conditioned(*ALL)
     if name == "postgres-down":
-        with pytest.raises(incidents.IncidentError):
-            incidents.inject(cluster, name)
+        with pytest.raises(injections.IncidentError):
+            injections.inject(cluster, name)
         return
-    incidents.inject(cluster, name)
+    injections.inject(cluster, name)
     for _ in range(60):
         ctl.step()
         if showing(cluster, name):

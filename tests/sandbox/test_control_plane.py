@@ -15,7 +15,7 @@ from kubernetes import client, config
 from typer.testing import CliRunner
 
 from remediate.cli import app
-from sandbox import incidents
+from sandbox import injections
 from sandbox.auth0 import JWKS_DOCUMENT
 from sandbox.flow_env import flow_env
 from sandbox.journal import Fault
@@ -130,15 +130,15 @@ def test_fault_injection_applies_to_the_control_plane(
 def test_queue_backlog_rate_limits_the_control_plane(
     server: SandboxServer, http: httpx.Client
 ) -> None:
-    incidents.inject(server.cluster, "queue-backlog")
+    injections.inject(server.cluster, "queue-backlog")
     url = SCALE.format(name="alphaswarm-worker") + "?replicas=8"
-    for _ in range(incidents.BACKLOG_RATE_LIMITED_CALLS):
+    for _ in range(injections.BACKLOG_RATE_LIMITED_CALLS):
         response = http.patch(url)
         assert response.status_code == 429 and response.headers["Retry-After"] == "1"
     assert http.patch(url).status_code == 200
     assert len(server.cluster.control_plane.audit("workload_run")) == 1
     server.cluster.control_plane.backlog_rate_limited_calls = 0
-    incidents.inject(server.cluster, "queue-backlog")
+    injections.inject(server.cluster, "queue-backlog")
     assert http.patch(url).status_code == 200
 
 
@@ -149,14 +149,14 @@ def test_jwks_endpoint_follows_auth0(server: SandboxServer) -> None:
     jwks_url = flow_env(server.url, server.cluster)["REMEDIATE_AUTH__JWKS_URL"]
     with httpx.Client(trust_env=False) as c:
         assert c.get(jwks_url).json() == JWKS_DOCUMENT
-        incidents.inject(server.cluster, "jwks-503:auth0-down")
+        injections.inject(server.cluster, "jwks-503:auth0-down")
         assert c.get(jwks_url).status_code == 503
 
 
 def test_incident_api_lists_and_injects(server: SandboxServer) -> None:
     with httpx.Client(base_url=server.url, trust_env=False) as c:
         listed = c.get("/sandbox/v1/incidents").json()["items"]
-        assert {i["name"] for i in listed} == set(incidents.names())
+        assert {i["name"] for i in listed} == set(injections.names())
         assert all(i["summary"] for i in listed)
         unknown = c.post("/sandbox/v1/incidents/nope")
         assert unknown.status_code == 400 and "redis-down" in unknown.json()["known"]

@@ -10,10 +10,10 @@ import pytest
 
 from sandbox.journal import Fault
 from sandbox.server import SandboxServer
-from tasks import gate
 from tasks.adapters.errors import TransientError
 from tasks.adapters.kubernetes import KubernetesCluster
-from tasks.changes import (
+from tasks.changes import gate
+from tasks.changes.models import (
     ActionKind,
     ChangeStatus,
     DeletePods,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.alerts import alert_target, in_scope, parse_alertmanager
+from tasks.models.alerts import alert_target, in_scope, parse_alertmanager
 from tasks.settings import Workloads
 
 RULES = Path(__file__).resolve().parent.parent / "fixtures" / "alerts" / "rules"

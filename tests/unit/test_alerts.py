@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tasks.alerts import (
+from tasks.models.alerts import (
     AlertTarget,
     InvalidAlertPayload,
     alert_target,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tasks.adapters.cluster import Condition, Deployment, EndpointAddress, Endpoints, Pod
-from tasks.health import HealthSnapshot, Severity, diagnose_health
+from tasks.diagnoses.health import HealthSnapshot, Severity, diagnose_health
 
 
 def pod(**overrides: Any) -> Pod:

@@ -21,9 +21,9 @@ from store.models import (
     IncidentStatus,
 )
 from store.queries import IncidentRecord
-from tasks.diagnosis import Scenario, TriageDecision
-from tasks.incident_report import flow_run_linker, render_report, report_path, slug
-from tasks.incidents import alert_target_key, decided_target_key
+from tasks.models.diagnosis import Scenario, TriageDecision
+from tasks.records.report import flow_run_linker, render_report, report_path, slug
+from tasks.records.steps import alert_target_key, decided_target_key
 from tests.unit.test_triage import alerts
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)

@@ -17,16 +17,15 @@ from tasks.adapters.cluster import (
     StatefulSet,
 )
 from tasks.adapters.http_endpoints import JwksAnswer
-from tasks.diagnosis import Action, Scenario
-from tasks.platform_diagnoses import (
+from tasks.diagnoses.platform import (
     diagnose_ingress,
     diagnose_jwks,
     diagnose_stateful,
     egress_allows_https,
     operator_ui_firewall,
 )
-from tasks.settings import Environment
-from tasks.snapshots import (
+from tasks.models.diagnosis import Action, Scenario
+from tasks.models.snapshots import (
     ExecCurl,
     IngressSnapshot,
     JwksSnapshot,
@@ -34,6 +33,7 @@ from tasks.snapshots import (
     ServiceEndpoints,
     StatefulSnapshot,
 )
+from tasks.settings import Environment
 from tests.unit.factories import NOW, crashing_pod, deployment, pod
 
 URL = "https://your-tenant.us.auth0.com/.well-known/jwks.json"

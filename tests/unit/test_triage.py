@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from tasks.adapters.cluster import ContainerState, ContainerStatus, Termination
-from tasks.alerts import Alert, parse_alertmanager
-from tasks.diagnosis import Scenario, TriageDecision
+from tasks.diagnoses.triage import alert_hint, diagnose_incident, symptom_present
+from tasks.models.alerts import Alert, parse_alertmanager
+from tasks.models.diagnosis import Scenario, TriageDecision
+from tasks.models.snapshots import CrashingPod, ExecCurl, TriageSnapshot
 from tasks.settings import Environment
-from tasks.snapshots import CrashingPod, ExecCurl, TriageSnapshot
-from tasks.triage import alert_hint, diagnose_incident, symptom_present
 from tests.unit.factories import NOW, crashing_pod, deployment, hpa, pod, rescale
 from tests.unit.test_platform_diagnoses import (
     CP_OK,

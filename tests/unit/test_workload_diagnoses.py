@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from tasks.diagnosis import Action, Scenario
-from tasks.snapshots import CrashingPod, HpaThrashSnapshot, PodCrashSnapshot, QueueSnapshot
-from tasks.workload_diagnoses import (
+from tasks.diagnoses.workload import (
     diagnose_hpa_thrash,
     diagnose_pod_crash,
     diagnose_queue_backlog,
     is_crash_looping,
     runaway_tasks,
 )
+from tasks.models.diagnosis import Action, Scenario
+from tasks.models.snapshots import CrashingPod, HpaThrashSnapshot, PodCrashSnapshot, QueueSnapshot
 from tests.unit.factories import NOW, crashing_pod, deployment, hpa, pdb, pod, rescale
 
 CRASH = CrashingPod(pod=crashing_pod(), previous_log="boot\nKeyError: 'DATABASE_URL'\n")

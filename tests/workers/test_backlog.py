@@ -14,7 +14,7 @@ import time
 from kubernetes import client
 from pydantic import SecretStr
 
-from sandbox import incidents
+from sandbox import injections
 from sandbox.backlog import REHEARSAL_QUEUE_DEPTH_ALARM
 from sandbox.celery_backlog import PRODUCER_RATE, START_DEPTH, BacklogProducer, enqueue_backlog
 from sandbox.cluster import SandboxCluster
@@ -114,7 +114,7 @@ def test_the_incident_persists_with_two_workers_and_yields_to_eight(
     Redis pod reads the same real list as the broker."""
     cluster = worker_sandbox.cluster
     wait_for_workers(workers, api_client, 2)
-    incidents.inject(cluster, "queue-backlog")
+    injections.inject(cluster, "queue-backlog")
     two = _sample(workers, seconds=4.0)
     in_pod = cluster.runtime.exec(NS, "redis-master-0", "redis", ["redis-cli", "llen", QUEUE])
     broker = workers.queue_depth(QUEUE)
@@ -139,7 +139,7 @@ def test_the_incident_persists_with_two_workers_and_yields_to_eight(
 
     (producer,) = cluster.background
     assert isinstance(producer, BacklogProducer) and producer.running
-    incidents.heal(cluster)
+    injections.heal(cluster)
     assert cluster.background == [] and not producer.running
     wait_until(lambda: workers.queue_depth(QUEUE) == 0, timeout=10, what="the queue drained")
 

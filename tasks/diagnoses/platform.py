@@ -8,23 +8,23 @@ guard a hard-rule bypass (permissive auth only behind a firewalled operator UI) 
 from __future__ import annotations
 
 from tasks.adapters.cluster import Ingress, NetworkPolicy, Pod, PodDisruptionBudget
-from tasks.crashes import is_crash_looping, serving
-from tasks.diagnosis import Action, Diagnosis, Scenario
-from tasks.findings import (
+from tasks.diagnoses.crashes import is_crash_looping, serving
+from tasks.diagnoses.findings import (
     CURL_DNS_FAILURE,
     CURL_HTTP_ERROR,
     FindingKind,
     curl_could_not_run,
     jwks_finding,
 )
-from tasks.settings import Environment
-from tasks.snapshots import (
+from tasks.models.diagnosis import Action, Diagnosis, Scenario
+from tasks.models.snapshots import (
     ExecCurl,
     IngressSnapshot,
     JwksSnapshot,
     ServiceEndpoints,
     StatefulSnapshot,
 )
+from tasks.settings import Environment
 
 PERMISSIVE = "permissive"
 # Annotations that restrict who may reach an Ingress (ingress-nginx, and its older spelling).

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks.adapters.cluster import Pod
-from tasks.diagnosis import Diagnosis, TriageDecision
-from tasks.outcome import Outcome, changes_table
+from tasks.models.diagnosis import Diagnosis, TriageDecision
+from tasks.models.outcome import Outcome, changes_table
 
 
 def artifact_key(*parts: str) -> str:

@@ -15,10 +15,10 @@ What it guarantees today (DESIGN.md, "Safety of every action"):
    recognised and reported as applied instead of being repeated.
 4. **Exact revert** — the record keeps what the target had before (`ChangeRecord.revert`).
 
-5. **Audit rows before and after** — given an `Audit` (the flows' is `tasks.audit.StoreAudit`,
-   the incident store), every attempt is written down before anything is sent, with the facts
-   before, and completed with the result (or the error) after. If the row cannot be written,
-   nothing is sent.
+5. **Audit rows before and after** — given an `Audit` (the flows' is
+   `tasks.changes.audit.StoreAudit`, the incident store), every attempt is written down before
+   anything is sent, with the facts before, and completed with the result (or the error)
+   after. If the row cannot be written, nothing is sent.
 
 What it does NOT do yet, and says so rather than pretend: locks and cooldowns that survive a
 process restart or span several processes, and a maximum number of attempts per (action,
@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from tasks.adapters.errors import TransientError
-from tasks.changes import Change, ChangeRecord, ChangeStatus, Fact, Reach, Target
+from tasks.changes.models import Change, ChangeRecord, ChangeStatus, Fact, Reach, Target
 
 LOCK_TIMEOUT_SECONDS = 120.0
 _LEDGER_SIZE = 1024

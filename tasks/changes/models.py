@@ -2,8 +2,8 @@
 
 A Change is a typed request: the action, the target, and the one adapter call that performs it.
 Each kind also knows how to read the facts before, how to tell that it is already in effect,
-and what a revert would write. The gate (`tasks.gate`) is the only caller of `perform`: it adds
-the lock, the dry run and the exactly-once bookkeeping around these three questions.
+and what a revert would write. The gate (`tasks.changes.gate`) is the only caller of `perform`:
+it adds the lock, the dry run and the exactly-once bookkeeping around these three questions.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from store.models import ActionStatus, FollowUpStatus, IncidentStatus
 from store.queries import IncidentRecord
-from tasks.diagnosis import Scenario
+from tasks.models.diagnosis import Scenario
 
 FLOW_NAMES = {
     Scenario.POD_CRASH: "pod-crash",

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from tasks.adapters.cluster import Deployment, Endpoints, Pod, PodUsage
 from tasks.adapters.errors import PermanentError
 from tasks.connection import cluster
+from tasks.models.snapshots import CommonDiagnostics
 from tasks.retries import probe_task
 from tasks.settings import Settings
-from tasks.snapshots import CommonDiagnostics
 
 
 @probe_task("probe-pods")

@@ -30,11 +30,11 @@ from store.engine import session_for
 from store.models import EventKind, IncidentAlert, IncidentEvent, IncidentStatus
 from store.queries import IncidentRecord
 from store.types import utcnow
-from tasks.alerts import Alert, AlertBatch, alert_target
-from tasks.changes import ActionKind, Target
-from tasks.diagnosis import Scenario, TriageDecision
-from tasks.incident_tags import current_flow_run, incident_tag
-from tasks.outcome import FollowUp, Outcome, OutcomeStatus
+from tasks.changes.models import ActionKind, Target
+from tasks.models.alerts import Alert, AlertBatch, alert_target
+from tasks.models.diagnosis import Scenario, TriageDecision
+from tasks.models.outcome import FollowUp, Outcome, OutcomeStatus
+from tasks.records.tags import current_flow_run, incident_tag
 from tasks.settings import Settings
 
 REGRESSION_TEST = "regression-test"

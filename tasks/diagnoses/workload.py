@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from tasks.adapters.cluster import Rescale
-from tasks.crashes import is_crash_looping
-from tasks.diagnosis import Action, Diagnosis, Scenario
+from tasks.diagnoses.crashes import is_crash_looping
+from tasks.models.diagnosis import Action, Diagnosis, Scenario
+from tasks.models.snapshots import HpaThrashSnapshot, PodCrashSnapshot, QueueSnapshot
 from tasks.settings import DEFAULT_QUEUE_DEPTH_ALARM
-from tasks.snapshots import HpaThrashSnapshot, PodCrashSnapshot, QueueSnapshot
 
 # A: a restart that did not help twice will not help a third time.
 MAX_RESTARTS_PER_INCIDENT = 2

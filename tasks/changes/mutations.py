@@ -3,7 +3,7 @@ to the gate; none of them touches an adapter's mutating call directly.
 
 Every verb takes `dry_run` explicitly (no default): a flow must say which it means. The change
 key is the Prefect task run id, which stays the same across the task's retries, so a retried
-verb lands at most once (see `tasks.gate`).
+verb lands at most once (see `tasks.changes.gate`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import uuid
 
 from prefect.context import TaskRunContext
 
-from tasks.audit import StoreAudit
-from tasks.changes import (
+from tasks.changes.audit import StoreAudit
+from tasks.changes.gate import apply_change
+from tasks.changes.models import (
     Change,
     ChangeRecord,
     DeletePods,
@@ -25,11 +26,10 @@ from tasks.changes import (
     SetDeploymentEnv,
     Target,
 )
+from tasks.changes.writer import cluster_writer
 from tasks.connection import http_endpoints
-from tasks.gate import apply_change
 from tasks.retries import mutation_task
 from tasks.settings import Settings
-from tasks.writer import cluster_writer
 
 
 def change_key() -> str:

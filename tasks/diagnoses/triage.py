@@ -3,10 +3,11 @@
 Platform errors (F storage, D auth, E ingress) are checked before workload errors (B a thrashing
 HPA or several crashing pods, A a single crash, C a deep queue), because a platform failure
 produces workload symptoms: with Redis down the workers crash too, and restarting them fixes
-nothing. A branch is chosen only on a fault a probe saw (`tasks.findings`); a probe that could
-not look is named in the decision and never picks a branch, so a managed Postgres, an image
-without curl or a missing ingress controller cannot take over triage. Alerts are hints: they say
-which object to look at first (the pod, Deployment or HPA they name), never that it is broken.
+nothing. A branch is chosen only on a fault a probe saw (`tasks.diagnoses.findings`); a probe
+that could not look is named in the decision and never picks a branch, so a managed Postgres,
+an image without curl or a missing ingress controller cannot take over triage. Alerts are
+hints: they say which object to look at first (the pod, Deployment or HPA they name), never
+that it is broken.
 
 | evidence (a fault seen)                                        | branch |
 | -------------------------------------------------------------- | ------ |
@@ -24,10 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from tasks.alerts import Alert, alert_target
-from tasks.crashes import crashed_since
-from tasks.diagnosis import Action, Diagnosis, Scenario, TriageDecision
-from tasks.findings import (
+from tasks.diagnoses.crashes import crashed_since
+from tasks.diagnoses.findings import (
     JWKS_SYMPTOM,
     Finding,
     crash_finding,
@@ -39,15 +38,17 @@ from tasks.findings import (
     queue_finding,
     redis_finding,
 )
-from tasks.platform_diagnoses import (
+from tasks.diagnoses.platform import (
     PERMISSIVE,
     diagnose_ingress,
     diagnose_jwks,
     diagnose_stateful,
 )
+from tasks.diagnoses.workload import diagnose_hpa_thrash
+from tasks.models.alerts import Alert, alert_target
+from tasks.models.diagnosis import Action, Diagnosis, Scenario, TriageDecision
+from tasks.models.snapshots import HpaThrashSnapshot, PodCrashSnapshot, TriageSnapshot
 from tasks.settings import Environment
-from tasks.snapshots import HpaThrashSnapshot, PodCrashSnapshot, TriageSnapshot
-from tasks.workload_diagnoses import diagnose_hpa_thrash
 
 # Words in an alert's name that point at a branch (lowercase substring match, first wins).
 # Evidence for the reader only: the branch is chosen on what the probes see.

@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict
 from tasks.adapters.cluster import PersistentVolumeClaim, Pod
 from tasks.adapters.errors import PermanentError
 from tasks.connection import cluster
-from tasks.diagnosis import Diagnosis
+from tasks.models.diagnosis import Diagnosis
+from tasks.models.snapshots import StatefulSnapshot
 from tasks.retries import NotYetHealthy, probe_task, verify_task
-from tasks.snapshots import StatefulSnapshot
 from tasks.verifies import VerifyFailed
 
 POSTGRES_MARKER = ("psql", "-tAc", "select count(*) from terraform_runs")

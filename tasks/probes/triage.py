@@ -12,18 +12,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from tasks.adapters.errors import AdapterError
-from tasks.alerts import Alert, alert_target
-from tasks.diagnosis import TriageDecision
-from tasks.platform_probes import probe_ingress, probe_jwks, probe_stateful
-from tasks.settings import Settings
-from tasks.snapshots import QueueSnapshot, TriageSnapshot
-from tasks.workload_probes import (
+from tasks.models.alerts import Alert, alert_target
+from tasks.models.diagnosis import TriageDecision
+from tasks.models.snapshots import QueueSnapshot, TriageSnapshot
+from tasks.probes.platform import probe_ingress, probe_jwks, probe_stateful
+from tasks.probes.workload import (
     how_queue_is_read,
     probe_crash_scan,
     probe_hpa_decisions,
     probe_queue_depth,
     probe_worker_activity,
 )
+from tasks.settings import Settings
 
 # Triage reads the broker once, plus a retry: a broker that does not answer is evidence for the
 # decision (Redis may be the very thing that is down), not a reason to hold up every branch.

@@ -1,4 +1,5 @@
-"""The one door to a cluster that can change it: the gate's (`tasks.mutations` hands it over).
+"""The one door to a cluster that can change it: the gate's (`tasks.changes.mutations` hands it
+over).
 
 Everything else reaches the cluster through `tasks.connection.cluster()`, typed as the read-only
 `ClusterReader`; an import-linter contract keeps probes, diagnoses, verifies and flows from

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from kubernetes import client, config
 
-from sandbox import incidents
+from sandbox import injections
 from sandbox.auth0 import JWKS_URL
 from sandbox.backlog import MAX_DEPTH, REHEARSAL_QUEUE_DEPTH_ALARM, START_DEPTH
 from sandbox.flow_env import flow_env
@@ -157,20 +157,20 @@ def test_registry_names_and_documentation() -> None:
         "postgres-down",
         "redis-down",
     ):
-        assert base in incidents.names()
-    assert incidents.resolve("egress-blocked").name == "jwks-503:egress-blocked"
-    assert incidents.resolve("ingress-controller-down").branch == "E"
-    for incident in incidents.INCIDENTS.values():
+        assert base in injections.names()
+    assert injections.resolve("egress-blocked").name == "jwks-503:egress-blocked"
+    assert injections.resolve("ingress-controller-down").branch == "E"
+    for incident in injections.INCIDENTS.values():
         assert incident.symptom and incident.mitigation and incident.wrong and incident.summary
-    with pytest.raises(incidents.UnknownIncident, match="known: crashloop-single"):
-        incidents.resolve("nope")
+    with pytest.raises(injections.UnknownIncident, match="known: crashloop-single"):
+        injections.resolve("nope")
 
 
 # -- A ---------------------------------------------------------------------------------------
 
 
 def test_crashloop_single_healed_by_rollout_restart(api: Api) -> None:
-    incidents.inject(api.cluster, "crashloop-single")
+    injections.inject(api.cluster, "crashloop-single")
     api.tick(2)
     crashing = api.crashing_now("app=alphaswarm-core")
     assert len(crashing) == 1
@@ -196,7 +196,7 @@ def manage_scale(api: Api, replicas: int) -> httpx.Response:
 
 
 def test_cp_crashloop_healed_by_restarting_the_control_plane_not_core(api: Api) -> None:
-    incidents.inject(api.cluster, "cp-crashloop")
+    injections.inject(api.cluster, "cp-crashloop")
     api.tick(2)
     (crashing,) = api.crashing_now("app=alphaswarm-cp", ADMIN_NS)
     previous = api.logs(crashing, ADMIN_NS, previous=True)
@@ -221,7 +221,7 @@ def test_cp_crashloop_healed_by_restarting_the_control_plane_not_core(api: Api) 
 
 
 def test_crashloop_several_with_a_calm_hpa_healed_by_rollout_restart_only(api: Api) -> None:
-    incidents.inject(api.cluster, "crashloop-several")
+    injections.inject(api.cluster, "crashloop-several")
     api.tick(2)
     crashing = api.crashing_now("app=alphaswarm-core")
     assert len(crashing) == 2
@@ -262,7 +262,7 @@ def rescale_sizes(api: Api) -> set[str]:
 
 
 def test_hpa_thrash_needs_the_wider_window(api: Api) -> None:
-    incidents.inject(api.cluster, "hpa-thrash")
+    injections.inject(api.cluster, "hpa-thrash")
     api.tick(6)
     assert rescale_sizes(api) == {"New size: 8", "New size: 3"}
     assert len(api.crash_looping("app=alphaswarm-core")) >= 2
@@ -304,7 +304,7 @@ def backlog(api: Api) -> int:
 
 
 def test_queue_backlog_drains_only_with_eight_workers(api: Api) -> None:
-    incidents.inject(api.cluster, "queue-backlog")
+    injections.inject(api.cluster, "queue-backlog")
     api.tick(3)
     start = backlog(api)
     assert start > START_DEPTH > REHEARSAL_QUEUE_DEPTH_ALARM
@@ -334,7 +334,7 @@ def test_queue_backlog_drains_only_with_eight_workers(api: Api) -> None:
 
 
 def test_redis_cli_reads_any_list_with_connection_flags(api: Api) -> None:
-    incidents.inject(api.cluster, "queue-backlog")
+    injections.inject(api.cluster, "queue-backlog")
     flags = ["-h", "127.0.0.1", "-p", "6379", "-a", "s3cret", "--no-auth-warning"]
     assert api.exec("redis-master-0", "redis-cli", *flags, "LLEN", "backtests").stdout == (
         f"{START_DEPTH}\n"
@@ -348,7 +348,7 @@ def test_redis_cli_reads_any_list_with_connection_flags(api: Api) -> None:
 def test_queue_backlog_calls_the_real_celery_hook(api: Api) -> None:
     called: list[object] = []
     api.cluster.queue_backlog_hook = called.append
-    incidents.inject(api.cluster, "queue-backlog")
+    injections.inject(api.cluster, "queue-backlog")
     assert called == [api.cluster]
     assert "queue-backlog" not in api.cluster.effects  # the real queue is the hook's
 
@@ -379,7 +379,7 @@ def test_jwks_outage_mitigated_by_permissive_auth(
     api: Api, name: str, outside: int, inside: str
 ) -> None:
     assert jwks_from_here(api) == 200
-    incidents.inject(api.cluster, name)
+    injections.inject(api.cluster, name)
     api.tick(2)
     pod = core_pod(api)
     assert jwks_from_here(api) == outside
@@ -403,13 +403,13 @@ def test_jwks_outage_mitigated_by_permissive_auth(
 
 
 def test_egress_blocked_is_a_network_policy_change(api: Api) -> None:
-    incidents.inject(api.cluster, "jwks-503:egress-blocked")
+    injections.inject(api.cluster, "jwks-503:egress-blocked")
     policy = client.NetworkingV1Api(api.core.api_client).read_namespaced_network_policy(
         "alphaswarm-core-egress", NS
     )
     assert all(443 not in [p.port for p in r.ports or []] for r in policy.spec.egress)
     assert policy.metadata.generation == 2
-    incidents.restore_egress(api.cluster)
+    injections.restore_egress(api.cluster)
     api.tick(1)
     curl = api.exec(core_pod(api), "curl", "-fsS", JWKS_URL)
     assert curl.exit_code == 0
@@ -421,7 +421,7 @@ def test_egress_blocked_is_a_network_policy_change(api: Api) -> None:
 
 def test_ingress_503_healed_by_restarting_the_client(api: Api) -> None:
     assert len(api.endpoints("alphaswarm-client")) == 2
-    incidents.inject(api.cluster, "ingress-503")
+    injections.inject(api.cluster, "ingress-503")
     api.tick(2)
     assert api.endpoints("alphaswarm-client") == []
     events = api.core.list_namespaced_event(NS, field_selector="reason=Unhealthy").items
@@ -443,7 +443,7 @@ def test_ingress_503_healed_by_restarting_the_client(api: Api) -> None:
 
 def test_ingress_controller_down_healed_by_restarting_the_controller(api: Api) -> None:
     selector = "app.kubernetes.io/name=ingress-nginx"
-    incidents.inject(api.cluster, "ingress-controller-down")
+    injections.inject(api.cluster, "ingress-controller-down")
     api.tick(2)
     crashing = api.crashing_now(selector, INGRESS_NS)
     assert len(crashing) == 1
@@ -471,7 +471,7 @@ def rows(api: Api) -> str:
 def test_postgres_down_healed_by_deleting_the_pod_data_survives(api: Api) -> None:
     assert rows(api) == "4412"
     old_uid = api.pods("app=postgres")[0].metadata.uid
-    incidents.inject(api.cluster, "postgres-down")
+    injections.inject(api.cluster, "postgres-down")
     api.tick(2)
     assert api.crashing_now("app=postgres") == ["postgres-0"]
     assert rows(api).startswith("error: psql: error: connection to server")
@@ -493,7 +493,7 @@ def test_postgres_down_healed_by_deleting_the_pod_data_survives(api: Api) -> Non
 
 def test_redis_down_healed_by_deleting_the_pod_not_by_restarting_workers(api: Api) -> None:
     dbsize = api.exec("redis-master-0", "redis-cli", "dbsize").stdout
-    incidents.inject(api.cluster, "redis-down")
+    injections.inject(api.cluster, "redis-down")
     api.tick(2)
     assert api.crashing_now("app=redis") == ["redis-master-0"]
     assert len(api.crashing_now("app=alphaswarm-worker")) == 2
@@ -518,10 +518,10 @@ def test_redis_down_healed_by_deleting_the_pod_not_by_restarting_workers(api: Ap
 
 def test_heal_resets_the_knobs(api: Api) -> None:
     for name in ("crashloop-single", "redis-down", "dns-failure", "queue-backlog"):
-        incidents.inject(api.cluster, name)
+        injections.inject(api.cluster, name)
     stopped: list[bool] = []
     api.cluster.background.append(type("Job", (), {"stop": lambda self: stopped.append(True)})())
-    incidents.heal(api.cluster)
+    injections.heal(api.cluster)
     assert api.cluster.effects == {} and api.cluster.background == [] and stopped == [True]
     assert api.cluster.behaviour.external_dns and api.cluster.behaviour.jwks_status == 200
     assert api.cluster.control_plane.rate_limited_calls == 0
@@ -530,7 +530,7 @@ def test_heal_resets_the_knobs(api: Api) -> None:
 def test_simulated_backlog_persists_at_the_test_tick_until_scaled() -> None:
     """Live, at the 0.05 s tick the flow tests use: whoever looks, whenever, sees it deep."""
     with SandboxServer(tick_seconds=0.05) as server:
-        incidents.inject(server.cluster, "queue-backlog")
+        injections.inject(server.cluster, "queue-backlog")
         depths = []
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.diagnosis import TriageDecision
+from tasks.models.diagnosis import TriageDecision
 
 
 class VerifyPolicy(BaseModel):

@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 from tasks.adapters.cluster import PersistentVolumeClaim, Pod, PodDisruptionBudget
 from tasks.adapters.errors import PermanentError
 from tasks.connection import cluster, http_endpoints
-from tasks.crashes import is_crash_looping
-from tasks.findings import JWKS_SYMPTOM
-from tasks.retries import probe_task
-from tasks.snapshots import (
+from tasks.diagnoses.crashes import is_crash_looping
+from tasks.diagnoses.findings import JWKS_SYMPTOM
+from tasks.models.snapshots import (
     ExecCurl,
     IngressSnapshot,
     JwksSnapshot,
@@ -19,6 +18,7 @@ from tasks.snapshots import (
     ServiceEndpoints,
     StatefulSnapshot,
 )
+from tasks.retries import probe_task
 
 CONTROLLER_LOG_TAIL = 200
 

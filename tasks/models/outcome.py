@@ -12,8 +12,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from tasks.changes import ChangeRecord, Revert
-from tasks.diagnosis import Diagnosis, Scenario
+from tasks.changes.models import ChangeRecord, Revert
+from tasks.models.diagnosis import Diagnosis, Scenario
 
 
 class OutcomeStatus(StrEnum):

@@ -16,8 +16,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from tasks.crashes import is_crash_looping, serving
-from tasks.snapshots import (
+from tasks.diagnoses.crashes import is_crash_looping, serving
+from tasks.diagnoses.workload import is_thrashing
+from tasks.models.snapshots import (
     ExecCurl,
     HpaThrashSnapshot,
     IngressSnapshot,
@@ -26,7 +27,6 @@ from tasks.snapshots import (
     QueueSnapshot,
     StatefulSnapshot,
 )
-from tasks.workload_diagnoses import is_thrashing
 
 # curl's exit codes when it could not run at all: 126 not executable, 127 not found.
 CURL_NOT_RUNNABLE = frozenset({126, 127})

@@ -12,10 +12,10 @@ from typing import Protocol
 from tasks.adapters.errors import PermanentError
 from tasks.adapters.workers import ActiveTasks, WorkersOnline
 from tasks.connection import cluster, workers
-from tasks.crashes import is_crash_looping
+from tasks.diagnoses.crashes import is_crash_looping
+from tasks.models.snapshots import CrashingPod, HpaThrashSnapshot, PodCrashSnapshot, QueueSnapshot
 from tasks.retries import probe_task
 from tasks.settings import DEFAULT_QUEUE_DEPTH_ALARM, Settings
-from tasks.snapshots import CrashingPod, HpaThrashSnapshot, PodCrashSnapshot, QueueSnapshot
 
 PREVIOUS_LOG_TAIL = 50
 WORKER_LOG_TAIL = 500

@@ -1,0 +1,1 @@
+"""The nouns the verbs exchange: alerts, snapshots, diagnoses, outcomes, a scenario's call."""
