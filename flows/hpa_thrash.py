@@ -25,8 +25,8 @@ from datetime import datetime, timedelta
 from prefect import flow
 from pydantic import BaseModel, Field
 
-from flows.pod_crash import crash_evidence
-from tasks.changes.mutations import patch_hpa_behavior, restart_deployment
+from flows.pod_crash import crash_evidence, restart_and_prove
+from tasks.changes.mutations import patch_hpa_behavior
 from tasks.diagnoses.workload import (
     HPA_DAMPING_WINDOW_SECONDS,
     diagnose_hpa_thrash,
@@ -41,10 +41,9 @@ from tasks.models.snapshots import HpaThrashSnapshot
 from tasks.probes.workload import probe_crashing_pods, probe_hpa_decisions
 from tasks.records.artifacts import publish_diagnosis, publish_evidence
 from tasks.settings import Settings
-from tasks.verifies import verify_hpa_stable, verify_pods_not_crashing, verify_rollout_complete
+from tasks.verifies import verify_hpa_stable, verify_pods_not_crashing
 
 VERIFY_CHECK = "scale-up window in place, no rescale for the quiet period, pods stop crashing"
-RESTART_CHECK = "rollout complete, pods stop crashing"
 
 
 class HpaThrashParams(BaseModel):
@@ -138,23 +137,6 @@ def _verify(
     )
 
 
-def _verify_restart(
-    params: HpaThrashParams, deployment: str, crashed: list[str], since: datetime
-) -> Verification:
-    attempts, delay = params.verify_attempts, params.verify_delay_seconds
-    rollout = verify_rollout_complete.with_options(retries=attempts, retry_delay_seconds=delay)(
-        params.namespace, deployment
-    )
-    ready = verify_pods_not_crashing.with_options(retries=attempts, retry_delay_seconds=delay)(
-        params.namespace, deployment, crashed, since
-    )
-    return Verification(
-        check=RESTART_CHECK,
-        passed=True,
-        detail=f"{rollout.message}; {ready} pod(s) ready, none crashed since the restart",
-    )
-
-
 def _several_crashes(
     params: HpaThrashParams, snapshot: HpaThrashSnapshot, deployment: str
 ) -> Outcome:
@@ -171,18 +153,13 @@ def _several_crashes(
     publish_diagnosis(diagnosis, "hpa-thrash-diagnosis")
     if not diagnosis.needs_action:
         return no_action(diagnosis, "hpa-thrash")
-    change = restart_deployment(
-        params.namespace, deployment, dry_run=params.dry_run, reason=diagnosis.summary
-    )
-    crashed = [c.pod.name for c in crashes.crashing]
-    return settle(
+    return restart_and_prove(
         diagnosis,
-        (change,),
+        crashes,
         dry_run=params.dry_run,
         flow="hpa-thrash",
-        check=RESTART_CHECK,
-        verify=lambda: (_verify_restart(params, deployment, crashed, change.at),),
-        did_not_fix="the restart did not stop the crashes",
+        attempts=params.verify_attempts,
+        delay=params.verify_delay_seconds,
     )
 
 

@@ -15,19 +15,19 @@ paused rollout or a violated PDB escalate with the evidence instead of restartin
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from prefect import flow
 from pydantic import BaseModel, Field
 
 from tasks.changes.mutations import restart_deployment
 from tasks.diagnoses.workload import diagnose_pod_crash
 from tasks.endings import no_action, settle
+from tasks.models.diagnosis import Diagnosis
 from tasks.models.outcome import Outcome, Verification
 from tasks.models.scenario_call import ScenarioCall
 from tasks.models.snapshots import PodCrashSnapshot
 from tasks.probes.workload import probe_crashing_pods
 from tasks.records.artifacts import publish_diagnosis, publish_evidence, publish_pods
+from tasks.retries import VERIFY_DELAY_SECONDS
 from tasks.settings import Settings
 from tasks.verifies import verify_pods_not_crashing, verify_rollout_complete
 
@@ -76,18 +76,39 @@ def crash_evidence(snapshot: PodCrashSnapshot) -> list[str]:
     return lines
 
 
-def _verify(params: PodCrashParams, crashed: list[str], since: datetime) -> Verification:
-    attempts = params.verify_attempts
-    rollout = verify_rollout_complete.with_options(retries=attempts)(
-        params.namespace, params.deployment
-    )
-    ready = verify_pods_not_crashing.with_options(retries=attempts)(
-        params.namespace, params.deployment, crashed, since
-    )
-    return Verification(
+def restart_and_prove(
+    diagnosis: Diagnosis,
+    snapshot: PodCrashSnapshot,
+    *,
+    dry_run: bool,
+    flow: str,
+    attempts: int,
+    delay: float = VERIFY_DELAY_SECONDS,
+) -> Outcome:
+    """A's mitigation and its proof, shared with B's several-crashes road: a rolling restart of
+    the Deployment, then the rollout completes and no pod crashed since the restart."""
+    ns, name = snapshot.namespace, snapshot.deployment_name
+    change = restart_deployment(ns, name, dry_run=dry_run, reason=diagnosis.summary)
+    crashed = [c.pod.name for c in snapshot.crashing]
+
+    def verify() -> tuple[Verification, ...]:
+        rollout = verify_rollout_complete.with_options(retries=attempts, retry_delay_seconds=delay)(
+            ns, name
+        )
+        ready = verify_pods_not_crashing.with_options(retries=attempts, retry_delay_seconds=delay)(
+            ns, name, crashed, change.at
+        )
+        detail = f"{rollout.message}; {ready} pod(s) ready, none crashed since the restart"
+        return (Verification(check=VERIFY_CHECK, passed=True, detail=detail),)
+
+    return settle(
+        diagnosis,
+        (change,),
+        dry_run=dry_run,
+        flow=flow,
         check=VERIFY_CHECK,
-        passed=True,
-        detail=f"{rollout.message}; {ready} pod(s) ready, none crashed since the restart",
+        verify=verify,
+        did_not_fix="the restart did not stop the crashes",
     )
 
 
@@ -105,16 +126,10 @@ def remediate_pod_crash(params: PodCrashParams) -> Outcome:
     publish_diagnosis(diagnosis, "pod-crash-diagnosis")
     if not diagnosis.needs_action:
         return no_action(diagnosis, "pod-crash")
-    change = restart_deployment(
-        params.namespace, params.deployment, dry_run=params.dry_run, reason=diagnosis.summary
-    )
-    crashed = [c.pod.name for c in snapshot.crashing]
-    return settle(
+    return restart_and_prove(
         diagnosis,
-        (change,),
+        snapshot,
         dry_run=params.dry_run,
         flow="pod-crash",
-        check=VERIFY_CHECK,
-        verify=lambda: (_verify(params, crashed, change.at),),
-        did_not_fix="the restart did not fix it",
+        attempts=params.verify_attempts,
     )
