@@ -76,7 +76,7 @@ class QueueBacklogParams(BaseModel):
     def from_call(cls, call: ScenarioCall) -> QueueBacklogParams:
         """C scales the worker Deployment triage found behind the deep queue."""
         return cls(
-            **call.where(namespace="namespace", deployment="target"),
+            **call.where(namespace="namespace", deployment="target", queue="queue"),
             dry_run=call.dry_run,
             **call.verify.overrides(),
         )

@@ -135,6 +135,7 @@ def diagnose_incident(
             namespace=where.get("namespace", found.namespace if found else None),
             target=where.get("target", (found.name or found.selector) if found else None),
             hpa=where.get("hpa") or None,
+            queue=where.get("queue"),
             several_crashing=bool(where.get("several")),
             inconclusive=unknown,
         )
@@ -192,6 +193,7 @@ def diagnose_incident(
             f"active tasks: {queue.active_tasks}",
             namespace=queue.namespace,
             target=queue.deployment_name,
+            queue=queue.queue,
         )
     healthy = tuple(f.line() for f in seen if not f.fault and not f.inconclusive)
     if firing:

@@ -114,6 +114,7 @@ class TriageDecision(BaseModel):
     namespace: str | None = None
     target: str | None = None  # the deployment/pod the scenario flow should act on
     hpa: str | None = None  # B: the HPA in front of the target, when it has one
+    queue: str | None = None  # C: the queue found deep
     # B's other road: several pods of `target` crash-loop while the HPA is calm.
     several_crashing: bool = False
     # Probes that could not tell (what could not be read, and why): named, never a branch.

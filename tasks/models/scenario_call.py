@@ -63,5 +63,5 @@ class ScenarioCall(BaseModel):
         """The decision's namespace and target under the Params' own field names, for those
         the decision sets (`where(namespace="namespace", deployment="target")`)."""
         d = self.decision
-        found = {"namespace": d.namespace, "target": d.target, "hpa": d.hpa}
+        found = {"namespace": d.namespace, "target": d.target, "hpa": d.hpa, "queue": d.queue}
         return {field: value for field, key in defaults.items() if (value := found.get(key))}

@@ -38,11 +38,15 @@ def _queue_depth(queue: str) -> tuple[int | None, str]:
         return None, f"{how_queue_is_read()}: {exc}"
 
 
-def probe_queue(settings: Settings) -> QueueSnapshot | None:
-    """Branch C's evidence: the queue depth and `celery inspect active` in a worker pod."""
+def probe_queue(settings: Settings, named: Sequence[str] = ()) -> QueueSnapshot | None:
+    """Branch C's evidence: the depth of the queue the alerts name (celery-exporter's
+    `queue_name`) and of the configured one, the deeper of those that could be read, and
+    `celery inspect active` in a worker pod."""
     w, broker = settings.workloads, settings.celery
-    queue = broker.queues[0]
-    depth, error = _queue_depth(queue)
+    read = {q: _queue_depth(q) for q in dict.fromkeys([*named, broker.queues[0]])}
+    known = [(depth, q) for q, (depth, _) in read.items() if depth is not None]
+    queue = max(known)[1] if known else broker.queues[0]
+    depth, error = read[queue]
     try:
         return probe_worker_activity(
             w.namespace,
@@ -101,5 +105,5 @@ def probe_incident(
             hpa.hpa if hpa and hpa.hpa else w.hpa,
             w.worker_deployment,
         ),
-        queue=probe_queue(settings),
+        queue=probe_queue(settings, [t.queue for t in targets if t.queue]),
     )

@@ -4,7 +4,6 @@ seeded as a real cluster (`sandbox up --condition ...`), with real-format alerts
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,26 +12,15 @@ from typer.testing import CliRunner
 
 from remediate.cli import app
 from sandbox import injections
-from sandbox.resources import POD
 from sandbox.server import SandboxServer
 from sandbox.symptoms import showing
-from tests.flows.sandbox_settings import ALERTS
+from tests.flows.sandbox_settings import ALERTS, rule_payload
 from tests.flows.sandbox_state import settle
-
-RULES = ALERTS / "rules"
-PLACEHOLDER = re.compile(r"\{pod:([^/]+)/([^:]+):(\d+)\}")
 
 
 def live_payload(sandbox: SandboxServer, name: str, tmp_path: Path) -> Path:
-    """A rule fixture with its pod placeholders replaced by the live pods' names."""
-
-    def pod(match: re.Match[str]) -> str:
-        namespace, app_name, index = match[1], match[2], int(match[3])
-        pods, _ = sandbox.cluster.store.list(POD, namespace, labels=f"app={app_name}")
-        return sorted(p["metadata"]["name"] for p in pods)[index]
-
     path = tmp_path / f"{name}.json"
-    path.write_text(PLACEHOLDER.sub(pod, (RULES / f"{name}.json").read_text()))
+    path.write_text(json.dumps(rule_payload(sandbox, name)))
     return path
 
 
