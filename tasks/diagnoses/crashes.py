@@ -20,6 +20,9 @@ from tasks.adapters.cluster import Pod
 # ten minutes is looping, whatever it shows this instant.
 CRASH_WINDOW = timedelta(minutes=10)
 CRASH_MIN_RESTARTS = 1
+# A pod running since its last crash for twice as long as that last run lasted, and at least
+# this long, has recovered (after a datastore came back, say): it is not between two crashes.
+RECOVERED_AFTER = timedelta(seconds=60)
 BACK_OFF_REASONS = frozenset({"CrashLoopBackOff"})
 
 
@@ -58,7 +61,23 @@ def is_crash_looping(pod: Pod, now: datetime | None = None) -> bool:
     died = last_crash(pod)
     if died is None or max(pod.restarts, pod.max_restarts) < CRASH_MIN_RESTARTS:
         return False
-    return died >= (now or datetime.now(UTC)) - CRASH_WINDOW
+    now = now or datetime.now(UTC)
+    return died >= now - CRASH_WINDOW and not _recovered(pod, now)
+
+
+def _recovered(pod: Pod, now: datetime) -> bool:
+    """Running since its last crash for longer than a crash-looping run lasts."""
+    runs = [s.state.started_at for s in pod.container_statuses if s.state.state == "running"]
+    since = min((t for t in runs if t is not None), default=None)
+    if since is None:
+        return False
+    last = pod.last_termination
+    lasted = (
+        last.finished_at - last.started_at
+        if last is not None and last.finished_at and last.started_at
+        else timedelta(0)
+    )
+    return now - since >= max(2 * lasted, RECOVERED_AFTER)
 
 
 def crashed_since(pod: Pod, since: datetime) -> bool:

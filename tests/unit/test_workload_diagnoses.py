@@ -10,7 +10,6 @@ from tasks.diagnoses.workload import (
     diagnose_hpa_thrash,
     diagnose_pod_crash,
     diagnose_queue_backlog,
-    is_crash_looping,
     runaway_tasks,
 )
 from tasks.models.diagnosis import Action, Scenario
@@ -79,19 +78,6 @@ def test_diagnose_pod_crash(
     if action is Action.RESTART_DEPLOYMENT:
         assert found.needs_action and found.name == "alphaswarm-core"
         assert any("KeyError" in e for e in found.evidence)
-
-
-@pytest.mark.parametrize(
-    ("candidate", "expected"),
-    [
-        (crashing_pod(), True),
-        (pod(status="CrashLoopBackOff"), True),
-        (pod(), False),
-        (crashing_pod(deleting=True), False),
-    ],
-)
-def test_is_crash_looping(candidate: Any, expected: bool) -> None:
-    assert is_crash_looping(candidate) is expected
 
 
 FLAPPING = (rescale(6, count=5, minutes_ago=0.5), rescale(3, count=5, minutes_ago=0.2))
