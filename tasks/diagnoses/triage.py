@@ -126,18 +126,27 @@ def diagnose_incident(
     crash_lines = faults["pods"].evidence if "pods" in faults else ()
 
     def decided(
-        scenario: Scenario, found: Diagnosis | None, reason: str, *evidence: str, **where: str
+        scenario: Scenario,
+        found: Diagnosis | None,
+        reason: str,
+        *evidence: str,
+        namespace: str | None = None,
+        target: str | None = None,
+        **more: str | bool | None,
     ) -> TriageDecision:
+        """The decision; its target is the diagnosis's unless given (`more`: hpa, queue,
+        several_crashing)."""
+        if found is not None:
+            namespace = namespace or found.namespace
+            target = target or found.name or found.selector
         return TriageDecision(
             scenario=scenario,
             reason=reason,
             evidence=(*evidence, *(found.evidence if found else ()), *hint_lines),
-            namespace=where.get("namespace", found.namespace if found else None),
-            target=where.get("target", (found.name or found.selector) if found else None),
-            hpa=where.get("hpa") or None,
-            queue=where.get("queue"),
-            several_crashing=bool(where.get("several")),
+            namespace=namespace,
+            target=target,
             inconclusive=unknown,
+            **more,
         )
 
     # Platform first, on positive evidence only.
@@ -174,8 +183,8 @@ def diagnose_incident(
                 "(worker log for a runaway task, then each pod inspected as in A)",
                 *crash_lines,
                 **where,
-                hpa=fronting,
-                several="yes",
+                hpa=fronting or None,
+                several_crashing=True,
             )
         return decided(
             Scenario.POD_CRASH,
