@@ -35,9 +35,9 @@ from tasks.models.outcome import FollowUp, Outcome, OutcomeStatus, Priority, Ver
 from tasks.probes.platform import probe_jwks
 from tasks.records.artifacts import publish_diagnosis, publish_outcome
 from tasks.records.steps import close_follow_up, record_rescheduled
-from tasks.records.tags import PREFIX as INCIDENT_TAG_PREFIX
-from tasks.records.tags import current_tags
 from tasks.retries import NotYetHealthy, spread_polls
+from tasks.run_context import PREFIX as INCIDENT_TAG_PREFIX
+from tasks.run_context import current_tags
 from tasks.settings import Settings
 from tasks.verifies import VerifyFailed, verify_jwks_healthy_for, verify_rollout_complete
 

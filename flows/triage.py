@@ -53,8 +53,8 @@ from tasks.records.steps import (
     record_triage,
     restarts_made,
 )
-from tasks.records.tags import current_flow_run
 from tasks.retries import spread_polls
+from tasks.run_context import current_flow_run
 from tasks.settings import Settings
 from tasks.verifies import verify_hold_elapsed
 

@@ -9,21 +9,33 @@ from __future__ import annotations
 
 import threading
 
-from tasks.adapters.cluster import ClusterReader
+from tasks.adapters.cluster import Cluster, ClusterReader
 from tasks.adapters.http_endpoints import HttpEndpoints
+from tasks.adapters.kubernetes import KubernetesCluster
 from tasks.adapters.workers import CeleryWorkers, Workers
-from tasks.changes.writer import close_clusters, cluster_writer
 from tasks.settings import CeleryBroker, KubeAccess, Settings
 
 _lock = threading.Lock()
+_clusters: dict[str, Cluster] = {}
 _http: list[HttpEndpoints] = []
 _workers: dict[str, CeleryWorkers] = {}
 
 
+def pooled_cluster(access: KubeAccess | None = None) -> Cluster:
+    """The connected cluster for `access` (default: the settings' REMEDIATE_KUBE__*), one per
+    process. Only `tasks.changes.writer` hands it out as is; everything else gets `cluster()`."""
+    access = access or Settings().kube
+    key = access.model_dump_json()
+    with _lock:
+        if key not in _clusters:
+            _clusters[key] = KubernetesCluster(access)
+        return _clusters[key]
+
+
 def cluster(access: KubeAccess | None = None) -> ClusterReader:
-    """The cluster for `access` (default: the settings' REMEDIATE_KUBE__*), connected once, as
-    the read-only view: only the gate changes anything (`tasks.changes.writer`)."""
-    return cluster_writer(access)
+    """The cluster for `access`, as the read-only view: only the gate changes anything
+    (`tasks.changes.writer`)."""
+    return pooled_cluster(access)
 
 
 def http_endpoints() -> HttpEndpoints:
@@ -46,8 +58,10 @@ def workers(broker: CeleryBroker | None = None) -> Workers:
 
 
 def close_all() -> None:
-    close_clusters()
     with _lock:
+        for connected in _clusters.values():
+            connected.close()
+        _clusters.clear()
         for adapter in _workers.values():
             adapter.close()
         _workers.clear()

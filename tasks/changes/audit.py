@@ -1,7 +1,7 @@
 """The gate's audit rows in the incident store: written before a change is sent, completed after.
 
 `StoreAudit` is what `tasks.changes.mutations` hands the gate. It links each row to the flow run
-that made the change and to the incident the run works for (`tasks.records.tags`). If the store
+that made the change and to the incident the run works for (`tasks.run_context`). If the store
 cannot take the row before the change, the change is refused: an unaudited change to
 production is exactly what the store is there to prevent.
 """
@@ -15,7 +15,7 @@ from store.engine import StoreError, session_for
 from store.models import ActionStatus
 from tasks.adapters.errors import PermanentError
 from tasks.changes.models import Change, ChangeRecord, ChangeStatus, Fact
-from tasks.records.tags import current_flow_run, current_incident
+from tasks.run_context import current_flow_run, current_incident
 
 _STATUS = {
     ChangeStatus.PLANNED: ActionStatus.PLANNED,

@@ -34,7 +34,7 @@ from tasks.changes.models import ActionKind, Target
 from tasks.models.alerts import Alert, AlertBatch, alert_target
 from tasks.models.diagnosis import Scenario, TriageDecision
 from tasks.models.outcome import FollowUp, Outcome, OutcomeStatus
-from tasks.records.tags import current_flow_run, incident_tag
+from tasks.run_context import current_flow_run, incident_tag
 from tasks.settings import Settings
 
 REGRESSION_TEST = "regression-test"
