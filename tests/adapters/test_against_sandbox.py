@@ -149,7 +149,9 @@ def test_a_crashing_pod_reads_as_kubectl_prints_it(
 
     def crashed() -> Pod | None:
         pod = cluster.pod(NS, victim.name)
-        return pod if pod is not None and pod.status == "CrashLoopBackOff" else None
+        # A real kubelet backs off from the second failure: wait for a back-off after a restart.
+        looping = pod is not None and pod.status == "CrashLoopBackOff" and pod.restarts >= 1
+        return pod if looping else None
 
     pod = eventually(sandbox, crashed)
     assert pod.waiting_reason == "CrashLoopBackOff"
