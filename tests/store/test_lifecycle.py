@@ -254,3 +254,43 @@ def test_list_filters_by_status_and_scenario(store: str) -> None:
         assert [i.target_key for i in list_incidents(s, statuses=["open"], scenarios=["B"])] == [
             "B:1"
         ]
+
+
+def test_the_restarts_applied_for_an_incident_feed_a_restart_cap(store: str) -> None:
+    """A's cap ("a restart that did not help twice will not help a third time") counts the
+    restarts applied to the target for this incident: not plans, not failures, not others."""
+    with session_for(store) as s:
+        opened, _ = incidents.open_or_join(s, evidence=evidence(alert("f1")))
+        assert opened.id is not None
+        rows = [
+            ("r1", "rollout-restart", "Deployment/alphaswarm/alphaswarm-core", False, True),
+            ("r2", "rollout-restart", "Deployment/alphaswarm/alphaswarm-core", False, True),
+            ("plan", "rollout-restart", "Deployment/alphaswarm/alphaswarm-core", True, True),
+            ("failed", "rollout-restart", "Deployment/alphaswarm/alphaswarm-core", False, False),
+            ("other", "rollout-restart", "Deployment/alphaswarm/alphaswarm-client", False, True),
+            ("scale", "scale", "Deployment/alphaswarm/alphaswarm-core", False, True),
+        ]
+        for key, action, target, dry_run, applied in rows:
+            actions.begin_action(
+                s,
+                start=actions.ActionStart(
+                    change_key=key,
+                    action=action,
+                    target_key=target,
+                    dry_run=dry_run,
+                    summary=key,
+                    incident_id=opened.id,
+                ),
+            )
+            if applied:
+                status = ActionStatus.PLANNED if dry_run else ActionStatus.APPLIED
+                actions.finish_action(s, change_key=key, status=status, after={}, revert=None)
+            else:
+                actions.fail_action(s, change_key=key, error="HTTP 422")
+        counted = actions.count_applied(
+            s,
+            incident_id=opened.id,
+            action="rollout-restart",
+            target_key="Deployment/alphaswarm/alphaswarm-core",
+        )
+    assert counted == 2

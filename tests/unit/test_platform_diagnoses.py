@@ -315,3 +315,23 @@ def test_diagnose_stateful(
     assert says in found.summary
     if action is Action.DELETE_PODS:
         assert (found.name, found.selector) in {("redis-master-0", None), (None, "app=postgres")}
+
+
+def test_every_wedged_backend_is_restarted_not_only_the_first() -> None:
+    """Both backends fail readiness: both Deployments (found through the Services' pods, not
+    their names) are restarted, and their PDBs are evidence, never a veto on pods already
+    down."""
+    client = service(0, 2, READINESS_HTTP).model_copy(update={"deployments": ("client-web",)})
+    cp = service(0, 1, READINESS_HTTP, name="alphaswarm-cp").model_copy(
+        update={"namespace": "alphaswarm-admin", "deployments": ("control-plane",)}
+    )
+    found = diagnose_ingress(ingress(services=(client, cp)))
+    assert found.action is Action.RESTART_DEPLOYMENT
+    assert found.targets == (("alphaswarm", "client-web"), ("alphaswarm-admin", "control-plane"))
+    assert any("PodDisruptionBudget" in e or "PDB" in e for e in found.evidence)
+
+
+def test_empty_endpoints_behind_crash_looping_pods_are_not_an_ingress_restart() -> None:
+    crashing = service(0, 1).model_copy(update={"crashing": ("alphaswarm-client-1",)})
+    found = diagnose_ingress(ingress(services=(crashing, CP_OK)))
+    assert found.action is Action.ESCALATE and "crash-loop" in found.summary
