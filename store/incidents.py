@@ -241,6 +241,30 @@ def all_alerts_resolved(session: Session, *, incident_id: int) -> bool:
     return bool(statuses) and all(s == "resolved" for s in statuses)
 
 
+def record_resolved(
+    session: Session,
+    *,
+    alerts: tuple[AlertEvidence, ...],
+    summary: str,
+    flow_run_id: str | None = None,
+) -> Incident | None:
+    """Resolved alerts annotate the open incident holding them, and resolve it once every one of
+    its alerts has resolved. None: they belong to no open incident."""
+    found = find_open(session, fingerprints=tuple(a.fingerprint for a in alerts))
+    if found is None or found.id is None:
+        return None
+    record_alerts(session, incident_id=found.id, alerts=alerts, at=utcnow())
+    if all_alerts_resolved(session, incident_id=found.id):
+        return transition(
+            session,
+            incident_id=found.id,
+            to=IncidentStatus.RESOLVED,
+            summary=summary,
+            flow_run_id=flow_run_id,
+        )
+    return found
+
+
 def transition(
     session: Session,
     *,

@@ -246,3 +246,59 @@ class IncidentEvent(SQLModel, table=True):
     status: IncidentStatus | None = _enum(IncidentStatus, None)  # moved to, for a transition
     summary: str
     flow_run_id: str | None = None
+
+
+class ReceiptDisposition(StrEnum):
+    INCIDENT = "incident"  # joined (or opened) an incident
+    IGNORED = "ignored"  # outside the configured namespaces: not ours
+    UNMATCHED = "unmatched"  # a resolved alert that belongs to no open incident
+
+
+class AlertReceipt(SQLModel, table=True):
+    """Each alert the intake accepted, once. Alertmanager retries, its HA replicas each send, and
+    every repeat re-sends the whole group: (fingerprint, status, starts_at) is unique, so a copy
+    is counted here and never starts anything. Written before the intake answers 2xx."""
+
+    __tablename__ = "alert_receipt"
+    __table_args__ = (UniqueConstraint("fingerprint", "status", "starts_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str
+    status: str
+    starts_at: datetime = _when(nullable=False)
+    alertname: str = ""
+    labels: dict[str, str] = _json()
+    source: str = "alertmanager"  # alertmanager, health-sweep
+    receiver: str = ""
+    group_key: str = ""
+    disposition: ReceiptDisposition = _enum(ReceiptDisposition, ReceiptDisposition.INCIDENT)
+    reason: str = ""  # why it was ignored, when it was
+    incident_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("incident.id", ondelete="SET NULL"), index=True),
+    )
+    received_at: datetime = _when(nullable=False, index=True)
+    copies: int = 0  # deliveries of the same alert after the first
+
+
+class TriageOutbox(SQLModel, table=True):
+    """A triage run owed to an incident. Written in the same transaction as the alert that
+    opened the incident; delivered to the Prefect API when it answers, with the idempotency key
+    (unique per flow in Prefect too), so a redelivery after a crash finds the same run."""
+
+    __tablename__ = "triage_outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    incident_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("incident.id", ondelete="SET NULL"), index=True),
+    )
+    run_name: str = ""
+    parameters: dict[str, Any] = _json()
+    created_at: datetime = _when(nullable=False)
+    next_attempt_at: datetime = _when(nullable=False, index=True)
+    attempts: int = 0
+    last_error: str = ""
+    delivered_at: datetime | None = _when(index=True)
+    flow_run_id: str | None = None

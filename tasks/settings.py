@@ -138,6 +138,18 @@ class CeleryBroker(BaseModel):
         return "broker_url" in self.model_fields_set
 
 
+class Intake(BaseModel):
+    """The Alertmanager intake (`deployments/intake`) and the triage runs it starts."""
+
+    apply: bool = Field(
+        default=True,
+        description="the triage runs the intake starts change the cluster; false: dry runs only",
+    )
+    triage_deployment: str = Field(
+        default="triage/triage", description="the served deployment alerts are triaged by"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REMEDIATE_", env_nested_delimiter="__", extra="ignore"
@@ -151,3 +163,6 @@ class Settings(BaseSettings):
     celery: CeleryBroker = Field(default_factory=CeleryBroker)
     store: Store = Field(default_factory=Store)
     incidents: Incidents = Field(default_factory=Incidents)
+    intake: Intake = Field(default_factory=Intake)
+    # REMEDIATE_INTAKE_TOKEN: the bearer token Alertmanager sends (http_config.authorization).
+    intake_token: SecretStr = SecretStr("")

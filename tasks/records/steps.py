@@ -29,7 +29,6 @@ from store import actions, follow_ups, incidents, lifecycle, queries
 from store.engine import session_for
 from store.models import EventKind, IncidentAlert, IncidentEvent, IncidentStatus
 from store.queries import IncidentRecord
-from store.types import utcnow
 from tasks.changes.models import ActionKind, Target
 from tasks.models.alerts import Alert, AlertBatch, alert_target
 from tasks.models.diagnosis import Scenario, TriageDecision
@@ -38,6 +37,7 @@ from tasks.run_context import current_flow_run, incident_tag
 from tasks.settings import Settings
 
 REGRESSION_TEST = "regression-test"
+ALERTS_RESOLVED = "every alert of the incident resolved (Alertmanager)"
 REVERT = "revert"
 
 
@@ -129,7 +129,7 @@ def decided_title(decision: TriageDecision) -> str:
     )
 
 
-def _alert_title(alerts: Sequence[Alert]) -> str:
+def alert_title(alerts: Sequence[Alert]) -> str:
     first = alerts[0]
     summary = first.annotations.get("summary") or first.name or first.fingerprint
     more = f" (+{len(alerts) - 1} more)" if len(alerts) > 1 else ""
@@ -148,26 +148,15 @@ def record_evidence(batch: AlertBatch) -> IncidentRef | None:
     firing = [a for a in batch.alerts if a.firing]
     with session_for(store_url()) as session:
         if not firing:
-            found = incidents.find_open(
-                session, fingerprints=tuple(a.fingerprint for a in evidence)
+            found = incidents.record_resolved(
+                session, alerts=evidence, summary=ALERTS_RESOLVED, flow_run_id=flow_run_id
             )
-            if found is None or found.id is None:
-                return None
-            incidents.record_alerts(session, incident_id=found.id, alerts=evidence, at=utcnow())
-            if incidents.all_alerts_resolved(session, incident_id=found.id):
-                incidents.transition(
-                    session,
-                    incident_id=found.id,
-                    to=IncidentStatus.RESOLVED,
-                    summary="every alert of the incident resolved (Alertmanager)",
-                    flow_run_id=flow_run_id,
-                )
-            return _ref(session, found.id)
+            return None if found is None or found.id is None else _ref(session, found.id)
         incident, _ = incidents.open_or_join(
             session,
             evidence=incidents.Evidence(
                 target_key=alert_target_key(firing),
-                title=_alert_title(firing),
+                title=alert_title(firing),
                 alerts=evidence,
                 trigger="alertmanager",
                 environment=Settings().environment.value,

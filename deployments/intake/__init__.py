@@ -1,0 +1,1 @@
+"""The Alertmanager intake service (`python -m deployments.intake`)."""

@@ -1,0 +1,249 @@
+"""The Alertmanager intake: the webhook that turns alerts into incidents and triage runs.
+
+    POST /api/v1/alerts   an Alertmanager v4 payload, with `Authorization: Bearer <token>`
+    GET  /healthz         the store answers; how many triage runs are still owed
+    GET  /metrics         Prometheus text
+    GET  /openapi.json    this description (and /docs)
+
+Alertmanager retries only on 5xx and time-outs and drops a 4xx for good, so the answers mean:
+  401  no or wrong token: nothing stored
+  413  the body is too large: nothing stored
+  422  not an Alertmanager v4 payload; the message names the field: nothing stored
+  503  the store could not take the alerts: nothing stored, retry
+  200  every alert is stored (or was already), and the body says what became of each
+The triage runs are created after the answer, from the outbox (`OutboxDispatcher`), so a slow
+or absent Prefect never makes Alertmanager wait or retry.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import threading
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from deployments.intake.metrics import IntakeMetrics
+from store.engine import StoreError
+from store.schema import StoreNotMigrated
+from tasks.models.alerts import AlertBatch, InvalidAlertPayload, parse_alertmanager
+from tasks.triggers import outbox
+from tasks.triggers.intake import Receipt, incidents_named, receive
+
+log = logging.getLogger("remediate.intake")
+
+WEBHOOK_PATH = "/api/v1/alerts"
+MAX_BODY_BYTES = 4 * 1024 * 1024  # Alertmanager's max_alerts keeps real groups far below this
+DISPATCH_POLL_SECONDS = 1.0
+
+
+class Accepted(BaseModel):
+    """Every alert of the payload is stored; what became of them."""
+
+    status: str = "accepted"
+    message: str
+    accepted: int
+    duplicates: int
+    ignored: list[str]
+    incidents: list[int]
+    runs_queued: int
+    truncated: int
+
+
+class Problem(BaseModel):
+    """Why the payload was refused (4xx: do not retry) or not stored (503: retry)."""
+
+    error: str
+
+
+def _summary(receipt: Receipt) -> str:
+    parts = [f"{receipt.accepted} alert(s) stored"]
+    if receipt.duplicates:
+        parts.append(f"{receipt.duplicates} already stored (copies)")
+    if receipt.ignored:
+        parts.append(f"{len(receipt.ignored)} ignored: outside the configured namespaces")
+    if receipt.runs_owed:
+        parts.append(f"triage queued for incident(s) {', '.join(map(str, receipt.runs_owed))}")
+    if receipt.incidents_resolved:
+        parts.append(f"incident(s) {', '.join(map(str, receipt.incidents_resolved))} updated")
+    if receipt.truncated:
+        parts.append(f"{receipt.truncated} alert(s) truncated by Alertmanager, noted")
+    return "; ".join(parts)
+
+
+class OutboxDispatcher:
+    """Creates the owed triage runs in the background: woken by each payload that owes one,
+    and every DISPATCH_POLL_SECONDS for the rows that wait on a Prefect that was down."""
+
+    def __init__(self, metrics: IntakeMetrics, poll_seconds: float = DISPATCH_POLL_SECONDS):
+        self._metrics = metrics
+        self._poll = poll_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="outbox", daemon=True)
+        self.last_error = ""
+
+    def start(self) -> OutboxDispatcher:
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._poll)
+            self._wake.clear()
+            try:
+                delivery = outbox.deliver_pending()
+            except Exception as exc:  # the store itself is down: try again next round
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("outbox: %s", self.last_error)
+                continue
+            self._metrics.runs_started.inc(len(delivery.started))
+            if delivery.failed:
+                self.last_error = delivery.error
+            elif delivery.started:
+                self.last_error = ""
+
+
+def _pending_or_nan() -> float:
+    try:
+        return float(outbox.pending())
+    except Exception:
+        return math.nan  # the store is down: say "unknown", never a reassuring 0
+
+
+def create_app(token: str, *, dispatch: bool = True) -> FastAPI:
+    """The intake; `token` is the bearer token Alertmanager must send (never empty)."""
+    if not token:
+        raise ValueError("the intake needs a bearer token (REMEDIATE_INTAKE_TOKEN)")
+    metrics = IntakeMetrics(_pending_or_nan)
+    dispatcher = OutboxDispatcher(metrics) if dispatch else None
+    app = FastAPI(
+        title="AlphaSwarm remediation intake",
+        version="1",
+        description=__doc__,
+        on_startup=[dispatcher.start] if dispatcher else [],
+        on_shutdown=[dispatcher.stop] if dispatcher else [],
+    )
+    expected = f"Bearer {token}".encode()
+
+    def refuse(status: int, reason: str, error: str, **headers: str) -> JSONResponse:
+        metrics.rejected.labels(reason).inc()
+        return JSONResponse(Problem(error=error).model_dump(), status_code=status, headers=headers)
+
+    @app.post(
+        WEBHOOK_PATH,
+        response_model=Accepted,
+        responses={
+            401: {"model": Problem},
+            413: {"model": Problem},
+            422: {"model": Problem},
+            503: {"model": Problem},
+        },
+        summary="Receive an Alertmanager webhook payload (version 4)",
+    )
+    async def alerts(request: Request) -> Any:
+        started = time.perf_counter()
+        try:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return refuse(
+                    401,
+                    "unauthorized",
+                    "missing or wrong bearer token (Authorization: Bearer <token>)",
+                    **{"WWW-Authenticate": "Bearer"},
+                )
+            body = await request.body()
+            if len(body) > MAX_BODY_BYTES:
+                return refuse(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
+            try:
+                batch = parse_alertmanager(body)
+            except InvalidAlertPayload as exc:
+                return refuse(422, "invalid", f"not an Alertmanager v4 payload: {exc}")
+            try:
+                receipt = await run_in_threadpool(receive, batch)
+            except (StoreError, StoreNotMigrated) as exc:
+                log.error("alerts not stored: %s", exc)
+                return refuse(
+                    503,
+                    "store_unavailable",
+                    f"the alerts could not be stored ({type(exc).__name__}); retry",
+                )
+            metrics.accepted.inc(receipt.accepted)
+            metrics.duplicates.inc(receipt.duplicates)
+            metrics.ignored.inc(len(receipt.ignored))
+            if receipt.runs_owed and dispatcher is not None:
+                dispatcher.wake()
+            return Accepted(
+                message=_summary(receipt),
+                accepted=receipt.accepted,
+                duplicates=receipt.duplicates,
+                ignored=list(receipt.ignored),
+                incidents=list(incidents_named(receipt)),
+                runs_queued=len(receipt.runs_owed),
+                truncated=receipt.truncated,
+            )
+        finally:
+            metrics.latency.observe(time.perf_counter() - started)
+
+    @app.get("/healthz", summary="Liveness and readiness: the store answers")
+    def healthz() -> JSONResponse:
+        try:
+            pending = outbox.pending()
+        except Exception as exc:
+            return JSONResponse(
+                {"status": "unavailable", "error": f"store: {type(exc).__name__}"},
+                status_code=503,
+            )
+        body: dict[str, Any] = {"status": "ok", "outbox_pending": pending}
+        if dispatcher is not None and dispatcher.last_error:
+            body["last_delivery_error"] = dispatcher.last_error
+        return JSONResponse(body)
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's description, with the webhook's body (read raw, so that a bad payload gets our
+    message) described as the Alertmanager v4 payload, and the bearer token."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    payload = AlertBatch.model_json_schema(
+        by_alias=True, ref_template="#/components/schemas/{model}"
+    )
+    components = schema.setdefault("components", {})
+    components.setdefault("schemas", {}).update(payload.pop("$defs", {}))
+    components["schemas"]["AlertmanagerPayload"] = payload
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    post = schema["paths"][WEBHOOK_PATH]["post"]
+    post["security"] = [{"bearer": []}]
+    post["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/AlertmanagerPayload"}}
+        },
+    }
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,157 @@
+"""The intake's ledger: each accepted alert once (`alert_receipt`) and the triage runs owed to
+incidents (`triage_outbox`). Keyword-only data functions that take the session explicitly.
+
+    POST ──► claim each alert ──► new? join or open its incident ──► opened? owe a triage run
+                 └─ a copy: counted, nothing else                       └─ outbox row, same
+                                                                           transaction
+    outbox ──► due rows ──► Prefect API (idempotency key) ──► delivered, or retried later
+
+A copy is recognised by the database itself (a unique key and INSERT ... ON CONFLICT DO
+NOTHING), so two intake replicas racing on one alert store it once, whichever wins.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from store.models import AlertReceipt, Incident, ReceiptDisposition, TriageOutbox
+from store.types import utcnow
+
+# Redelivery backs off from one second up to this, so a Prefect outage costs little.
+OUTBOX_LONGEST_BACKOFF_SECONDS = 30.0
+
+
+def claim(session: Session, *, receipt: AlertReceipt) -> bool:
+    """Store the receipt and return True, or count one more copy of the stored one and return
+    False: the same (fingerprint, status, startsAt) was accepted before."""
+    values = receipt.model_dump(exclude={"id"})
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(AlertReceipt)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(col(AlertReceipt.id))
+    )
+    if session.exec(statement).first() is not None:
+        return True
+    session.exec(
+        _the_one(receipt.fingerprint, receipt.status, receipt.starts_at).values(
+            copies=AlertReceipt.copies + 1
+        )
+    )
+    return False
+
+
+def _the_one(fingerprint: str, status: str, starts_at: datetime) -> Any:
+    """An UPDATE of the receipt with this identity."""
+    return (
+        update(AlertReceipt)
+        .where(col(AlertReceipt.fingerprint) == fingerprint)
+        .where(col(AlertReceipt.status) == status)
+        .where(col(AlertReceipt.starts_at) == starts_at)
+    )
+
+
+def settle(
+    session: Session,
+    *,
+    fingerprint: str,
+    status: str,
+    starts_at: datetime,
+    disposition: ReceiptDisposition,
+    incident_id: int | None = None,
+    reason: str = "",
+) -> None:
+    """Say what became of a claimed alert: the incident it joined, or why it started nothing."""
+    session.exec(
+        _the_one(fingerprint, status, starts_at).values(
+            disposition=disposition, incident_id=incident_id, reason=reason
+        )
+    )
+
+
+def owe_run(
+    session: Session,
+    *,
+    incident_id: int,
+    idempotency_key: str,
+    run_name: str,
+    parameters: dict[str, Any],
+) -> bool:
+    """Owe the incident its triage run, once: False when it is owed (or was delivered) already."""
+    known = session.exec(
+        select(TriageOutbox.id).where(TriageOutbox.idempotency_key == idempotency_key)
+    ).first()
+    if known is not None:
+        return False
+    now = utcnow()
+    session.add(
+        TriageOutbox(
+            idempotency_key=idempotency_key,
+            incident_id=incident_id,
+            run_name=run_name,
+            parameters=parameters,
+            created_at=now,
+            next_attempt_at=now,
+        )
+    )
+    session.flush()
+    return True
+
+
+def due(session: Session, *, limit: int, now: datetime | None = None) -> list[TriageOutbox]:
+    """Undelivered rows whose next attempt is due, oldest first."""
+    return list(
+        session.exec(
+            select(TriageOutbox)
+            .where(col(TriageOutbox.delivered_at).is_(None))
+            .where(col(TriageOutbox.next_attempt_at) <= (now or utcnow()))
+            .order_by(col(TriageOutbox.id))
+            .limit(limit)
+        ).all()
+    )
+
+
+def delivered(session: Session, *, row: TriageOutbox, flow_run_id: str) -> None:
+    """The run exists: the row is done, and the incident names its triage run."""
+    session.exec(
+        update(TriageOutbox)
+        .where(col(TriageOutbox.id) == row.id)
+        .values(delivered_at=utcnow(), flow_run_id=flow_run_id, last_error="")
+    )
+    session.exec(
+        update(Incident)
+        .where(col(Incident.id) == row.incident_id)
+        .where(col(Incident.triage_flow_run_id).is_(None))
+        .values(triage_flow_run_id=flow_run_id)
+    )
+
+
+def failed(session: Session, *, row_id: int, attempts: int, error: str) -> None:
+    """Keep the row for later: 1 s, 2 s, 4 s ... up to OUTBOX_LONGEST_BACKOFF_SECONDS."""
+    backoff = min(2.0 ** max(attempts - 1, 0), OUTBOX_LONGEST_BACKOFF_SECONDS)
+    session.exec(
+        update(TriageOutbox)
+        .where(col(TriageOutbox.id) == row_id)
+        .values(
+            attempts=attempts,
+            last_error=error[:500],
+            next_attempt_at=utcnow() + timedelta(seconds=backoff),
+        )
+    )
+
+
+def pending_count(session: Session) -> int:
+    return int(
+        session.exec(
+            select(func.count())
+            .select_from(TriageOutbox)
+            .where(col(TriageOutbox.delivered_at).is_(None))
+        ).one()
+    )
