@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from remediate.incidents_cli import db_app, incidents_app, require_store
+from remediate.up_cli import up
 
 if TYPE_CHECKING:
     from sandbox.redis_server import RedisServer
@@ -36,6 +37,7 @@ sandbox_app = typer.Typer(
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(db_app, name="db")
+app.command("up")(up)
 
 T = TypeVar("T")
 
@@ -319,18 +321,19 @@ def _wait_for_symptoms(server: object, incident: str) -> None:
 
 def _demo_triage(*, apply: bool, as_json: bool) -> dict[str, object]:
     """One triage run, as a sweep (no alert: the probes decide), printed step by step."""
-    from flows.triage import TriageParams, VerifyPolicy, triage
+    from flows.triage import VerifyPolicy, triage
     from remediate.render import print_triage_outcome
 
-    params = TriageParams(
-        dry_run=not apply,
-        # A rehearsal on the sandbox: the operator running `make run` approves D's flip.
-        approve_permissive=True,
-        approved_by=f"{_operator()} (remediate demo, sandbox rehearsal)",
-        # The sandbox ticks ten times a second: poll faster and call the HPA quiet sooner.
-        verify=VerifyPolicy(attempts=200, delay_seconds=0.2, quiet_seconds=3.0),
+    result = _run_flow(
+        lambda: triage(
+            dry_run=not apply,
+            # A rehearsal on the sandbox: the operator running `make run` approves D's flip.
+            approve_permissive=True,
+            approved_by=f"{_operator()} (remediate demo, sandbox rehearsal)",
+            # The sandbox ticks ten times a second: poll faster and call the HPA quiet sooner.
+            verify=VerifyPolicy(attempts=200, delay_seconds=0.2, quiet_seconds=3.0),
+        )
     )
-    result = _run_flow(lambda: triage(params))
     if not as_json:
         print_triage_outcome(console, result)
     body: dict[str, object] = result.model_dump(mode="json")
@@ -392,21 +395,20 @@ def triage_command(
     from remediate.prefect_runtime import prefect_environment
 
     prefect_environment()
-    from flows.triage import TriageParams, triage
+    from flows.triage import triage
     from remediate.render import print_triage_outcome
+    from tasks.models.alerts import AlertBatch
 
-    params = TriageParams.model_validate(
-        {
-            "alerts": body,
-            "dry_run": not apply,
-            "approve_permissive": approve_permissive,
-            "approved_by": f"{_operator()} (remediate triage --approve-permissive)"
-            if approve_permissive
-            else "",
-            "approval_timeout_seconds": approval_timeout,
-        }
+    approved_by = f"{_operator()} (remediate triage --approve-permissive)"
+    result = _run_flow(
+        lambda: triage(
+            alerts=AlertBatch.model_validate(body),
+            dry_run=not apply,
+            approve_permissive=approve_permissive,
+            approved_by=approved_by if approve_permissive else "",
+            approval_timeout_seconds=approval_timeout,
+        )
     )
-    result = _run_flow(lambda: triage(params))
     if as_json:
         print(result.model_dump_json(indent=2))
     else:

@@ -1,0 +1,246 @@
+"""`remediate up`: the running system on one machine.
+
+    prefect server start          the API and the UI (SQLite under var/prefect unless
+                                  PREFECT_API_DATABASE_CONNECTION_URL names PostgreSQL)
+    python -m deployments.serve   every deployment, each run in a process of its own
+    python -m deployments.intake  the Alertmanager webhook, with its outbox
+    the sandbox                   unless --kubeconfig names a real cluster; in this process
+
+Each child runs in its own process group with its output in var/stack/logs/, and is stopped,
+with whatever it started, on Ctrl-C or SIGTERM. On the sandbox a sample incident is injected
+and the Alertmanager payload it would raise is POSTed to the intake, so the first thing an
+operator sees in the UI is a real alert becoming a verified mitigation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import threading
+import time
+import urllib.request
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from remediate.processes import Child, answers, free_port
+
+PREFECT_READY_SECONDS = 120.0  # a fresh SQLite database is migrated first
+SERVE_READY_SECONDS = 90.0
+INTAKE_READY_SECONDS = 60.0
+SANDBOX_TICK_SECONDS = 0.2
+SAMPLE_INCIDENT = "crashloop-single"
+SAMPLE_TARGET = ("alphaswarm", "alphaswarm-core")
+SAMPLE_TIMEOUT_SECONDS = 180.0
+# The runner asks the API for scheduled runs this often (Prefect's default is 10 s).
+RUNNER_POLL_SECONDS = "1"
+
+
+@dataclass
+class StackOptions:
+    state_dir: Path = Path("var")
+    kubeconfig: Path | None = None  # a real cluster; None: the sandbox
+    prefect_port: int = 4200
+    intake_port: int = 9095
+    sample: bool = True
+    host: str = "127.0.0.1"
+
+
+@dataclass
+class Stack:
+    """What `up` started: URLs for the operator, children to stop."""
+
+    options: StackOptions
+    prefect_url: str = ""
+    intake_url: str = ""
+    kubeconfig: Path | None = None
+    token_source: str = ""
+    children: list[Child] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.prefect_url}/api"
+
+
+def intake_token(state_dir: Path) -> tuple[str, str]:
+    """REMEDIATE_INTAKE_TOKEN, or one generated once and kept (mode 0600) under the state dir."""
+    given = os.environ.get("REMEDIATE_INTAKE_TOKEN", "")
+    if given:
+        return given, "REMEDIATE_INTAKE_TOKEN"
+    path = state_dir / "intake-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+    return path.read_text().strip(), str(path.resolve())
+
+
+def _python(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def _prefect_cli() -> str:
+    beside = Path(sys.executable).with_name("prefect")
+    return str(beside) if beside.exists() else "prefect"
+
+
+def _deployment_served(api_url: str, name: str) -> Any:
+    return answers(f"{api_url}/deployments/name/{name}")
+
+
+def start(options: StackOptions, say: Any, exits: ExitStack) -> Stack:
+    """Start every part, in dependency order; each one stops when `exits` closes."""
+    from store.schema import upgrade
+    from tasks.settings import Settings
+
+    state = options.state_dir.resolve()
+    logs = state / "stack" / "logs"
+    stack = Stack(options)
+    env = dict(os.environ)
+    env.setdefault("PREFECT_HOME", str(state / "prefect"))
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    env.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    Path(env["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+
+    upgrade(Settings().store.url.get_secret_value())  # the served flows refuse an old store
+
+    token, stack.token_source = intake_token(state)
+    env["REMEDIATE_INTAKE_TOKEN"] = token
+
+    prefect_port = options.prefect_port or free_port()
+    stack.prefect_url = f"http://{options.host}:{prefect_port}"
+    server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+    server_env["PREFECT_UI_API_URL"] = f"{stack.prefect_url}/api"
+    server = _child(
+        stack,
+        exits,
+        "prefect-server",
+        [_prefect_cli(), "server", "start", "--host", options.host, "--port", str(prefect_port)],
+        server_env,
+        logs,
+    )
+    env["PREFECT_API_URL"] = stack.api_url
+    env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", RUNNER_POLL_SECONDS)
+
+    sandbox = None
+    if options.kubeconfig is None:
+        sandbox = _start_sandbox(state, env, exits)
+        stack.kubeconfig = Path(env["REMEDIATE_KUBE__KUBECONFIG"])
+    else:
+        stack.kubeconfig = options.kubeconfig.resolve()
+        env["REMEDIATE_KUBE__KUBECONFIG"] = str(stack.kubeconfig)
+    stack.env = env
+
+    server.wait_until(answers(f"{stack.api_url}/health"), PREFECT_READY_SECONDS, "API health")
+    say(f"prefect server ready at {stack.prefect_url}")
+    serve = _child(stack, exits, "served-deployments", _python("deployments.serve"), env, logs)
+    intake_port = options.intake_port or free_port()
+    intake = _child(
+        stack,
+        exits,
+        "intake",
+        _python("deployments.intake", "--host", options.host, "--port", str(intake_port)),
+        env,
+        logs,
+    )
+    stack.intake_url = f"http://{options.host}:{intake_port}/api/v1/alerts"
+    serve.wait_until(
+        _deployment_served(stack.api_url, Settings().intake.triage_deployment),
+        SERVE_READY_SECONDS,
+        "triage deployment",
+    )
+    intake.wait_until(
+        answers(f"http://{options.host}:{intake_port}/healthz"), INTAKE_READY_SECONDS, "health"
+    )
+    if sandbox is not None and options.sample:
+        threading.Thread(
+            target=_sample, args=(stack, sandbox, token, say), name="sample", daemon=True
+        ).start()
+    return stack
+
+
+def _child(
+    stack: Stack,
+    exits: ExitStack,
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    logs: Path,
+) -> Child:
+    child = Child(name, argv, dict(env), logs / f"{name}.log").start()
+    exits.callback(child.stop)
+    stack.children.append(child)
+    return child
+
+
+def _start_sandbox(state: Path, env: dict[str, str], exits: ExitStack) -> Any:
+    from sandbox.flow_env import flow_env
+    from sandbox.server import SandboxServer
+
+    server = exits.enter_context(SandboxServer(tick_seconds=SANDBOX_TICK_SECONDS))
+    path = server.write_kubeconfig(state / "sandbox" / "kubeconfig.yaml").resolve()
+    env.update(flow_env(server.url, server.cluster, path))
+    return server
+
+
+def _sample(stack: Stack, sandbox: Any, token: str, say: Any) -> None:
+    """Inject the sample incident, send the alert it raises, and follow its incident."""
+    from sandbox import injections
+    from sandbox.alerts import crashloop_payload
+    from sandbox.symptoms import showing
+
+    try:
+        injections.inject(sandbox.cluster, SAMPLE_INCIDENT)
+        deadline = time.monotonic() + SAMPLE_TIMEOUT_SECONDS
+        while not showing(sandbox.cluster, SAMPLE_INCIDENT):
+            if time.monotonic() > deadline:
+                say(f"sample: {SAMPLE_INCIDENT} never showed its symptoms")
+                return
+            time.sleep(SANDBOX_TICK_SECONDS)
+        body = crashloop_payload(sandbox.cluster, *SAMPLE_TARGET)
+        answer = _post(stack.intake_url, token, body)
+        say(f"sample: {SAMPLE_INCIDENT} injected; Alertmanager payload sent: {answer['message']}")
+        for incident in answer["incidents"]:
+            _follow(incident, say, deadline)
+    except Exception as exc:  # the stack serves on; the operator reads why the sample failed
+        say(f"sample: failed: {type(exc).__name__}: {exc}")
+
+
+def _post(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        result: dict[str, Any] = json.loads(answer.read())
+        return result
+
+
+def _follow(incident_id: int, say: Any, deadline: float) -> None:
+    """Print the incident's status as it changes, until it ends or the deadline passes."""
+    from store.engine import session_for
+    from store.incidents import get_incident
+    from store.models import IncidentStatus
+    from tasks.settings import Settings
+
+    url = Settings().store.url.get_secret_value()
+    seen = None
+    while time.monotonic() < deadline:
+        with session_for(url) as session:
+            incident = get_incident(session, incident_id=incident_id)
+        if incident.status != seen:
+            seen = incident.status
+            say(f"sample: incident {incident_id} is {seen}")
+        ended = seen in (IncidentStatus.RESOLVED, IncidentStatus.ESCALATED)
+        if ended and incident.report_path:
+            say(f"sample: incident {incident_id} report: {incident.report_path}")
+            return
+        time.sleep(0.5)
+    say(f"sample: incident {incident_id} still {seen} after {SAMPLE_TIMEOUT_SECONDS:.0f} s")
