@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,11 +18,37 @@ from pathlib import Path
 RECORDER_GRACE_SECONDS = 1.0
 
 
+# A fresh home's temporary server migrates its database first: Prefect's 20 s default is too
+# short on a small machine, and the first run must work.
+EPHEMERAL_STARTUP_SECONDS = "180"
+# Where `remediate up` says which Prefect API it serves, while it runs.
+STACK_API_FILE = Path("var/stack/api-url")
+
+
 def prefect_environment() -> None:
-    """Default PREFECT_HOME to the project's var/prefect (an operator's setting wins)."""
+    """Default PREFECT_HOME to the project's var/prefect (an operator's setting wins), and run
+    flows on the API of a running `remediate up` when there is one, so every run is in its UI's
+    history and nothing waits for a temporary server to start."""
     home = Path(os.environ.setdefault("PREFECT_HOME", str(Path("var/prefect").resolve())))
     home.mkdir(parents=True, exist_ok=True)  # Prefect creates only the last path component
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault(
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EPHEMERAL_STARTUP_SECONDS
+    )
+    if "PREFECT_API_URL" not in os.environ:
+        running = running_stack_api()
+        if running is not None:
+            os.environ["PREFECT_API_URL"] = running
+
+
+def running_stack_api(marker: Path = STACK_API_FILE) -> str | None:
+    """The API of the `remediate up` running from this directory, if it answers."""
+    try:
+        url = marker.read_text().strip()
+        with urllib.request.urlopen(f"{url}/health", timeout=1) as answer:
+            return url if answer.status == 200 else None
+    except (OSError, ValueError):
+        return None
 
 
 @contextmanager

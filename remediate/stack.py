@@ -138,6 +138,7 @@ def start(options: StackOptions, say: Any, exits: ExitStack) -> Stack:
 
     server.wait_until(answers(f"{stack.api_url}/health"), PREFECT_READY_SECONDS, "API health")
     say(f"prefect server ready at {stack.prefect_url}")
+    _announce(state, stack.api_url, exits)
     serve = _child(stack, exits, "served-deployments", _python("deployments.serve"), env, logs)
     intake_port = options.intake_port or free_port()
     intake = _child(
@@ -162,6 +163,17 @@ def start(options: StackOptions, say: Any, exits: ExitStack) -> Stack:
             target=_sample, args=(stack, sandbox, token, say), name="sample", daemon=True
         ).start()
     return stack
+
+
+def _announce(state: Path, api_url: str, exits: ExitStack) -> None:
+    """Tell the CLI run from this directory which API to use while the stack runs."""
+    from remediate.prefect_runtime import STACK_API_FILE
+
+    if state != STACK_API_FILE.parent.parent.resolve():
+        return  # another state dir (a test's): the project's CLI is not pointed at it
+    STACK_API_FILE.parent.mkdir(parents=True, exist_ok=True)
+    STACK_API_FILE.write_text(api_url + "\n")
+    exits.callback(STACK_API_FILE.unlink, missing_ok=True)
 
 
 def _child(

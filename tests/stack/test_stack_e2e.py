@@ -1,0 +1,145 @@
+"""The running system end to end, as `remediate up` starts it: an Alertmanager payload POSTed to
+the intake becomes one triage run in Prefect, the mitigation on the sandbox, one incident and
+its report; the same payload sent again, and by a second intake replica, starts nothing more."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from remediate.processes import Child, answers, free_port
+from sandbox.alerts import crashloop_alert, webhook
+from store.engine import dispose_all, session_for
+from store.models import Incident, IncidentStatus, TriageOutbox
+from tests.stack.up import RunningStack, leftovers, remediate_up
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    state = tmp_path_factory.mktemp("stack")
+    with remediate_up(state) as running:
+        yield running
+    dispose_all()
+    assert leftovers(state) == []
+
+
+def flow_runs(stack: RunningStack, **flow_run_filter: Any) -> list[dict[str, Any]]:
+    answer = httpx.post(
+        f"{stack.api_url}/flow_runs/filter", json={"flow_runs": flow_run_filter}, timeout=30
+    )
+    answer.raise_for_status()
+    runs: list[dict[str, Any]] = answer.json()
+    return runs
+
+
+def finished_runs(stack: RunningStack, incident_id: int) -> list[dict[str, Any]]:
+    """The incident's top-level flow runs once they have all finished (at most a minute)."""
+    top = {"tags": {"all_": [f"incident-{incident_id}"]}, "parent_task_run_id": {"is_null_": True}}
+    runs: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = flow_runs(stack, **top)
+        if runs and all(r["state_type"] in FINAL for r in runs):
+            return runs
+        time.sleep(0.5)
+    raise AssertionError(f"incident {incident_id}'s runs did not finish: {runs}")
+
+
+FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+
+
+def kubectl(stack: RunningStack, *args: str) -> str:
+    return subprocess.run(
+        ["kubectl", "--kubeconfig", str(stack.kubeconfig), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+
+
+def store_url(stack: RunningStack) -> str:
+    return stack.env["REMEDIATE_STORE__URL"]
+
+
+def test_the_sample_alert_becomes_one_verified_mitigation_with_its_report(
+    stack: RunningStack,
+) -> None:
+    line = stack.wait_for_line("sample: incident 1 report: ", 240)
+    report = Path(line.split(": ", 2)[2])
+    report = report if report.is_absolute() else stack.state / report
+    assert report.is_file() and "alphaswarm-core" in report.read_text()
+    assert not any(line.startswith("sample: failed") for line in stack.lines)
+
+    with session_for(store_url(stack)) as session:
+        incident = session.get(Incident, 1)
+        assert incident is not None
+        assert incident.status is IncidentStatus.RESOLVED and incident.automated
+        run_id = incident.triage_flow_run_id
+    (triage,) = finished_runs(stack, 1)
+    assert triage["id"] == run_id and triage["state_type"] == "COMPLETED"
+    assert triage["parameters"]["dry_run"] is False
+    # the scenario's subflow made the runbook's change, and the sandbox shows it
+    template = json.loads(
+        kubectl(stack, "get", "deployment", "alphaswarm-core", "-n", "alphaswarm", "-o", "json")
+    )
+    annotations = template["spec"]["template"]["metadata"].get("annotations", {})
+    assert "kubectl.kubernetes.io/restartedAt" in annotations
+
+
+def second_intake(stack: RunningStack, logs: Path) -> Iterator[str]:
+    port = free_port()
+    child = Child(
+        "intake-2",
+        [sys.executable, "-m", "deployments.intake", "--port", str(port)],
+        {**stack.env, "PREFECT_API_URL": stack.api_url},
+        logs / "intake-2.log",
+    ).start()
+    try:
+        child.wait_until(answers(f"http://127.0.0.1:{port}/healthz"), 60, "health")
+        yield f"http://127.0.0.1:{port}/api/v1/alerts"
+    finally:
+        child.stop()
+
+
+def test_copies_from_retries_and_two_replicas_start_one_run(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    # An alert about a worker pod that is not crashing: triage finds nothing to restart, but a
+    # run is started for its incident, once.
+    pods = kubectl(
+        stack, "get", "pods", "-n", "alphaswarm", "-l", "app=alphaswarm-worker", "-o", "name"
+    )
+    pod = pods.split()[0].removeprefix("pod/")
+    body = webhook([crashloop_alert("alphaswarm", pod)])
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    for replica in second_intake(stack, tmp_path):
+        urls = [stack.intake_url] * 5 + [replica] * 5
+        with ThreadPoolExecutor(4) as pool:
+            answers_ = list(
+                pool.map(lambda u: httpx.post(u, json=body, headers=headers, timeout=30), urls)
+            )
+    assert {a.status_code for a in answers_} == {200}
+    assert sum(a.json()["accepted"] for a in answers_) == 1
+    assert sum(a.json()["runs_queued"] for a in answers_) == 1
+    (incident_id,) = {i for a in answers_ for i in a.json()["incidents"]}
+
+    with session_for(store_url(stack)) as session:
+        rows = session.exec(
+            select(TriageOutbox).where(TriageOutbox.incident_id == incident_id)
+        ).all()
+    assert len(rows) == 1
+    (run,) = finished_runs(stack, incident_id)
+    assert run["state_type"] == "COMPLETED"

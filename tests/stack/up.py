@@ -1,0 +1,115 @@
+"""`remediate up` as the stack tests use it: a child process in its own session, on free ports,
+its state (Prefect's home, the store, the reports) under a test folder; the URLs it prints; and
+a SIGTERM at the end, after which none of its processes may be left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+REMEDIATE = str(Path(sys.executable).with_name("remediate"))
+TOKEN = "stack-test-intake-token"
+READY_SECONDS = 150.0
+
+
+@dataclass
+class RunningStack:
+    prefect_url: str
+    intake_url: str
+    kubeconfig: Path
+    state: Path
+    env: dict[str, str]  # what the stack's processes were started with (store, token)
+    lines: list[str] = field(default_factory=list)  # everything `up` printed so far
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.prefect_url}/api"
+
+    @property
+    def token(self) -> str:
+        return TOKEN
+
+    def wait_for_line(self, prefix: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if line.startswith(prefix):
+                    return line
+            time.sleep(0.2)
+        raise AssertionError(f"`remediate up` never printed {prefix!r}:\n" + "\n".join(self.lines))
+
+
+def _reader(process: subprocess.Popen[str], lines: list[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+
+
+@contextmanager
+def remediate_up(state: Path, *args: str) -> Iterator[RunningStack]:
+    state.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.pop("PREFECT_API_URL", None)
+    env.update(
+        REMEDIATE_STORE__URL=f"sqlite:///{state}/incidents.db",
+        REMEDIATE_INCIDENTS__REPORTS_DIR=str(state / "reports"),
+        REMEDIATE_INTAKE_TOKEN=TOKEN,
+        PREFECT_HOME=str(state / "prefect"),
+    )
+    argv = [REMEDIATE, "up", "--state-dir", str(state), "--prefect-port", "0"]
+    process = subprocess.Popen(
+        [*argv, "--intake-port", "0", *args],
+        env=env,
+        cwd=state,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=_reader, args=(process, lines), daemon=True)
+    reader.start()
+    try:
+        stack = RunningStack("", "", Path(), state, env, lines)
+        value = {
+            key: stack.wait_for_line(f"{key}: ", READY_SECONDS).split(": ", 1)[1]
+            for key in ("prefect-ui", "intake", "kubeconfig")
+        }
+        stack.prefect_url, stack.intake_url = value["prefect-ui"], value["intake"]
+        stack.kubeconfig = Path(value["kubeconfig"])
+        yield stack
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        reader.join(timeout=10)
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def leftovers(state: Path) -> list[str]:
+    """Processes still running with this stack's Prefect home in their environment."""
+    marker = f"PREFECT_HOME={state / 'prefect'}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
