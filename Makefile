@@ -1,7 +1,9 @@
 # Two entry points, both bootstrap everything on a fresh machine:
-#   make run   - set up, start a sandbox, inject an incident, remediate it through triage and
-#                write its post-incident report
+#   make run   - set up and start the running system (`remediate up`): a Prefect server with its
+#                UI, the served deployments, the Alertmanager intake and a sandbox cluster with a
+#                sample incident that an alert turns into a verified mitigation; Ctrl-C stops it
 #   make test  - set up, run lint, type checks, layering contracts and the test suite
+#   make demo  - the one-shot rehearsal: sandbox, incident, triage dry run then --apply
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +14,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export NO_PROXY := 127.0.0.1,localhost
 
-.PHONY: setup system-deps run test lint typecheck contracts unit bench clean
+.PHONY: setup system-deps run demo test lint typecheck contracts unit bench clean
 
 setup: $(STAMP)
 
@@ -24,9 +26,12 @@ $(STAMP): pyproject.toml
 	mkdir -p $(PREFECT_HOME)
 	touch $(STAMP)
 
-# The incident store (SQLite under var/ unless REMEDIATE_STORE__URL says otherwise) is migrated
-# first: the app refuses an unmigrated one.
+# `up` migrates the incident store (SQLite under var/ unless REMEDIATE_STORE__URL says otherwise)
+# before it starts anything that writes it.
 run: $(STAMP)
+	$(BIN)/remediate up
+
+demo: $(STAMP)
 	$(BIN)/remediate db upgrade
 	$(BIN)/remediate demo
 
