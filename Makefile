@@ -52,6 +52,9 @@ system-deps:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server with apt-get (needs root)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium with apt-get (needs root): the browser test drives the Prefect UI"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
 	  echo "installing postgresql with apt-get (needs root)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }

@@ -15,6 +15,7 @@ incident's id and status as the store now has them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 from uuid import UUID
@@ -101,12 +102,22 @@ def alert_evidence(alert: Alert, group_key: str) -> incidents.AlertEvidence:
     )
 
 
+# A Deployment's pod is named <deployment>-<pod-template-hash>-<suffix>, both parts drawn from
+# the alphabet Kubernetes' rand.SafeEncodeString uses (no vowels, no 0, 1, 3).
+_SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
+DEPLOYMENT_POD = re.compile(rf"^(?P<deployment>.+)-{_SAFE}{{6,10}}-{_SAFE}{{5}}$")
+
+
 def alert_target_key(alerts: Sequence[Alert]) -> str:
     """Where the alerts point before triage has looked: the first one's object, else its name.
-    Provisional: the decision re-keys the incident by the target it chose."""
+    A pod that is named like a Deployment's stands for its Deployment, so KubePodCrashLooping
+    about each of its pods, and the health sweep's alert about the Deployment, are one incident
+    with one triage run. Provisional: the decision re-keys the incident by the target it chose."""
     for alert in alerts:
         t = alert_target(alert)
         name = t.named
+        if t.pod and name == t.pod and (owner := DEPLOYMENT_POD.match(t.pod)):
+            name = owner["deployment"]
         if name:
             return f"alert:{t.namespace or '-'}/{name}"
     return f"alert:{alerts[0].name or alerts[0].fingerprint}" if alerts else "alert:-"

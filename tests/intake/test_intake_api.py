@@ -135,16 +135,21 @@ def test_a_grouped_payload_is_split_per_alert_and_joined_per_incident(
 ) -> None:
     body = webhook(
         [
-            core("alphaswarm-core-7d9f-a"),
-            core("alphaswarm-core-7d9f-b"),
-            crashloop_alert("alphaswarm", "alphaswarm-worker-5c-a", starts_at=T0),
+            core("alphaswarm-core-h84rzk9bqs-2fb6l"),
+            core("alphaswarm-core-h84rzk9bqs-4n977"),
+            crashloop_alert("alphaswarm", "alphaswarm-worker-cxcv5ww8cf-8wfc2", starts_at=T0),
         ]
     )
     answer = post(client, body).json()
     assert answer["accepted"] == 3
-    assert len(answer["incidents"]) == len(incidents(store)) == 3  # one per pod the alerts name
-    assert answer["runs_queued"] == 3
-    assert {r.incident_id for r in receipts(store)} == {i.id for i in incidents(store)}
+    # the two core pods are one incident (their Deployment's), the worker pod another
+    assert len(answer["incidents"]) == len(incidents(store)) == 2
+    assert answer["runs_queued"] == 2
+    by_incident = {r.fingerprint: r.incident_id for r in receipts(store)}
+    core_a, core_b, worker = (a["fingerprint"] for a in body["alerts"])
+    assert by_incident[core_a] == by_incident[core_b] != by_incident[worker]
+    (owed_core,) = [o for o in outbox(store) if o.incident_id == by_incident[core_a]]
+    assert len(owed_core.parameters["alerts"]["alerts"]) == 2  # triage sees both pods
 
 
 def test_resolved_alerts_close_their_incident_and_start_nothing(

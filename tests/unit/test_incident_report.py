@@ -226,6 +226,14 @@ def test_the_file_is_named_by_day_and_slug_and_never_takes_another_incidents_nam
             {"namespace": "alphaswarm", "deployment": "alphaswarm-core"},
             "alert:alphaswarm/alphaswarm-core",
         ),
+        (  # a Deployment's pod (<deployment>-<pod-template-hash>-<suffix>) is its Deployment
+            {"namespace": "alphaswarm", "pod": "alphaswarm-core-h84rzk9bqs-2fb6l"},
+            "alert:alphaswarm/alphaswarm-core",
+        ),
+        (  # not a Deployment's pod: stays the pod
+            {"namespace": "alphaswarm", "pod": "alphaswarm-core-7d9f-a"},
+            "alert:alphaswarm/alphaswarm-core-7d9f-a",
+        ),
         ({"service": "alphaswarm-client"}, "alert:-/alphaswarm-client"),
         ({}, "alert:JwksUnreachable"),
     ],
