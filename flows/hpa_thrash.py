@@ -20,12 +20,15 @@ second widening would not help, the runaway task must be found and stopped by a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from prefect import flow
 from pydantic import BaseModel, Field
 
 from flows.pod_crash import crash_evidence, restart_and_prove
+from flows.runs import configured, named, tell_change, tell_diagnosis, tell_outcome
 from tasks.changes.mutations import patch_hpa_behavior
 from tasks.diagnoses.workload import (
     HPA_DAMPING_WINDOW_SECONDS,
@@ -61,10 +64,10 @@ class HpaThrashParams(BaseModel):
     )
     verify_attempts: int = Field(default=240, ge=1, description="polls of each verify")
     verify_delay_seconds: float = Field(default=0.5, ge=0, description="pause between polls")
-    deployment: str | None = Field(
-        default=None,
+    deployment: str = Field(
+        default="",
         description="the Deployment whose pods crash-loop behind a calm HPA (several crashes); "
-        "unset: the HPA's target",
+        "empty: the HPA's target",
     )
     restarts_already_made: int = Field(
         default=0, ge=0, description="rollout restarts already made for this incident"
@@ -151,6 +154,7 @@ def _several_crashes(
     )
     diagnosis = diagnose_several_crashes(snapshot, crashes)
     publish_diagnosis(diagnosis, "hpa-thrash-diagnosis")
+    tell_diagnosis(diagnosis)
     if not diagnosis.needs_action:
         return no_action(diagnosis, "hpa-thrash")
     return restart_and_prove(
@@ -163,11 +167,56 @@ def _several_crashes(
     )
 
 
-@flow(name="hpa-thrash", flow_run_name="hpa-thrash/{params.hpa}")
-def remediate_hpa_thrash(params: HpaThrashParams) -> Outcome:
+def _subject(p: Mapping[str, Any]) -> str:
+    """The run's target: the HPA, or the Deployment on the several-crashes road."""
+    w = Settings().workloads
+    return f"{p.get('namespace') or w.namespace}/{p.get('deployment') or p.get('hpa') or w.hpa}"
+
+
+@flow(name="hpa-thrash", flow_run_name=named("hpa-thrash", _subject))
+def remediate_hpa_thrash(
+    namespace: str = "",
+    hpa: str = "",
+    worker_deployment: str = "",
+    dry_run: bool = True,
+    quiet_seconds: float = 60.0,
+    verify_attempts: int = 240,
+    verify_delay_seconds: float = 0.5,
+    deployment: str = "",
+    restarts_already_made: int = 0,
+) -> Outcome:
     """Runbook B: read the HPA's decisions and the worker task log, widen the scale-up
     stabilization window to 300 s, verify the HPA stops flapping. Several crashing pods behind
-    a calm HPA take the runbook's other road (`_several_crashes`)."""
+    a calm HPA take the runbook's other road (`_several_crashes`).
+
+    Args:
+        namespace: where the HPA runs; empty: the configured namespace (alphaswarm)
+        hpa: the HorizontalPodAutoscaler that flaps; empty: the configured HPA (alphaswarm-core)
+        worker_deployment: whose log holds the started/finished/FAILED task lines; empty: the
+            configured worker Deployment (alphaswarm-worker)
+        dry_run: plan only, with a server-side dry run that changes nothing; untick to change
+            the cluster
+        quiet_seconds: how long without a rescale after the patch counts as stable
+        verify_attempts: polls of each verification before it counts as failed
+        verify_delay_seconds: pause between polls
+        deployment: the Deployment whose pods crash-loop behind a calm HPA (several crashes);
+            empty: the HPA's target
+        restarts_already_made: rollout restarts already made for this incident (several
+            crashes: the runbook restarts once)
+    """
+    params = HpaThrashParams(
+        **configured(namespace=namespace, hpa=hpa, worker_deployment=worker_deployment),
+        dry_run=dry_run,
+        quiet_seconds=quiet_seconds,
+        verify_attempts=verify_attempts,
+        verify_delay_seconds=verify_delay_seconds,
+        deployment=deployment,
+        restarts_already_made=restarts_already_made,
+    )
+    return tell_outcome(_remediate(params))
+
+
+def _remediate(params: HpaThrashParams) -> Outcome:
     snapshot = probe_hpa_decisions(params.namespace, params.hpa, params.worker_deployment)
     publish_evidence(
         "HPA decisions and worker task lines", _describe_hpa(snapshot), "hpa-thrash-evidence"
@@ -179,6 +228,7 @@ def remediate_hpa_thrash(params: HpaThrashParams) -> Outcome:
         return _several_crashes(params, snapshot, target)
     diagnosis = diagnose_hpa_thrash(snapshot, timedelta(seconds=params.quiet_seconds))
     publish_diagnosis(diagnosis, "hpa-thrash-diagnosis")
+    tell_diagnosis(diagnosis)
     if not diagnosis.needs_action:
         return no_action(diagnosis, "hpa-thrash")
     change = patch_hpa_behavior(
@@ -188,6 +238,7 @@ def remediate_hpa_thrash(params: HpaThrashParams) -> Outcome:
         dry_run=params.dry_run,
         reason=diagnosis.summary,
     )
+    tell_change(change)
     crashed = list(snapshot.crashing_pods)
     return settle(
         diagnosis,

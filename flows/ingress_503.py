@@ -18,11 +18,14 @@ endpoints again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.runs import configured, named, tell_change, tell_diagnosis, tell_outcome
 from tasks.changes.mutations import restart_deployment
 from tasks.diagnoses.platform import diagnose_ingress
 from tasks.endings import no_action, settle
@@ -120,11 +123,52 @@ def _verify(diagnosis: Diagnosis, params: Ingress503Params, since: datetime) -> 
     return Verification(check=VERIFY_CHECK, passed=True, detail="; ".join(details))
 
 
-@flow(name="ingress-503", flow_run_name="ingress-503/{params.controller}")
-def remediate_ingress_503(params: Ingress503Params) -> Outcome:
+def _subject(p: Mapping[str, Any]) -> str:
+    """The run's target: the ingress controller in front of the backends."""
+    w = Settings().workloads
+    ns = p.get("controller_namespace") or w.ingress_namespace
+    return f"{ns}/{p.get('controller') or w.ingress_controller}"
+
+
+@flow(name="ingress-503", flow_run_name=named("ingress-503", _subject))
+def remediate_ingress_503(
+    controller_namespace: str = "",
+    controller: str = "",
+    backends: tuple[Backend, ...] = (),
+    dry_run: bool = True,
+    verify_attempts: int = 120,
+    verify_delay_seconds: float = 0.5,
+) -> Outcome:
     """Runbook E: check the controller and the backends' Endpoints, find the failing readiness
     probes, rolling-restart what is wedged (every wedged backend), verify the endpoints are
-    ready."""
+    ready.
+
+    Args:
+        controller_namespace: where the NGINX Ingress controller runs; empty: the configured
+            ingress namespace (ingress-nginx)
+        controller: the controller's Deployment; empty: the configured one
+            (ingress-nginx-controller)
+        backends: the Services behind the Ingress whose Endpoints must be ready; empty: the
+            runbook's two (alphaswarm/alphaswarm-client and alphaswarm-admin/alphaswarm-cp)
+        dry_run: plan only, with a server-side dry run that changes nothing; untick to change
+            the cluster
+        verify_attempts: polls of each verification before it counts as failed
+        verify_delay_seconds: pause between polls
+    """
+    params = Ingress503Params(
+        **configured(
+            controller_namespace=controller_namespace,
+            controller=controller,
+            backends=backends,
+        ),
+        dry_run=dry_run,
+        verify_attempts=verify_attempts,
+        verify_delay_seconds=verify_delay_seconds,
+    )
+    return tell_outcome(_remediate(params))
+
+
+def _remediate(params: Ingress503Params) -> Outcome:
     snapshot = probe_ingress(
         params.controller_namespace,
         params.controller,
@@ -142,12 +186,15 @@ def remediate_ingress_503(params: Ingress503Params) -> Outcome:
     )
     diagnosis = diagnose_ingress(snapshot)
     publish_diagnosis(diagnosis, "ingress-503-diagnosis")
+    tell_diagnosis(diagnosis)
     if not diagnosis.needs_action:
         return no_action(diagnosis, "ingress-503")
     changes = tuple(
         restart_deployment(ns, name, dry_run=params.dry_run, reason=diagnosis.summary)
         for ns, name in diagnosis.targets
     )
+    for change in changes:
+        tell_change(change)
     return settle(
         diagnosis,
         changes,

@@ -29,6 +29,9 @@ deployment executes it. If it cannot be scheduled, the P1 follow-up says so inst
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.exceptions import FlowPauseTimeout
@@ -42,6 +45,7 @@ from flows.revert_auth_enforce import (
     revert_follow_up,
     schedule_revert,
 )
+from flows.runs import configured, named, tell, tell_change, tell_diagnosis, tell_outcome
 from tasks.changes.models import ChangeRecord
 from tasks.changes.mutations import set_deployment_env
 from tasks.diagnoses.findings import JWKS_SYMPTOM
@@ -155,6 +159,11 @@ def _approve(params: JwksOutageParams, plan: ChangeRecord) -> PermissiveApproval
         ),
         approved=False,
     )
+    tell(
+        "pausing for a human to approve the permissive flip (up to %d s): resume the run with "
+        "the approval form",
+        params.approval_timeout_seconds,
+    )
     try:
         return pause_flow_run(
             wait_for_input=form,
@@ -216,6 +225,14 @@ def _record_bypass(
         )
     except Exception as exc:  # the bypass stands either way; the follow-up must say so
         note = f"could not schedule the revert run ({exc}); do it by hand"
+    if scheduled is not None:
+        tell(
+            "revert scheduled: flow run %s at %s UTC",
+            scheduled.flow_run_id,
+            f"{scheduled.scheduled_for:%Y-%m-%d %H:%M:%S}",
+        )
+    else:
+        tell("revert NOT scheduled: %s", note)
     bypass = HardRuleBypass(
         rule=HARD_RULE,
         change_key=change.key,
@@ -244,10 +261,79 @@ def _record_bypass(
     return outcome
 
 
-@flow(name="jwks-outage", flow_run_name="jwks-outage/{params.deployment}")
-def remediate_jwks_outage(params: JwksOutageParams) -> Outcome:
+def _subject(p: Mapping[str, Any]) -> str:
+    """The run's target: the Deployment whose auth would be flipped."""
+    w = Settings().workloads
+    return f"{p.get('namespace') or w.namespace}/{p.get('deployment') or w.core_deployment}"
+
+
+@flow(name="jwks-outage", flow_run_name=named("jwks-outage", _subject))
+def remediate_jwks_outage(
+    namespace: str = "",
+    deployment: str = "",
+    admin_namespace: str = "",
+    operator_ingress: str = "",
+    auth_variable: str = "",
+    jwks_url: str = "",
+    dry_run: bool = True,
+    approve_permissive: bool = False,
+    approved_by: str = "",
+    approval_timeout_seconds: int = 3600,
+    approval_poll_seconds: int = 10,
+    revert_check_after_seconds: int | None = None,
+    revert_healthy_seconds: float | None = None,
+    verify_attempts: int = 120,
+) -> Outcome:
     """Runbook D: probe JWKS here and in a pod, tell the cause, flip to permissive only for an
-    Auth0 outage behind a firewalled operator UI, approved, verified, revert scheduled."""
+    Auth0 outage behind a firewalled operator UI, approved, verified, revert scheduled.
+
+    Args:
+        namespace: where the core Deployment runs; empty: the configured namespace (alphaswarm)
+        deployment: the Deployment that verifies JWTs; empty: the configured core Deployment
+            (alphaswarm-core)
+        admin_namespace: where the operator UI runs; empty: the configured admin namespace
+            (alphaswarm-admin)
+        operator_ingress: the operator UI's Ingress, which must be firewalled for the flip;
+            empty: the configured control-plane name (alphaswarm-cp)
+        auth_variable: the variable the flip sets to permissive; empty: the configured one
+            (ALPHASWARM_AUTH_ENFORCE)
+        jwks_url: the Auth0 JWKS URL to probe; empty: the configured REMEDIATE_AUTH__JWKS_URL
+        dry_run: plan only, with a server-side dry run that changes nothing; untick to change
+            the cluster
+        approve_permissive: pre-approve the permissive flip (a hard-rule bypass); otherwise the
+            run pauses for a human to approve it
+        approved_by: who pre-approved the flip (with approve_permissive)
+        approval_timeout_seconds: how long the paused run waits for an approval before it
+            escalates
+        approval_poll_seconds: how often the paused run looks for the approval
+        revert_check_after_seconds: when the scheduled revert first checks JWKS; unset: the
+            configured REMEDIATE_AUTH__REVERT_CHECK_AFTER_SECONDS
+        revert_healthy_seconds: how long JWKS must keep answering before the revert restores
+            enforcement; unset: the configured REMEDIATE_AUTH__REVERT_HEALTHY_SECONDS
+        verify_attempts: polls of each verification before it counts as failed
+    """
+    params = JwksOutageParams(
+        **configured(
+            namespace=namespace,
+            deployment=deployment,
+            admin_namespace=admin_namespace,
+            operator_ingress=operator_ingress,
+            auth_variable=auth_variable,
+            jwks_url=jwks_url,
+            revert_check_after_seconds=revert_check_after_seconds,
+            revert_healthy_seconds=revert_healthy_seconds,
+        ),
+        dry_run=dry_run,
+        approve_permissive=approve_permissive,
+        approved_by=approved_by,
+        approval_timeout_seconds=approval_timeout_seconds,
+        approval_poll_seconds=approval_poll_seconds,
+        verify_attempts=verify_attempts,
+    )
+    return tell_outcome(_remediate(params))
+
+
+def _remediate(params: JwksOutageParams) -> Outcome:
     snapshot = probe_jwks(
         params.namespace,
         params.deployment,
@@ -261,6 +347,7 @@ def remediate_jwks_outage(params: JwksOutageParams) -> Outcome:
     )
     diagnosis = diagnose_jwks(snapshot)
     publish_diagnosis(diagnosis, "jwks-outage-diagnosis")
+    tell_diagnosis(diagnosis)
     if diagnosis.action is not Action.SET_AUTH_PERMISSIVE:
         outcome = (
             Outcome.nothing_to_do(diagnosis)
@@ -277,11 +364,18 @@ def remediate_jwks_outage(params: JwksOutageParams) -> Outcome:
         dry_run=True,
         reason=diagnosis.summary,
     )
+    tell_change(plan)
     if params.dry_run:
         outcome = Outcome.planned(diagnosis, plan)
         publish_outcome(outcome, "jwks-outage-outcome")
         return outcome
     approval = _approve(params, plan)
+    if approval is not None:
+        tell(
+            "permissive flip %s by %s",
+            "approved" if approval.approved else "refused",
+            approval.approver,
+        )
     if approval is None or not approval.approved:
         why = (
             f"the permissive flip was refused by {approval.approver}: {approval.comment}"
@@ -299,6 +393,7 @@ def remediate_jwks_outage(params: JwksOutageParams) -> Outcome:
         dry_run=False,
         reason=f"{diagnosis.summary} (approved by {approval.approver})",
     )
+    tell_change(change)
     try:
         verification = _verify(params)
     except (NotYetHealthy, VerifyFailed) as exc:

@@ -15,9 +15,13 @@ paused rollout or a violated PDB escalate with the evidence instead of restartin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from prefect import flow
 from pydantic import BaseModel, Field
 
+from flows.runs import configured, named, tell_change, tell_diagnosis, tell_outcome
 from tasks.changes.mutations import restart_deployment
 from tasks.diagnoses.workload import diagnose_pod_crash
 from tasks.endings import no_action, settle
@@ -89,6 +93,7 @@ def restart_and_prove(
     the Deployment, then the rollout completes and no pod crashed since the restart."""
     ns, name = snapshot.namespace, snapshot.deployment_name
     change = restart_deployment(ns, name, dry_run=dry_run, reason=diagnosis.summary)
+    tell_change(change)
     crashed = [c.pod.name for c in snapshot.crashing]
 
     def verify() -> tuple[Verification, ...]:
@@ -112,9 +117,38 @@ def restart_and_prove(
     )
 
 
-@flow(name="pod-crash", flow_run_name="pod-crash/{params.deployment}")
-def remediate_pod_crash(params: PodCrashParams) -> Outcome:
-    """Runbook A: find the crashing pod, inspect it, rolling-restart, verify it stops crashing."""
+def _subject(p: Mapping[str, Any]) -> str:
+    """The run's target, the way triage names it: namespace/deployment."""
+    w = Settings().workloads
+    return f"{p.get('namespace') or w.namespace}/{p.get('deployment') or w.core_deployment}"
+
+
+@flow(name="pod-crash", flow_run_name=named("pod-crash", _subject))
+def remediate_pod_crash(
+    namespace: str = "",
+    deployment: str = "",
+    dry_run: bool = True,
+    restarts_already_made: int = 0,
+    verify_attempts: int = 120,
+) -> Outcome:
+    """Runbook A: find the crashing pod, inspect it, rolling-restart, verify it stops crashing.
+
+    Args:
+        namespace: where the Deployment runs; empty: the configured namespace (alphaswarm)
+        deployment: the Deployment whose pod crash-loops; empty: the configured core
+            Deployment (alphaswarm-core)
+        dry_run: plan only, with a server-side dry run that changes nothing; untick to change
+            the cluster
+        restarts_already_made: rollout restarts already made for this incident; the runbook
+            restarts once, a second crash escalates
+        verify_attempts: polls of each verification before it counts as failed
+    """
+    params = PodCrashParams(
+        **configured(namespace=namespace, deployment=deployment),
+        dry_run=dry_run,
+        restarts_already_made=restarts_already_made,
+        verify_attempts=verify_attempts,
+    )
     snapshot = probe_crashing_pods(
         params.namespace, params.deployment, restarts_already_made=params.restarts_already_made
     )
@@ -124,12 +158,15 @@ def remediate_pod_crash(params: PodCrashParams) -> Outcome:
     )
     diagnosis = diagnose_pod_crash(snapshot)
     publish_diagnosis(diagnosis, "pod-crash-diagnosis")
+    tell_diagnosis(diagnosis)
     if not diagnosis.needs_action:
-        return no_action(diagnosis, "pod-crash")
-    return restart_and_prove(
-        diagnosis,
-        snapshot,
-        dry_run=params.dry_run,
-        flow="pod-crash",
-        attempts=params.verify_attempts,
+        return tell_outcome(no_action(diagnosis, "pod-crash"))
+    return tell_outcome(
+        restart_and_prove(
+            diagnosis,
+            snapshot,
+            dry_run=params.dry_run,
+            flow="pod-crash",
+            attempts=params.verify_attempts,
+        )
     )

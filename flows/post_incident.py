@@ -16,7 +16,9 @@ incidents report ID` re-renders it on demand.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
@@ -24,6 +26,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.settings import get_current_settings
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.runs import named, tell
 from tasks.records.artifacts import artifact_key
 from tasks.records.report import render_report, report_path
 from tasks.records.steps import load_incident, record_report
@@ -55,9 +58,20 @@ def write_report(path: Path, markdown: str) -> Path:
     return path
 
 
-@flow(name="post-incident", flow_run_name="post-incident/{params.incident_id}")
-def post_incident(params: PostIncidentParams) -> IncidentReport:
-    """Render the incident's report from the store, write it, publish it as an artifact."""
+def _subject(p: Mapping[str, Any]) -> str:
+    return f"incident {p.get('incident_id')}"
+
+
+@flow(name="post-incident", flow_run_name=named("post-incident", _subject))
+def post_incident(incident_id: int, reports_dir: Path | None = None) -> IncidentReport:
+    """Render the incident's report from the store, write it, publish it as an artifact.
+
+    Args:
+        incident_id: the incident in the store (`remediate incidents list` shows the ids)
+        reports_dir: where to write the report; unset: the configured reports directory
+            (REMEDIATE_INCIDENTS__REPORTS_DIR)
+    """
+    params = PostIncidentParams(incident_id=incident_id, reports_dir=reports_dir)
     record = load_incident(params.incident_id)
     folder = params.reports_dir or Settings().incidents.reports_dir
     path = report_path(record, folder, taken=lambda p: p.exists())
@@ -69,4 +83,5 @@ def post_incident(params: PostIncidentParams) -> IncidentReport:
         key=artifact_key("incident", str(params.incident_id), "report"),
         description=f"Post-incident report ({path})",
     )
+    tell("incident %d: report written to %s", params.incident_id, path)
     return IncidentReport(incident_id=params.incident_id, path=path, markdown=markdown)

@@ -20,9 +20,13 @@ Then prove it: 8 workers answer a ping, and the queue drains to empty.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from prefect import flow
 from pydantic import BaseModel, Field
 
+from flows.runs import configured, named, tell_change, tell_diagnosis, tell_outcome
 from tasks.adapters.errors import AdapterError
 from tasks.adapters.workers import ActiveTasks, WorkersOnline
 from tasks.changes.models import ChangeRecord
@@ -180,10 +184,47 @@ def _verify(params: QueueBacklogParams, replicas: int, baseline: int) -> Verific
     )
 
 
-@flow(name="queue-backlog", flow_run_name="queue-backlog/{params.deployment}")
-def remediate_queue_backlog(params: QueueBacklogParams) -> Outcome:
+def _subject(p: Mapping[str, Any]) -> str:
+    """The run's target: the worker Deployment that drains the queue."""
+    w = Settings().workloads
+    return f"{p.get('namespace') or w.namespace}/{p.get('deployment') or w.worker_deployment}"
+
+
+@flow(name="queue-backlog", flow_run_name=named("queue-backlog", _subject))
+def remediate_queue_backlog(
+    namespace: str = "",
+    deployment: str = "",
+    queue: str = "",
+    alarm: int | None = None,
+    dry_run: bool = True,
+    verify_attempts: int = 240,
+    verify_delay_seconds: float = 2.5,
+) -> Outcome:
     """Runbook C: inspect the queue and the workers, scale the workers to 8 (control plane
-    first, audited), verify they are online and the queue drains."""
+    first, audited), verify they are online and the queue drains.
+
+    Args:
+        namespace: where the workers run; empty: the configured namespace (alphaswarm)
+        deployment: the Celery worker Deployment to scale; empty: the configured worker
+            Deployment (alphaswarm-worker)
+        queue: the Celery queue that alarmed; empty: the first configured queue
+        alarm: messages waiting that make the queue deep enough to act on; unset: the
+            configured alarm (REMEDIATE_CELERY__QUEUE_DEPTH_ALARM)
+        dry_run: plan only, with a server-side dry run that changes nothing; untick to change
+            the cluster
+        verify_attempts: polls of each verification before it counts as failed
+        verify_delay_seconds: pause between polls
+    """
+    params = QueueBacklogParams(
+        **configured(namespace=namespace, deployment=deployment, queue=queue, alarm=alarm),
+        dry_run=dry_run,
+        verify_attempts=verify_attempts,
+        verify_delay_seconds=verify_delay_seconds,
+    )
+    return tell_outcome(_remediate(params))
+
+
+def _remediate(params: QueueBacklogParams) -> Outcome:
     celery = _ask_celery(params.queue)
     snapshot = probe_worker_activity(
         params.namespace,
@@ -198,6 +239,7 @@ def remediate_queue_backlog(params: QueueBacklogParams) -> Outcome:
     )
     diagnosis = diagnose_queue_backlog(snapshot)
     publish_diagnosis(diagnosis, "queue-backlog-diagnosis")
+    tell_diagnosis(diagnosis)
     if not diagnosis.needs_action:
         outcome = (
             Outcome.nothing_to_do(diagnosis)
@@ -208,6 +250,7 @@ def remediate_queue_backlog(params: QueueBacklogParams) -> Outcome:
         return outcome
     replicas = diagnosis.replicas or WORKER_REPLICAS_TARGET
     change = _scale(params, replicas, diagnosis.summary)
+    tell_change(change)
     if params.dry_run:
         outcome = Outcome.planned(diagnosis, change)
     else:

@@ -18,7 +18,9 @@ the incident and re-renders its post-incident report.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -27,7 +29,8 @@ from prefect.deployments import run_deployment
 from prefect.deployments.runner import RunnerDeployment
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.post_incident import PostIncidentParams, post_incident
+from flows.post_incident import post_incident
+from flows.runs import configured, named, tell, tell_change, tell_diagnosis, tell_outcome
 from tasks.changes.mutations import set_deployment_env
 from tasks.diagnoses.platform import PERMISSIVE, diagnose_auth_revert
 from tasks.models.diagnosis import Action, Diagnosis
@@ -43,6 +46,8 @@ from tasks.verifies import VerifyFailed, verify_jwks_healthy_for, verify_rollout
 
 FLOW_NAME = "revert-auth-enforce"
 DEPLOYMENT_NAME = "revert-auth-enforce"
+DEPLOYMENT_DESCRIPTION = "Restore ALPHASWARM_AUTH_ENFORCE after runbook D's permissive bypass"
+DEPLOYMENT_TAGS = ("hard-rule-revert", "P1")
 HEALTHY_POLL_MAX_SECONDS = 10.0
 
 
@@ -102,9 +107,7 @@ def schedule_revert(
     """Register the `revert-auth-enforce` deployment (no work pool: a `serve` process runs it)
     and create one SCHEDULED flow run of it `delay_seconds` from now."""
     deployment: RunnerDeployment = revert_auth_enforce.to_deployment(  # type: ignore[assignment]
-        name=DEPLOYMENT_NAME,
-        tags=["hard-rule-revert", "P1"],
-        description="Restore ALPHASWARM_AUTH_ENFORCE after runbook D's permissive bypass",
+        name=DEPLOYMENT_NAME, tags=list(DEPLOYMENT_TAGS), description=DEPLOYMENT_DESCRIPTION
     )
     deployment_id = deployment.apply()
     when = datetime.now(UTC) + timedelta(seconds=delay_seconds)
@@ -112,11 +115,11 @@ def schedule_revert(
     incident = sorted(t for t in current_tags() if t.startswith(INCIDENT_TAG_PREFIX))
     run: FlowRun = run_deployment(  # type: ignore[assignment]
         f"{FLOW_NAME}/{DEPLOYMENT_NAME}",
-        parameters={"params": params.model_dump(mode="json")},
+        parameters=params.model_dump(mode="json"),
         scheduled_time=when,
         timeout=0,
         as_subflow=False,
-        tags=["hard-rule-revert", "P1", *incident],
+        tags=[*DEPLOYMENT_TAGS, *incident],
         idempotency_key=idempotency_key,
     )
     return ScheduledRun(
@@ -146,6 +149,12 @@ def _still_bypassed(params: RevertAuthEnforceParams, diagnosis: Diagnosis, why: 
     follow_ups: tuple[FollowUp, ...] = ()
     if not params.dry_run:
         again = schedule_revert(params, params.recheck_seconds)
+        tell(
+            "enforcement left %s (%s): the revert comes back at %s UTC",
+            params.bypass_value,
+            why,
+            f"{again.scheduled_for:%Y-%m-%d %H:%M:%S}",
+        )
         follow_ups = (revert_follow_up(params, again, f"rescheduled: {why}"),)
         if params.follow_up_key:
             record_rescheduled(follow_ups[0], why)
@@ -161,6 +170,7 @@ def _restore(params: RevertAuthEnforceParams, diagnosis: Diagnosis) -> Outcome:
         dry_run=params.dry_run,
         reason=diagnosis.summary,
     )
+    tell_change(change)
     if params.dry_run:
         return Outcome.planned(diagnosis, change)
     check = "rollout complete with the restored value"
@@ -202,13 +212,66 @@ def _close_p1(params: RevertAuthEnforceParams, outcome: Outcome) -> None:
         resolve=f"the hard-rule bypass was reverted: {params.variable} is {restored} again",
     )
     if incident is not None:
-        post_incident(PostIncidentParams(incident_id=incident.id))
+        post_incident(incident_id=incident.id)
 
 
-@flow(name=FLOW_NAME, flow_run_name="revert-auth-enforce/{params.deployment}")
-def revert_auth_enforce(params: RevertAuthEnforceParams) -> Outcome:
+def _subject(p: Mapping[str, Any]) -> str:
+    """The run's target: the Deployment whose auth variable is restored."""
+    w = Settings().workloads
+    return f"{p.get('namespace') or w.namespace}/{p.get('deployment') or w.core_deployment}"
+
+
+@flow(name=FLOW_NAME, flow_run_name=named(FLOW_NAME, _subject))
+def revert_auth_enforce(
+    namespace: str = "",
+    deployment: str = "",
+    variable: str = "",
+    restore_value: str | None = None,
+    bypass_value: str = PERMISSIVE,
+    dry_run: bool = True,
+    recheck_seconds: int | None = None,
+    healthy_for_seconds: float | None = None,
+    follow_up_key: str = "",
+    verify_attempts: int = 120,
+) -> Outcome:
     """Restore the auth variable once JWKS has answered for a while; otherwise keep permissive
-    and come back. Closes the P1 follow-up when enforcement is back."""
+    and come back. Closes the P1 follow-up when enforcement is back.
+
+    Args:
+        namespace: where the core Deployment runs; empty: the configured namespace (alphaswarm)
+        deployment: the Deployment whose variable was flipped; empty: the configured core
+            Deployment (alphaswarm-core)
+        variable: the variable to restore; empty: the configured one (ALPHASWARM_AUTH_ENFORCE)
+        restore_value: the value before the bypass; unset: the variable was unset, and is
+            removed again
+        bypass_value: the value the bypass set; the revert refuses to overwrite anything else
+        dry_run: plan only, with a server-side dry run that changes nothing; untick to change
+            the cluster
+        recheck_seconds: when JWKS still fails, check again after this long; unset: the
+            configured REMEDIATE_AUTH__REVERT_CHECK_AFTER_SECONDS
+        healthy_for_seconds: how long JWKS must keep answering before enforcement is restored;
+            unset: the configured REMEDIATE_AUTH__REVERT_HEALTHY_SECONDS
+        follow_up_key: the P1 follow-up in the incident store this revert closes
+        verify_attempts: polls of each verification before it counts as failed
+    """
+    params = RevertAuthEnforceParams(
+        **configured(
+            namespace=namespace,
+            deployment=deployment,
+            variable=variable,
+            recheck_seconds=recheck_seconds,
+            healthy_for_seconds=healthy_for_seconds,
+        ),
+        restore_value=restore_value,
+        bypass_value=bypass_value,
+        dry_run=dry_run,
+        follow_up_key=follow_up_key,
+        verify_attempts=verify_attempts,
+    )
+    return tell_outcome(_revert(params))
+
+
+def _revert(params: RevertAuthEnforceParams) -> Outcome:
     settings = Settings()
     w = settings.workloads
     snapshot = probe_jwks(
@@ -221,6 +284,7 @@ def revert_auth_enforce(params: RevertAuthEnforceParams) -> Outcome:
     )
     diagnosis = diagnose_auth_revert(snapshot, params.restore_value, params.bypass_value)
     publish_diagnosis(diagnosis, "revert-auth-enforce-diagnosis")
+    tell_diagnosis(diagnosis)
     if diagnosis.action is Action.NONE:
         outcome = Outcome.nothing_to_do(diagnosis)
     elif diagnosis.action is Action.ESCALATE:

@@ -18,9 +18,13 @@ down are a symptom: they recover with the broker and are never restarted here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from prefect import flow
 from pydantic import BaseModel, Field
 
+from flows.runs import configured, named, tell_change, tell_diagnosis, tell_outcome
 from tasks.changes.mutations import delete_pods
 from tasks.diagnoses.platform import diagnose_stateful
 from tasks.models.diagnosis import Action, Diagnosis
@@ -120,10 +124,43 @@ def _not_acting(diagnosis: Diagnosis) -> Outcome:
     return Outcome.escalated(diagnosis)
 
 
-@flow(name="stateful-failover", flow_run_name="stateful-failover/{params.namespace}")
-def remediate_stateful_failover(params: StatefulFailoverParams) -> Outcome:
+def _subject(p: Mapping[str, Any]) -> str:
+    """The run's target: the namespace of the stores (which one is down is the diagnosis)."""
+    return str(p.get("namespace") or Settings().workloads.namespace)
+
+
+@flow(name="stateful-failover", flow_run_name=named("stateful-failover", _subject))
+def remediate_stateful_failover(
+    namespace: str = "",
+    postgres_selector: str = "",
+    redis_pod: str = "",
+    dry_run: bool = True,
+    verify_attempts: int = 120,
+    verify_delay_seconds: float = 0.5,
+) -> Outcome:
     """Runbook F: delete the Postgres pod (not in production) or redis-master-0, verify it is
-    back with the same volumes and the same data."""
+    back with the same volumes and the same data.
+
+    Args:
+        namespace: where Postgres and Redis run; empty: the configured namespace (alphaswarm)
+        postgres_selector: the label selector of the Postgres pod; empty: the configured one
+            (app=postgres)
+        redis_pod: the Redis StatefulSet's pod; empty: the configured one (redis-master-0)
+        dry_run: plan only, with a server-side dry run that changes nothing; untick to change
+            the cluster
+        verify_attempts: polls of each verification before it counts as failed
+        verify_delay_seconds: pause between polls
+    """
+    params = StatefulFailoverParams(
+        **configured(namespace=namespace, postgres_selector=postgres_selector, redis_pod=redis_pod),
+        dry_run=dry_run,
+        verify_attempts=verify_attempts,
+        verify_delay_seconds=verify_delay_seconds,
+    )
+    return tell_outcome(_remediate(params))
+
+
+def _remediate(params: StatefulFailoverParams) -> Outcome:
     snapshot = probe_stateful(params.namespace, params.postgres_selector, params.redis_pod)
     publish_pods(
         (*snapshot.postgres_pods, *((snapshot.redis_pod,) if snapshot.redis_pod else ())),
@@ -137,6 +174,7 @@ def remediate_stateful_failover(params: StatefulFailoverParams) -> Outcome:
     )
     diagnosis = diagnose_stateful(snapshot, Settings().environment)
     publish_diagnosis(diagnosis, "stateful-failover-diagnosis")
+    tell_diagnosis(diagnosis)
     if not diagnosis.needs_action:
         outcome = _not_acting(diagnosis)
         publish_outcome(outcome, "stateful-failover-outcome")
@@ -153,6 +191,7 @@ def remediate_stateful_failover(params: StatefulFailoverParams) -> Outcome:
         pod=at.pod,
         reason=diagnosis.summary,
     )
+    tell_change(change)
     if params.dry_run:
         outcome = Outcome.planned(diagnosis, change)
     else:

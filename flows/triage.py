@@ -20,7 +20,7 @@ incident's runs. When the incident resolves or escalates, `post-incident` writes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -31,12 +31,13 @@ from flows.hpa_thrash import HpaThrashParams, remediate_hpa_thrash
 from flows.ingress_503 import Ingress503Params, remediate_ingress_503
 from flows.jwks_outage import JwksOutageParams, remediate_jwks_outage
 from flows.pod_crash import PodCrashParams, remediate_pod_crash
-from flows.post_incident import PostIncidentParams, post_incident
+from flows.post_incident import post_incident
 from flows.queue_backlog import QueueBacklogParams, remediate_queue_backlog
+from flows.runs import run_name, run_parameters, tell, tell_change, tell_outcome
 from flows.stateful_failover import StatefulFailoverParams, remediate_stateful_failover
 from store.models import IncidentStatus
 from tasks.diagnoses.triage import diagnose_incident, symptom_present
-from tasks.models.alerts import AlertBatch, firing, in_scope
+from tasks.models.alerts import AlertBatch, alert_target, firing, in_scope
 from tasks.models.diagnosis import Action, Diagnosis, Scenario, TriageDecision
 from tasks.models.outcome import Outcome, OutcomeStatus
 from tasks.models.scenario_call import ScenarioCall, VerifyPolicy
@@ -61,8 +62,11 @@ from tasks.verifies import verify_hold_elapsed
 __all__ = ["ScenarioCall", "TriageOutcome", "TriageParams", "VerifyPolicy", "triage"]
 
 
+DEFAULT_VERIFY = VerifyPolicy()
+
+
 class TriageParams(BaseModel):
-    """The incident and how far the scenario flow may go."""
+    """The incident and how far the scenario flow may go: the flow's parameters, validated."""
 
     alerts: AlertBatch | None = Field(
         default=None, description="the Alertmanager v4 webhook body; empty for a sweep"
@@ -82,7 +86,7 @@ class ScenarioParams(Protocol):
     """A scenario flow's Params: built from triage's decision by one constructor."""
 
     @classmethod
-    def from_call(cls, call: ScenarioCall) -> ScenarioParams: ...
+    def from_call(cls, call: ScenarioCall) -> BaseModel: ...
 
 
 class TriageOutcome(BaseModel):
@@ -103,9 +107,10 @@ class TriageOutcome(BaseModel):
     ignored: tuple[str, ...] = ()  # alerts outside the configured namespaces, and why
 
 
-# The runbook's branches, in the tree's order: the flow that handles each and its Params. A
-# branch without an entry is still decided and explained, then escalated (`_not_registered`).
-SCENARIO_FLOWS: dict[Scenario, tuple[Callable[[Any], Outcome], type[ScenarioParams]]] = {
+# The runbook's branches, in the tree's order: the flow that handles each and its Params, whose
+# fields are the flow's keyword parameters. A branch without an entry is still decided and
+# explained, then escalated (`_not_registered`).
+SCENARIO_FLOWS: dict[Scenario, tuple[Callable[..., Outcome], type[ScenarioParams]]] = {
     Scenario.POD_CRASH: (remediate_pod_crash, PodCrashParams),
     Scenario.HPA_THRASH: (remediate_hpa_thrash, HpaThrashParams),
     Scenario.QUEUE_BACKLOG: (remediate_queue_backlog, QueueBacklogParams),
@@ -113,6 +118,11 @@ SCENARIO_FLOWS: dict[Scenario, tuple[Callable[[Any], Outcome], type[ScenarioPara
     Scenario.INGRESS_503: (remediate_ingress_503, Ingress503Params),
     Scenario.STATEFUL_FAILOVER: (remediate_stateful_failover, StatefulFailoverParams),
 }
+
+
+def as_keywords(params: BaseModel) -> dict[str, Any]:
+    """A scenario's Params as its flow's keyword parameters (nested models stay objects)."""
+    return {name: getattr(params, name) for name in type(params).model_fields}
 
 
 def _not_registered(decision: TriageDecision) -> Outcome:
@@ -150,6 +160,7 @@ def _hold(params: TriageParams, decision: TriageDecision, incident: IncidentRef)
     settings = Settings()
     hold = params.verify.hold_seconds
     hold = settings.incidents.hold_seconds if hold is None else hold
+    tell("incident %d verified: holding %g s to see the fix hold", incident.id, hold)
     since = datetime.now(UTC)
     retries, delay = spread_polls(hold, shortest=0.1, longest=5.0)
     verify_hold_elapsed.with_options(retries=retries, retry_delay_seconds=delay)(since, hold)
@@ -182,13 +193,16 @@ def _run_scenario(
                 outcome = _not_registered(decision)
             else:
                 run, params_type = entry
-                outcome = run(params_type.from_call(call))
+                outcome = run(**as_keywords(params_type.from_call(call)))
     except Exception as exc:
         if incident is not None:  # the record says so before the run fails
             record_failure(incident, f"{type(exc).__name__}: {exc}", dry_run=params.dry_run)
         raise
     if outcome.status is OutcomeStatus.NOTHING_TO_DO and not params.dry_run:
         outcome = _recheck_symptom(decision, outcome)
+    for change in outcome.changes:
+        tell_change(change)
+    tell_outcome(outcome)
     publish_outcome(outcome, "triage-outcome")
     if incident is not None:
         incident = record_outcome(incident, outcome, dry_run=params.dry_run)
@@ -221,27 +235,97 @@ def _report(incident: IncidentRef | None, dry_run: bool, outcome: Outcome | None
         return None
     bypassed = outcome is not None and outcome.bypass is not None
     if incident.status in (IncidentStatus.RESOLVED, IncidentStatus.ESCALATED) or bypassed:
-        return str(post_incident(PostIncidentParams(incident_id=incident.id)).path)
+        return str(post_incident(incident_id=incident.id).path)
     return None
 
 
-@flow(name="triage", flow_run_name="triage")
-def triage(params: TriageParams | None = None) -> TriageOutcome:
+def _subject(parameters: Mapping[str, Any]) -> str:
+    """What the run is about: the first firing alert and its target, or a sweep."""
+    alerts = parameters.get("alerts")
+    try:
+        batch = alerts if alerts is None else AlertBatch.model_validate(alerts)
+    except ValueError:  # the run fails its parameter validation anyway; never its name
+        return "invalid alerts"
+    if batch is None or not batch.alerts:
+        return "sweep"
+    first, *_ = firing(batch) or batch.alerts
+    target = alert_target(first)
+    where = "/".join(part for part in (target.namespace, target.named) if part)
+    resolved = "" if first.firing else " resolved"
+    return f"{first.name or 'alert'} {where}".strip() + resolved
+
+
+def _run_name() -> str:
+    parameters = run_parameters()
+    return run_name("triage", _subject(parameters), dry_run=parameters.get("dry_run") is True)
+
+
+def _tell_decision(decision: TriageDecision) -> None:
+    branch = (
+        f"scenario {decision.scenario.value} ({decision.scenario.runbook_title})"
+        if decision.scenario is not None
+        else "no scenario"
+    )
+    target = "/".join(part for part in (decision.namespace, decision.target) if part)
+    tell(
+        "decision: %s%s%s: %s (%d evidence line(s))",
+        branch,
+        f" on {target}" if target else "",
+        ", escalated" if decision.escalate else "",
+        decision.reason,
+        len(decision.evidence),
+    )
+
+
+@flow(name="triage", flow_run_name=_run_name)
+def triage(
+    alerts: AlertBatch | None = None,
+    dry_run: bool = True,
+    approve_permissive: bool = False,
+    approved_by: str = "",
+    approval_timeout_seconds: int = 3600,
+    verify: VerifyPolicy = DEFAULT_VERIFY,
+) -> TriageOutcome:
     """Record the alerts, probe, decide the branch (platform first), publish why, run that
-    scenario's flow, and follow the incident to verified, resolved or escalated."""
-    params = params or TriageParams()
+    scenario's flow, and follow the incident to verified, resolved or escalated.
+
+    Args:
+        alerts: the Alertmanager v4 webhook body (version, status, alerts with labels,
+            startsAt and fingerprint); unset: a sweep, where the probes alone decide
+        dry_run: plan only, with a server-side dry run that changes nothing; untick to change
+            the cluster
+        approve_permissive: pre-approve runbook D's permissive flip of ALPHASWARM_AUTH_ENFORCE
+            (a hard-rule bypass); otherwise the run pauses for a human to approve it
+        approved_by: who pre-approved the flip (with approve_permissive)
+        approval_timeout_seconds: how long a paused run waits for that approval before it
+            escalates
+        verify: how patiently the fix is proven; unset fields keep each scenario's defaults
+    """
+    params = TriageParams(
+        alerts=alerts,
+        dry_run=dry_run,
+        approve_permissive=approve_permissive,
+        approved_by=approved_by,
+        approval_timeout_seconds=approval_timeout_seconds,
+        verify=verify,
+    )
     settings = Settings()
     batch, ignored = (
         in_scope(params.alerts, settings.workloads.scope) if params.alerts else (None, ())
     )
     if params.alerts is not None and batch is None:
         return _ignored(params, ignored)
+    for why in ignored:
+        tell("ignored: %s", why)
     incident = record_evidence(batch) if batch is not None else None
     if batch is not None and not firing(batch):
-        return _only_resolved_alerts(params, incident)
-    alerts = firing(batch) if batch is not None else ()
-    decision = diagnose_incident(alerts, probe_incident(settings, alerts), settings.environment)
+        return _told(_only_resolved_alerts(params, incident))
+    alerts_firing = firing(batch) if batch is not None else ()
+    decision = diagnose_incident(
+        alerts_firing, probe_incident(settings, alerts_firing), settings.environment
+    )
     publish_triage(decision, "triage-decision")
+    _tell_decision(decision)
     incident = record_triage(incident, decision, dry_run=params.dry_run)
     outcome: Outcome | None = None
     reason = decision.reason
@@ -249,27 +333,41 @@ def triage(params: TriageParams | None = None) -> TriageOutcome:
         busy = _under_way_elsewhere(incident)
         if busy is not None:
             reason = busy
+            tell("%s", busy)
         else:
             outcome, incident = _run_scenario(params, decision, incident)
     report = _report(incident, params.dry_run, outcome)
-    return TriageOutcome(
-        scenario=decision.scenario,
-        reason=reason,
-        escalate=decision.escalate or (outcome is not None and outcome.status == "escalated"),
-        dry_run=params.dry_run,
-        plan=tuple(f"{c.status}: {c.summary}" for c in outcome.changes) if outcome else (),
-        outcome=outcome,
-        decision=decision,
-        incident_id=incident.id if incident is not None else None,
-        incident_status=incident.status if incident is not None else None,
-        report=report,
-        ignored=ignored,
+    return _told(
+        TriageOutcome(
+            scenario=decision.scenario,
+            reason=reason,
+            escalate=decision.escalate or (outcome is not None and outcome.status == "escalated"),
+            dry_run=params.dry_run,
+            plan=tuple(f"{c.status}: {c.summary}" for c in outcome.changes) if outcome else (),
+            outcome=outcome,
+            decision=decision,
+            incident_id=incident.id if incident is not None else None,
+            incident_status=incident.status if incident is not None else None,
+            report=report,
+            ignored=ignored,
+        )
     )
+
+
+def _told(result: TriageOutcome) -> TriageOutcome:
+    """The run's last lines: where the incident stands and where its report is."""
+    if result.incident_id is not None:
+        status = result.incident_status.value if result.incident_status is not None else "?"
+        tell("incident %d: %s", result.incident_id, status)
+    if result.report is not None:
+        tell("report: %s", result.report)
+    return result
 
 
 def _ignored(params: TriageParams, ignored: tuple[str, ...]) -> TriageOutcome:
     """Every alert is about something outside the configured namespaces: not an AlphaSwarm
     incident, so nothing is recorded and nothing runs."""
+    tell("ignored: every alert is outside the configured namespaces (%s)", ignored[0])
     return TriageOutcome(
         scenario=None,
         reason=f"ignored: every alert is outside the configured namespaces ({ignored[0]})",
@@ -290,6 +388,7 @@ def _only_resolved_alerts(params: TriageParams, incident: IncidentRef | None) ->
         reason = f"every alert of incident {incident.id} resolved: the incident is resolved"
     else:
         reason = f"alerts of incident {incident.id} resolved; it stays {incident.status}"
+    tell("%s", reason)
     return TriageOutcome(
         scenario=None,
         reason=reason,

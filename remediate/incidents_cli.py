@@ -234,13 +234,13 @@ def incidents_report(
     from remediate.prefect_runtime import prefect_environment
 
     prefect_environment()
-    from flows.post_incident import PostIncidentParams, post_incident
+    from flows.post_incident import post_incident
     from remediate.prefect_runtime import quiet_prefect
 
     if output_dir is not None:
         _forget_report_path(incident_id)
     with quiet_prefect():
-        report = post_incident(PostIncidentParams(incident_id=incident_id, reports_dir=output_dir))
+        report = post_incident(incident_id=incident_id, reports_dir=output_dir)
     if show:
         print(report.markdown, end="")
     console.print(f"report: {report.path}")

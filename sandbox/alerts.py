@@ -71,9 +71,7 @@ def webhook(alerts: list[dict[str, Any]], *, truncated: int = 0) -> dict[str, An
     """The POST body grouping `alerts` by (alertname, namespace), as the chart's route does."""
     first = alerts[0]["labels"]
     group = {"alertname": first["alertname"], "namespace": first["namespace"]}
-    common = {
-        k: v for k, v in first.items() if all(a["labels"].get(k) == v for a in alerts[1:])
-    }
+    common = {k: v for k, v in first.items() if all(a["labels"].get(k) == v for a in alerts[1:])}
     return {
         "receiver": RECEIVER,
         "status": "firing" if any(a["status"] == "firing" for a in alerts) else "resolved",

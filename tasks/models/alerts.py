@@ -8,17 +8,30 @@ Unknown keys are accepted and ignored: v0.34 added `routeLabels`, later versions
 `parse_alertmanager` turns bytes, text or a dict into an `AlertBatch`, or raises
 `InvalidAlertPayload` whose message names the first problem the way an operator would look for
 it: `alerts[2].startsAt: invalid datetime`, `version is '3', expected '4'`, `not JSON: ...`.
+What no store can hold is refused here too, so that it is a 4xx (Alertmanager drops it) and not
+a 5xx it would retry forever: a time without a zone or out of range in UTC, a string with a NUL
+or a lone surrogate (an escaped `\ud800`), JSON nested too deeply to decode, and an
+identity longer than a PostgreSQL index entry can be (far beyond anything Alertmanager sends).
 """
 
 from __future__ import annotations
 
 import json
+import reprlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 EXPECTED_VERSION = "4"
 
@@ -32,6 +45,45 @@ class AlertStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+def _storable(text: str) -> str:
+    """Refuse the strings neither SQLite nor PostgreSQL can store (nor UTF-8 encode)."""
+    if "\x00" in text:
+        raise ValueError("contains a NUL character (\\u0000)")
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise ValueError("contains a lone surrogate (\\ud800-\\udfff): not Unicode") from None
+    return text
+
+
+def _in_utc_range(when: datetime) -> datetime:
+    try:
+        when.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
+    return when
+
+
+def _at_most(limit: int, why: str) -> AfterValidator:
+    def bounded(text: str) -> str:
+        if len(text) > limit // 4 and len(text.encode()) > limit:
+            raise ValueError(f"longer than {limit} bytes ({why})")
+        return text
+
+    return AfterValidator(bounded)
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+# The store indexes these (directly, or in an incident's target key), and a PostgreSQL index
+# entry holds at most about 2.7 kB: without a bound, a longer one would be a 5xx for ever.
+Fingerprint = Annotated[Text, _at_most(256, "Alertmanager's are 16 hex digits")]
+GroupKey = Annotated[Text, _at_most(2048, "the store indexes it")]
+LabelValue = Annotated[Text, _at_most(1024, "the store indexes the names of the target")]
+# RFC 3339, as Alertmanager sends it: always with a zone (the store keeps UTC).
+When = Annotated[AwareDatetime, AfterValidator(_in_utc_range)]
+
+
 class _Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
@@ -40,13 +92,13 @@ class Alert(_Payload):
     status: AlertStatus
     # Alertmanager always sends `labels` (an alert is its label set): a body without it is not
     # an alert from Alertmanager, and refusing it beats triaging nothing.
-    labels: dict[str, str]
-    annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime = Field(alias="startsAt")
+    labels: dict[Text, LabelValue]
+    annotations: dict[Text, Text] = Field(default_factory=dict)
+    starts_at: When = Field(alias="startsAt")
     # Go's zero time ("0001-01-01T00:00:00Z") for alerts without an end parses fine.
-    ends_at: datetime | None = Field(default=None, alias="endsAt")
-    generator_url: str = Field(default="", alias="generatorURL")
-    fingerprint: str
+    ends_at: When | None = Field(default=None, alias="endsAt")
+    generator_url: Text = Field(default="", alias="generatorURL")
+    fingerprint: Fingerprint
 
     @property
     def name(self) -> str:
@@ -66,14 +118,15 @@ class AlertBatch(_Payload):
     """One webhook POST: a group of alerts sharing `groupKey`."""
 
     version: str
-    group_key: str = Field(default="", alias="groupKey")
-    truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
+    group_key: GroupKey = Field(default="", alias="groupKey")
+    # A Go uint64 in Alertmanager.
+    truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0, le=2**64 - 1)
     status: AlertStatus
-    receiver: str = ""
-    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
-    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
-    common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
-    external_url: str = Field(
+    receiver: Text = ""
+    group_labels: dict[Text, Text] = Field(default_factory=dict, alias="groupLabels")
+    common_labels: dict[Text, Text] = Field(default_factory=dict, alias="commonLabels")
+    common_annotations: dict[Text, Text] = Field(default_factory=dict, alias="commonAnnotations")
+    external_url: Text = Field(
         default="", validation_alias=AliasChoices("externalURL", "external_url")
     )
     alerts: tuple[Alert, ...]
@@ -103,6 +156,17 @@ class AlertTarget(BaseModel):
         return self.pod or self.deployment or self.statefulset or self.hpa or self.service
 
 
+LONGEST_KEY_SHOWN = 60
+
+
+def _shown(value: object) -> str:
+    """The sender's value in a message, bounded: a hostile body must not come back whole."""
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = LONGEST_KEY_SHOWN
+    short.maxlevel = 2
+    return short.repr(value)
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     """Pydantic's location as JSON path text: ("alerts", 2, "startsAt") -> alerts[2].startsAt."""
     text = ""
@@ -110,6 +174,8 @@ def _location(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
+            if len(part) > LONGEST_KEY_SHOWN:  # a label name is the sender's: keep it short
+                part = f"{part[: LONGEST_KEY_SHOWN - 3]}..."
             text += f".{part}" if text else part
     return text or "payload"
 
@@ -121,8 +187,8 @@ def _describe(error: Mapping[str, Any]) -> str:
     if kind.startswith("datetime"):
         return "invalid datetime"
     if kind == "enum":
-        return f"{error.get('input')!r} is not one of 'firing', 'resolved'"
-    return str(error.get("msg", "invalid"))
+        return f"{_shown(error.get('input'))} is not one of 'firing', 'resolved'"
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
 
 
 def _decode(raw: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -132,6 +198,8 @@ def _decode(raw: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidAlertPayload(f"not JSON: {exc}") from exc
+    except RecursionError:
+        raise InvalidAlertPayload("not JSON that can be read: nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidAlertPayload(f"not a JSON object but a {type(data).__name__}")
     return data
@@ -144,7 +212,7 @@ def parse_alertmanager(raw: bytes | str | Mapping[str, Any]) -> AlertBatch:
     if version is None:
         raise InvalidAlertPayload("version: missing, expected '4'")
     if version != EXPECTED_VERSION:
-        raise InvalidAlertPayload(f"version is {version!r}, expected '4'")
+        raise InvalidAlertPayload(f"version is {_shown(version)}, expected '4'")
     try:
         return AlertBatch.model_validate(data)
     except ValidationError as exc:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from tasks.adapters.cluster import Deployment, Endpoints, Pod, PodUsage
 from tasks.adapters.errors import PermanentError
 from tasks.connection import cluster
+from tasks.diagnoses.health import NamespaceListing
 from tasks.models.snapshots import CommonDiagnostics
 from tasks.retries import probe_task
 from tasks.settings import Settings
@@ -28,6 +29,19 @@ def probe_deployment(namespace: str, name: str) -> Deployment | None:
 def probe_endpoints(namespace: str, service: str) -> Endpoints | None:
     """`kubectl get endpoints -n NAMESPACE SERVICE`."""
     return cluster().endpoints(namespace, service)
+
+
+@probe_task("probe-namespace-lists")
+def probe_namespace_lists(namespace: str) -> NamespaceListing:
+    """`kubectl get pods,deployments,endpoints -n NAMESPACE`: three LIST calls whatever the
+    number of pods, Deployments or Services (the health sweep's cost grows with namespaces)."""
+    c = cluster()
+    return NamespaceListing(
+        namespace=namespace,
+        pods=c.pods(namespace),
+        deployments=c.deployments(namespace),
+        endpoints=c.all_endpoints(namespace),
+    )
 
 
 @probe_task("probe-top-pods")

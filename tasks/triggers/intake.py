@@ -33,7 +33,6 @@ from tasks.records.steps import (
     alert_evidence,
     alert_target_key,
     alert_title,
-    store_url,
 )
 from tasks.run_context import incident_tag
 from tasks.settings import Settings
@@ -54,19 +53,25 @@ class Receipt(BaseModel):
     truncated: int = 0  # alerts Alertmanager left out of the group (max_alerts)
 
 
-def receive(batch: AlertBatch, *, source: str = "alertmanager") -> Receipt:
-    """Store the payload's alerts and what they mean for incidents, in one transaction."""
-    settings = Settings()
+def receive(
+    batch: AlertBatch, *, source: str = "alertmanager", settings: Settings | None = None
+) -> Receipt:
+    """Store the payload's alerts and what they mean for incidents, in one transaction.
+    `settings`: the caller's, read once (the intake's, at start); None reads them now."""
+    settings = settings or Settings()
     scope = settings.workloads.scope
     fresh_firing: list[Alert] = []
     fresh_resolved: list[Alert] = []
     ignored: list[str] = []
     duplicates = 0
-    with session_for(store_url()) as session:
+    with session_for(settings.store.url.get_secret_value()) as session:
         for alert in batch.alerts:
+            if ledger.count_copy(session, **_identity(alert)):
+                duplicates += 1
+                continue
             why = out_of_scope(alert, scope)
             if not ledger.claim(session, receipt=_receipt(alert, batch, source, why)):
-                duplicates += 1
+                duplicates += 1  # stored by another intake since count_copy looked
             elif why is not None:
                 ignored.append(why)
             else:

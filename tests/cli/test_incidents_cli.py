@@ -44,9 +44,9 @@ def test_an_unmigrated_store_is_refused_until_db_upgrade(empty_store: str) -> No
     assert run("db", "current")[0] == 1
 
     code, out, _ = run("db", "upgrade")
-    assert code == 0 and "migrated from empty to revision 0001" in out
+    assert code == 0 and "migrated from empty to revision 0002" in out
     code, out, _ = run("db", "upgrade")
-    assert code == 0 and "already at revision 0001" in out
+    assert code == 0 and "already at revision 0002" in out
     assert run("db", "current")[0] == 0
     code, out, _ = run("incidents", "list")
     assert code == 0 and "no incidents match" in out

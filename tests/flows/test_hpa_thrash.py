@@ -5,11 +5,12 @@ core pods until the scale-up window is 300 s, so a mitigated outcome is a real f
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
 import flows.hpa_thrash
-from flows.hpa_thrash import HpaThrashParams, remediate_hpa_thrash
+from flows.hpa_thrash import remediate_hpa_thrash
 from sandbox.injections import inject
 from sandbox.resources import EVENT, HPA
 from sandbox.server import SandboxServer
@@ -27,7 +28,7 @@ from tests.flows.sandbox_state import (
 NS, CORE = "alphaswarm", "alphaswarm-core"
 HPA_PATH = rf"/namespaces/{NS}/horizontalpodautoscalers/{CORE}$"
 # The sandbox ticks every 0.05 s: a second without a rescale is twenty quiet HPA decisions.
-FAST = {"quiet_seconds": 1.0, "verify_attempts": 100, "verify_delay_seconds": 0.1}
+FAST: dict[str, Any] = {"quiet_seconds": 1.0, "verify_attempts": 100, "verify_delay_seconds": 0.1}
 
 
 def rescales(sandbox: SandboxServer) -> dict[str, int]:
@@ -66,7 +67,7 @@ def thrashing(sandbox: SandboxServer) -> list[str]:
 def test_dry_run_returns_the_plan_and_changes_nothing(
     sandbox: SandboxServer, thrashing: list[str]
 ) -> None:
-    outcome = remediate_hpa_thrash(HpaThrashParams(dry_run=True, **FAST))
+    outcome = remediate_hpa_thrash(dry_run=True, **FAST)
     assert outcome.status is OutcomeStatus.PLANNED and outcome.scenario is Scenario.HPA_THRASH
     assert outcome.diagnosis is not None
     assert outcome.diagnosis.action is Action.WIDEN_HPA_WINDOW
@@ -89,7 +90,7 @@ def test_apply_widens_the_window_once_and_the_hpa_stabilises(
     sandbox: SandboxServer, thrashing: list[str]
 ) -> None:
     started = time.monotonic()
-    outcome = remediate_hpa_thrash(HpaThrashParams(dry_run=False, **FAST))
+    outcome = remediate_hpa_thrash(dry_run=False, **FAST)
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     (change,) = outcome.changes
     assert change.status is ChangeStatus.APPLIED and change.revert is not None
@@ -108,7 +109,7 @@ def test_apply_widens_the_window_once_and_the_hpa_stabilises(
 
 
 def test_a_healthy_hpa_is_left_alone(sandbox: SandboxServer) -> None:
-    outcome = remediate_hpa_thrash(HpaThrashParams(dry_run=False, **FAST))
+    outcome = remediate_hpa_thrash(dry_run=False, **FAST)
     assert outcome.status is OutcomeStatus.NOTHING_TO_DO and outcome.changes == ()
     assert sandbox.cluster.journal.mutations(include_dry_run=True) == []
 
@@ -116,13 +117,13 @@ def test_a_healthy_hpa_is_left_alone(sandbox: SandboxServer) -> None:
 def test_a_second_run_after_the_fix_does_not_patch_again(
     sandbox: SandboxServer, thrashing: list[str]
 ) -> None:
-    first = remediate_hpa_thrash(HpaThrashParams(dry_run=False, **FAST))
+    first = remediate_hpa_thrash(dry_run=False, **FAST)
     assert first.status is OutcomeStatus.MITIGATED, first.message
     sandbox.cluster.journal.clear()
     # The rescales of the last ten minutes are still on record and the window is already 300,
     # but none came since the fix: it is mitigated, said so, and nothing is patched twice (it
     # used to escalate "thrashes with a 300 s window already", which was not true).
-    outcome = remediate_hpa_thrash(HpaThrashParams(dry_run=False, **FAST))
+    outcome = remediate_hpa_thrash(dry_run=False, **FAST)
     assert outcome.status is OutcomeStatus.NOTHING_TO_DO, outcome.message
     assert "300 s already" in outcome.message and "mitigated" in outcome.message
     assert sandbox.cluster.journal.mutations(include_dry_run=True) == []
@@ -132,7 +133,7 @@ def test_one_request_in_ten_failing_still_mitigates_with_one_patch(
     sandbox: SandboxServer, thrashing: list[str]
 ) -> None:
     fail_one_request_in_ten(sandbox, seed=2)
-    outcome = remediate_hpa_thrash(HpaThrashParams(dry_run=False, **FAST))
+    outcome = remediate_hpa_thrash(dry_run=False, **FAST)
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     assert len(sandbox.cluster.journal.mutations()) == 1
     assert len(sandbox.cluster.journal.mutations(HPA_PATH)) == 1

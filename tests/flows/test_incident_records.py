@@ -69,14 +69,14 @@ EXPECTED = {
         "crashloop-single",
         "rollout-restart",
         f"Deployment/{NS}/alphaswarm-core",
-        "pod-crash/alphaswarm-core",
+        f"pod-crash: {NS}/alphaswarm-core",
     ),
     "B": Expect(
         "B",
         "hpa-thrash",
         "patch-hpa-scale-up-window",
         f"HorizontalPodAutoscaler/{NS}/alphaswarm-core",
-        "hpa-thrash/alphaswarm-core",
+        f"hpa-thrash: {NS}/alphaswarm-core",
     ),
     # D: the flip is verified, the incident waits for its P1 revert to resolve it.
     "D": Expect(
@@ -84,7 +84,7 @@ EXPECTED = {
         "jwks-503:auth0-down",
         "set-env",
         f"Deployment/{NS}/alphaswarm-core",
-        "jwks-outage/alphaswarm-core",
+        f"jwks-outage: {NS}/alphaswarm-core",
         statuses=(S.OPEN, S.TRIAGED, S.MITIGATING, S.VERIFIED),
     ),
     "E": Expect(
@@ -92,14 +92,14 @@ EXPECTED = {
         "ingress-503",
         "rollout-restart",
         f"Deployment/{NS}/alphaswarm-client",
-        "ingress-503/ingress-nginx-controller",
+        "ingress-503: ingress-nginx/ingress-nginx-controller",
     ),
     "F": Expect(
         "F",
         "redis-down",
         "delete-pods",
         f"Pod/{NS}/redis-master-0",
-        f"stateful-failover/{NS}",
+        f"stateful-failover: {NS}",
     ),
 }
 
@@ -213,14 +213,12 @@ def test_queue_backlog_leaves_one_incident(
 ) -> None:
     """Scenario C, with real Celery workers on a real broker."""
     inject_backlog(celery_sandbox, broker)
-    from flows.triage import TriageParams, triage
+    from flows.triage import triage
 
     result = triage(
-        TriageParams(
-            alerts=parse_alertmanager(alert_payload("queue-backlog")),
-            dry_run=False,
-            verify=QUEUE_REHEARSAL,
-        )
+        alerts=parse_alertmanager(alert_payload("queue-backlog")),
+        dry_run=False,
+        verify=QUEUE_REHEARSAL,
     )
 
     record = the_only_incident(store)
@@ -229,7 +227,7 @@ def test_queue_backlog_leaves_one_incident(
         "queue-backlog",
         "control-plane-scale",
         f"Deployment/{NS}/alphaswarm-worker",
-        "queue-backlog/alphaswarm-worker",
+        f"queue-backlog: {NS}/alphaswarm-worker",
     )
     assert_recorded(record, expect, alert_payload("queue-backlog"))
     assert_report(record, result.report, tmp_path / "incidents")
@@ -291,10 +289,10 @@ def test_grouped_alerts_and_a_second_alert_for_the_same_target_make_one_incident
             "deployment": "alphaswarm-core",
         },
     }
-    from flows.triage import TriageParams, triage
+    from flows.triage import triage
 
-    first = triage(TriageParams(alerts=parse_alertmanager(grouped), dry_run=True))
-    joined = triage(TriageParams(alerts=parse_alertmanager(other_rule), dry_run=True))
+    first = triage(alerts=parse_alertmanager(grouped), dry_run=True)
+    joined = triage(alerts=parse_alertmanager(other_rule), dry_run=True)
 
     assert first.incident_id == joined.incident_id
     assert count(store, Incident) == 1
@@ -320,10 +318,10 @@ def test_resolved_alerts_resolve_their_incident_without_acting(
     for a in resolved["alerts"]:
         a["status"] = "resolved"
         a["endsAt"] = "2026-11-28T10:30:00Z"
-    from flows.triage import TriageParams, triage
+    from flows.triage import triage
 
     sandbox.cluster.journal.clear()
-    result = triage(TriageParams(alerts=parse_alertmanager(resolved), dry_run=False))
+    result = triage(alerts=parse_alertmanager(resolved), dry_run=False)
 
     assert result.incident_id == opened.incident_id and result.outcome is None
     assert result.incident_status is S.RESOLVED

@@ -4,10 +4,12 @@ the right Deployment, so a mitigated outcome on the wrong target could not happe
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import flows.ingress_503
-from flows.ingress_503 import Ingress503Params, remediate_ingress_503
+from flows.ingress_503 import remediate_ingress_503
 from sandbox.injections import inject
 from sandbox.server import SandboxServer
 from tasks.changes.models import ChangeStatus
@@ -26,7 +28,7 @@ CLIENT, CONTROLLER = "alphaswarm-client", "ingress-nginx-controller"
 CONTROLLER_PODS = "app.kubernetes.io/name=ingress-nginx"
 CLIENT_PATH = f"/apis/apps/v1/namespaces/{NS}/deployments/{CLIENT}"
 CONTROLLER_PATH = f"/apis/apps/v1/namespaces/{INGRESS_NS}/deployments/{CONTROLLER}"
-FAST = {"verify_attempts": 100, "verify_delay_seconds": 0.1}
+FAST: dict[str, Any] = {"verify_attempts": 100, "verify_delay_seconds": 0.1}
 
 
 def client_wedged(sandbox: SandboxServer) -> None:
@@ -52,7 +54,7 @@ def test_dry_run_returns_the_plan_and_changes_nothing(
     make, path = INCIDENTS[incident]
     make(sandbox)
     sandbox.cluster.journal.clear()
-    outcome = remediate_ingress_503(Ingress503Params(dry_run=True, **FAST))
+    outcome = remediate_ingress_503(dry_run=True, **FAST)
     assert outcome.status is OutcomeStatus.PLANNED and outcome.scenario is Scenario.INGRESS_503
     assert outcome.diagnosis is not None
     assert outcome.diagnosis.action is Action.RESTART_DEPLOYMENT
@@ -70,7 +72,7 @@ def test_wedged_clients_are_restarted_once_and_the_endpoints_come_back(
 ) -> None:
     client_wedged(sandbox)
     sandbox.cluster.journal.clear()
-    outcome = remediate_ingress_503(Ingress503Params(dry_run=False, **FAST))
+    outcome = remediate_ingress_503(dry_run=False, **FAST)
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     assert outcome.diagnosis is not None
     assert any(
@@ -90,7 +92,7 @@ def test_wedged_clients_are_restarted_once_and_the_endpoints_come_back(
 def test_a_crashing_controller_is_restarted_not_the_backends(sandbox: SandboxServer) -> None:
     controller_down(sandbox)
     sandbox.cluster.journal.clear()
-    outcome = remediate_ingress_503(Ingress503Params(dry_run=False, **FAST))
+    outcome = remediate_ingress_503(dry_run=False, **FAST)
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     assert outcome.diagnosis is not None
     assert any("Address already in use" in e for e in outcome.diagnosis.evidence) or any(
@@ -105,7 +107,7 @@ def test_a_crashing_controller_is_restarted_not_the_backends(sandbox: SandboxSer
 
 
 def test_healthy_ingress_means_nothing_to_do(sandbox: SandboxServer) -> None:
-    outcome = remediate_ingress_503(Ingress503Params(dry_run=False, **FAST))
+    outcome = remediate_ingress_503(dry_run=False, **FAST)
     assert outcome.status is OutcomeStatus.NOTHING_TO_DO and outcome.changes == ()
     assert sandbox.cluster.journal.mutations(include_dry_run=True) == []
 
@@ -118,7 +120,7 @@ def test_one_request_in_ten_failing_still_mitigates_with_one_restart(
     make(sandbox)
     sandbox.cluster.journal.clear()
     fail_one_request_in_ten(sandbox, seed=3)
-    outcome = remediate_ingress_503(Ingress503Params(dry_run=False, **FAST))
+    outcome = remediate_ingress_503(dry_run=False, **FAST)
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     assert [r.path for r in sandbox.cluster.journal.mutations()] == [path]
     assert any(r.status == 503 for r in sandbox.cluster.journal.requests())

@@ -14,8 +14,8 @@ from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.flow_runs import resume_flow_run
 
-from flows.jwks_outage import JwksOutageParams, remediate_jwks_outage
-from flows.revert_auth_enforce import RevertAuthEnforceParams, revert_auth_enforce
+from flows.jwks_outage import remediate_jwks_outage
+from flows.revert_auth_enforce import revert_auth_enforce
 from sandbox import injections
 from sandbox.resources import DEPLOYMENT, INGRESS, POD
 from sandbox.server import SandboxServer
@@ -82,7 +82,7 @@ def assert_flipped_once(sandbox: SandboxServer) -> None:
 
 def test_dry_run_plans_the_flip_and_changes_nothing(sandbox: SandboxServer) -> None:
     inject(sandbox, "jwks-503")
-    outcome = remediate_jwks_outage(JwksOutageParams(dry_run=True, **FAST))
+    outcome = remediate_jwks_outage(dry_run=True, **FAST)
     assert outcome.status is OutcomeStatus.PLANNED
     assert outcome.diagnosis is not None
     assert outcome.diagnosis.action is Action.SET_AUTH_PERMISSIVE
@@ -99,7 +99,7 @@ def test_pre_approved_flip_is_applied_once_verified_and_its_revert_scheduled(
 ) -> None:
     inject(sandbox, "jwks-503:auth0-down")
     outcome = remediate_jwks_outage(
-        JwksOutageParams(dry_run=False, approve_permissive=True, approved_by="alice", **FAST)
+        dry_run=False, approve_permissive=True, approved_by="alice", **FAST
     )
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     assert_flipped_once(sandbox)
@@ -123,13 +123,13 @@ def test_pre_approved_flip_is_applied_once_verified_and_its_revert_scheduled(
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(UUID(follow_up.scheduled_flow_run_id))
     assert run.state is not None and run.state.is_scheduled()
-    assert run.parameters["params"]["restore_value"] == "enforce"
+    assert run.parameters["restore_value"] == "enforce"
     assert "Hard rule bypassed" in outcome.to_markdown()
 
     # Auth0 recovers: the revert (run here instead of waiting for its schedule) restores it.
     injections.heal(sandbox.cluster)
     sandbox.cluster.journal.clear()
-    reverted = revert_auth_enforce(RevertAuthEnforceParams.model_validate(run.parameters["params"]))
+    reverted = revert_auth_enforce(**run.parameters)
     assert reverted.status is OutcomeStatus.MITIGATED, reverted.message
     assert [r.path for r in sandbox.cluster.journal.mutations()] == [CORE_PATH]
     assert template_env(sandbox) == "enforce"
@@ -157,9 +157,10 @@ def resume_when_paused(flow_run_name: str, run_input: dict[str, Any]) -> threadi
 def test_flip_waits_for_a_human_and_applies_once_approved(sandbox: SandboxServer) -> None:
     inject(sandbox, "jwks-503")
     approver = resume_when_paused(
-        f"jwks-outage/{CORE}", {"approved": True, "approver": "bob", "comment": "auth0 status red"}
+        f"jwks-outage: {NS}/{CORE}",
+        {"approved": True, "approver": "bob", "comment": "auth0 status red"},
     )
-    outcome = remediate_jwks_outage(JwksOutageParams(dry_run=False, **FAST))
+    outcome = remediate_jwks_outage(dry_run=False, **FAST)
     approver.join(timeout=5)
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     assert outcome.bypass is not None and outcome.bypass.approved_by == "bob"
@@ -170,9 +171,9 @@ def test_flip_waits_for_a_human_and_applies_once_approved(sandbox: SandboxServer
 def test_a_refused_flip_changes_nothing(sandbox: SandboxServer) -> None:
     inject(sandbox, "jwks-503")
     refuser = resume_when_paused(
-        f"jwks-outage/{CORE}", {"approved": False, "approver": "carol", "comment": "wait"}
+        f"jwks-outage: {NS}/{CORE}", {"approved": False, "approver": "carol", "comment": "wait"}
     )
-    outcome = remediate_jwks_outage(JwksOutageParams(dry_run=False, **FAST))
+    outcome = remediate_jwks_outage(dry_run=False, **FAST)
     refuser.join(timeout=5)
     assert outcome.status is OutcomeStatus.ESCALATED and "carol" in outcome.message
     assert sandbox.cluster.journal.mutations() == [] and template_env(sandbox) == "enforce"
@@ -183,7 +184,7 @@ def test_never_flips_when_the_operator_ui_is_not_firewalled(sandbox: SandboxServ
     inject(sandbox, "jwks-503")
     open_operator_ui(sandbox)
     outcome = remediate_jwks_outage(
-        JwksOutageParams(dry_run=False, approve_permissive=True, approved_by="alice", **FAST)
+        dry_run=False, approve_permissive=True, approved_by="alice", **FAST
     )
     assert outcome.status is OutcomeStatus.ESCALATED
     assert outcome.diagnosis is not None
@@ -206,7 +207,7 @@ def test_egress_and_dns_are_told_apart_and_get_the_runbook_mitigation(
     """The cause and its real fix are named; the mitigation is the runbook's one flip."""
     inject(sandbox, incident)
     outcome = remediate_jwks_outage(
-        JwksOutageParams(dry_run=False, approve_permissive=True, approved_by="alice", **FAST)
+        dry_run=False, approve_permissive=True, approved_by="alice", **FAST
     )
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     assert outcome.diagnosis is not None and outcome.diagnosis.summary.startswith(cause)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from flows.pod_crash import PodCrashParams, remediate_pod_crash
+from flows.pod_crash import remediate_pod_crash
 from sandbox.journal import Fault
 from sandbox.resources import POD
 from sandbox.server import SandboxServer
@@ -51,7 +51,7 @@ def single_crash(sandbox: SandboxServer) -> str:
 def test_dry_run_returns_the_plan_and_changes_nothing(
     sandbox: SandboxServer, single_crash: str
 ) -> None:
-    outcome = remediate_pod_crash(PodCrashParams(dry_run=True))
+    outcome = remediate_pod_crash(dry_run=True)
     assert outcome.status is OutcomeStatus.PLANNED and outcome.scenario is Scenario.POD_CRASH
     assert outcome.diagnosis is not None
     assert outcome.diagnosis.action is Action.RESTART_DEPLOYMENT
@@ -70,7 +70,7 @@ def test_dry_run_returns_the_plan_and_changes_nothing(
 def test_apply_restarts_once_and_the_crash_is_gone(
     sandbox: SandboxServer, single_crash: str
 ) -> None:
-    outcome = remediate_pod_crash(PodCrashParams(dry_run=False))
+    outcome = remediate_pod_crash(dry_run=False)
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     (change,) = outcome.changes
     assert change.status is ChangeStatus.APPLIED and not change.dry_run
@@ -95,7 +95,7 @@ def test_a_503_on_the_restart_is_retried_and_lands_once(
             times=1,
         )
     )
-    outcome = remediate_pod_crash(PodCrashParams(dry_run=False))
+    outcome = remediate_pod_crash(dry_run=False)
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     patches = sandbox.cluster.journal.requests("PATCH", rf"/deployments/{CORE}$")
     assert [r.status for r in patches] == [503, 200]
@@ -104,6 +104,6 @@ def test_a_503_on_the_restart_is_retried_and_lands_once(
 
 
 def test_no_crash_means_nothing_to_do(sandbox: SandboxServer) -> None:
-    outcome = remediate_pod_crash(PodCrashParams(dry_run=False))
+    outcome = remediate_pod_crash(dry_run=False)
     assert outcome.status is OutcomeStatus.NOTHING_TO_DO and outcome.changes == ()
     assert sandbox.cluster.journal.mutations() == []

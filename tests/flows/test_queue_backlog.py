@@ -17,8 +17,8 @@ import pytest
 from pydantic import SecretStr
 
 import flows.queue_backlog
-from flows.queue_backlog import QueueBacklogParams, remediate_queue_backlog
-from flows.triage import TriageOutcome, TriageParams, VerifyPolicy, triage
+from flows.queue_backlog import remediate_queue_backlog
+from flows.triage import TriageOutcome, VerifyPolicy, triage
 from sandbox import injections
 from sandbox.celery_backlog import REHEARSAL_QUEUE_DEPTH_ALARM, backlog_hook
 from sandbox.flow_env import flow_env
@@ -123,8 +123,8 @@ def assert_scaled_once_and_drained(sandbox: SandboxServer, broker: CeleryWorkers
     assert broker.queue_depth(QUEUE) == 0
 
 
-def apply_params() -> QueueBacklogParams:
-    return QueueBacklogParams(dry_run=False, verify_attempts=400, verify_delay_seconds=0.1)
+def apply_params() -> dict[str, Any]:
+    return {"dry_run": False, "verify_attempts": 400, "verify_delay_seconds": 0.1}
 
 
 def test_the_flow_never_sleeps() -> None:
@@ -136,7 +136,7 @@ def test_c_scales_through_the_control_plane_once_and_the_real_queue_drains(
 ) -> None:
     inject_backlog(celery_sandbox, broker)
 
-    outcome = remediate_queue_backlog(apply_params())
+    outcome = remediate_queue_backlog(**apply_params())
 
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     assert outcome.diagnosis is not None and outcome.diagnosis.action is Action.SCALE_WORKERS
@@ -160,7 +160,7 @@ def test_a_control_plane_refusing_the_token_falls_back_to_the_kubernetes_scale_o
     monkeypatch.setenv("REMEDIATE_CONTROL_PLANE__TOKEN", "not-the-token")
     inject_backlog(celery_sandbox, broker)
 
-    outcome = remediate_queue_backlog(apply_params())
+    outcome = remediate_queue_backlog(**apply_params())
 
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     (change,) = outcome.changes
@@ -177,11 +177,7 @@ def test_a_control_plane_refusing_the_token_falls_back_to_the_kubernetes_scale_o
 
 def run_triage(*, apply: bool, alerts: str = "queue-backlog") -> TriageOutcome:
     return triage(
-        TriageParams(
-            alerts=parse_alertmanager(alert_payload(alerts)),
-            dry_run=not apply,
-            verify=REHEARSAL,
-        )
+        alerts=parse_alertmanager(alert_payload(alerts)), dry_run=not apply, verify=REHEARSAL
     )
 
 
@@ -271,7 +267,7 @@ def test_triage_with_an_unreachable_broker_records_it_and_does_not_crash(
     monkeypatch.setenv("REMEDIATE_CELERY__BROKER_URL", "redis://127.0.0.1:1/0")
     close_all()
 
-    result = triage(TriageParams(dry_run=True, verify=REHEARSAL))
+    result = triage(dry_run=True, verify=REHEARSAL)
 
     assert result.scenario is None and result.outcome is None
     assert any(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.triage import TriageParams, triage
+from flows.triage import triage
 from sandbox import injections
 from sandbox.server import SandboxServer
 from sandbox.symptoms import showing
@@ -45,7 +45,7 @@ def test_a_real_rule_leads_to_the_incidents_branch(
     injections.inject(sandbox.cluster, incident)
     settle(sandbox, lambda: showing(sandbox.cluster, incident), timeout=20)
     alerts = parse_alertmanager(rule_payload(sandbox, rule))
-    result = triage(TriageParams(alerts=alerts, dry_run=True))
+    result = triage(alerts=alerts, dry_run=True)
     assert result.scenario is not None and result.scenario.value == branch, result.reason
     assert not result.escalate, result.reason
     assert sandbox.cluster.journal.mutations() == []

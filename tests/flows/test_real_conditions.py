@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.triage import TriageOutcome, TriageParams, VerifyPolicy, triage
+from flows.triage import TriageOutcome, VerifyPolicy, triage
 from sandbox import injections
 from sandbox.backlog import REHEARSAL_QUEUE_DEPTH_ALARM
 from sandbox.egress import curl_jwks_from_pod
@@ -40,12 +40,10 @@ def _inject(sandbox: SandboxServer, name: str) -> bool:
 
 def _run(apply: bool) -> TriageOutcome:
     return triage(
-        TriageParams(
-            dry_run=not apply,
-            approve_permissive=True,
-            approved_by="test (sandbox rehearsal)",
-            verify=REHEARSAL,
-        )
+        dry_run=not apply,
+        approve_permissive=True,
+        approved_by="test (sandbox rehearsal)",
+        verify=REHEARSAL,
     )
 
 

@@ -82,7 +82,7 @@ def test_the_scheduled_revert_restores_enforcement_and_closes_the_p1(
     record = the_only_incident(store)
     (closed,) = [f for f in record.follow_ups if f.priority == "P1"]
     assert closed.status is FollowUpStatus.DONE and closed.closed_at is not None
-    assert "revert-auth-enforce/alphaswarm-core" in closed.closed_by
+    assert "revert-auth-enforce: alphaswarm/alphaswarm-core" in closed.closed_by
     assert record.incident.status is IncidentStatus.RESOLVED
     assert "reverted" in record.incident.resolution
     revert = [a for a in record.actions if a.flow_run_id == p1.scheduled_flow_run_id]
@@ -99,7 +99,7 @@ def test_while_jwks_still_fails_the_revert_keeps_permissive_and_comes_back(
 ) -> None:
     """Auth0 is still down when the revert runs: nothing is restored, a new run is scheduled,
     and the P1 in the store follows it (still scheduled, pointing at the new run)."""
-    from flows.revert_auth_enforce import RevertAuthEnforceParams, revert_auth_enforce
+    from flows.revert_auth_enforce import revert_auth_enforce
     from store.models import EventKind
 
     point_flows_at(sandbox, monkeypatch)
@@ -111,9 +111,7 @@ def test_while_jwks_still_fails_the_revert_keeps_permissive_and_comes_back(
         first = client.read_flow_run(UUID(p1.scheduled_flow_run_id or ""))
     sandbox.cluster.journal.clear()
 
-    outcome = revert_auth_enforce(
-        RevertAuthEnforceParams.model_validate(first.parameters["params"])
-    )
+    outcome = revert_auth_enforce(**first.parameters)
 
     assert outcome.status == "escalated" and sandbox.cluster.journal.mutations() == []
     assert auth_enforce(sandbox) == "permissive"

@@ -5,11 +5,12 @@ deleting its pod; restarting workers (the symptom) heals nothing, and is never d
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 import flows.stateful_failover
-from flows.stateful_failover import StatefulFailoverParams, remediate_stateful_failover
+from flows.stateful_failover import remediate_stateful_failover
 from sandbox.injections import inject
 from sandbox.server import SandboxServer
 from tasks.changes.models import ChangeStatus
@@ -26,7 +27,7 @@ from tests.flows.sandbox_state import (
 
 NS = "alphaswarm"
 POSTGRES_POD, REDIS_POD = "postgres-0", "redis-master-0"
-FAST = {"verify_attempts": 100, "verify_delay_seconds": 0.1}
+FAST: dict[str, Any] = {"verify_attempts": 100, "verify_delay_seconds": 0.1}
 
 
 def marker(sandbox: SandboxServer, pod: str, *argv: str) -> str:
@@ -80,7 +81,7 @@ def test_dry_run_returns_the_plan_and_changes_nothing(
     uid = uid_of(sandbox, selector)
     make(sandbox)
     sandbox.cluster.journal.clear()
-    outcome = remediate_stateful_failover(StatefulFailoverParams(dry_run=True, **FAST))
+    outcome = remediate_stateful_failover(dry_run=True, **FAST)
     assert outcome.status is OutcomeStatus.PLANNED, outcome.message
     assert outcome.scenario is Scenario.STATEFUL_FAILOVER
     assert outcome.diagnosis is not None and outcome.diagnosis.action is Action.DELETE_PODS
@@ -104,7 +105,7 @@ def test_apply_deletes_the_pod_once_and_the_data_survives(
     assert before.isdigit() and int(before) > 0
     make(sandbox)
     sandbox.cluster.journal.clear()
-    outcome = remediate_stateful_failover(StatefulFailoverParams(dry_run=False, **FAST))
+    outcome = remediate_stateful_failover(dry_run=False, **FAST)
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     (change,) = outcome.changes
     assert change.status is ChangeStatus.APPLIED
@@ -135,7 +136,7 @@ def test_production_postgres_escalates_without_deleting(
     uid = uid_of(sandbox, "app=postgres")
     postgres_down(sandbox)
     sandbox.cluster.journal.clear()
-    outcome = remediate_stateful_failover(StatefulFailoverParams(dry_run=False, **FAST))
+    outcome = remediate_stateful_failover(dry_run=False, **FAST)
     assert outcome.status is OutcomeStatus.ESCALATED
     assert "managed Postgres" in outcome.message and "production" in outcome.message
     assert outcome.changes == ()
@@ -151,7 +152,7 @@ def test_production_redis_is_still_restarted(
     monkeypatch.setenv("REMEDIATE_ENVIRONMENT", "production")
     redis_down(sandbox)
     sandbox.cluster.journal.clear()
-    outcome = remediate_stateful_failover(StatefulFailoverParams(dry_run=False, **FAST))
+    outcome = remediate_stateful_failover(dry_run=False, **FAST)
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     assert [r.path for r in sandbox.cluster.journal.mutations()] == [
         f"/api/v1/namespaces/{NS}/pods/{REDIS_POD}"
@@ -159,7 +160,7 @@ def test_production_redis_is_still_restarted(
 
 
 def test_healthy_stores_mean_nothing_to_do(sandbox: SandboxServer) -> None:
-    outcome = remediate_stateful_failover(StatefulFailoverParams(dry_run=False, **FAST))
+    outcome = remediate_stateful_failover(dry_run=False, **FAST)
     assert outcome.status is OutcomeStatus.NOTHING_TO_DO and outcome.changes == ()
     assert sandbox.cluster.journal.mutations(include_dry_run=True) == []
 
@@ -173,7 +174,7 @@ def test_one_request_in_ten_failing_still_mitigates_with_one_delete(
     make(sandbox)
     sandbox.cluster.journal.clear()
     fail_one_request_in_ten(sandbox, seed=5)
-    outcome = remediate_stateful_failover(StatefulFailoverParams(dry_run=False, **FAST))
+    outcome = remediate_stateful_failover(dry_run=False, **FAST)
     assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
     assert [r.path for r in sandbox.cluster.journal.mutations()] == [
         f"/api/v1/namespaces/{NS}/pods/{pod}"

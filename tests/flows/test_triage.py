@@ -4,10 +4,11 @@ a subflow through the real engine, judged by the sandbox's journal and state."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
-from flows.triage import TriageParams, triage
+from flows.triage import triage
 from sandbox import injections
 from sandbox.resources import POD
 from sandbox.server import SandboxServer
@@ -43,8 +44,9 @@ def settle(sandbox: SandboxServer, until: object, seconds: float = 10) -> None:
     assert until(), "the injected incident never showed"  # type: ignore[operator]
 
 
-def params(name: str, *, apply: bool) -> TriageParams:
-    return TriageParams(alerts=parse_alertmanager(alert_payload(name)), dry_run=not apply)
+def params(name: str, *, apply: bool) -> dict[str, Any]:
+    """Triage's parameters for the alerts fixture `name`: as the intake starts it."""
+    return {"alerts": parse_alertmanager(alert_payload(name)), "dry_run": not apply}
 
 
 def test_single_crash_runs_scenario_a_and_restarts_once(sandbox: SandboxServer) -> None:
@@ -52,7 +54,7 @@ def test_single_crash_runs_scenario_a_and_restarts_once(sandbox: SandboxServer) 
     settle(sandbox, lambda: len(crash_looping(sandbox)) == 1)
     sandbox.cluster.journal.clear()
 
-    result = triage(params("crashloop-single", apply=True))
+    result = triage(**params("crashloop-single", apply=True))
 
     assert result.scenario is Scenario.POD_CRASH and not result.escalate
     assert result.outcome is not None and result.outcome.status is OutcomeStatus.MITIGATED
@@ -69,7 +71,7 @@ def test_single_crash_dry_run_plans_and_changes_nothing(sandbox: SandboxServer) 
     settle(sandbox, lambda: len(crash_looping(sandbox)) == 1)
     sandbox.cluster.journal.clear()
 
-    result = triage(params("crashloop-single", apply=False))
+    result = triage(**params("crashloop-single", apply=False))
 
     assert result.scenario is Scenario.POD_CRASH and result.dry_run
     assert result.outcome is not None and result.outcome.status is OutcomeStatus.PLANNED
@@ -84,7 +86,7 @@ def test_jwks_alerts_pick_scenario_d(sandbox: SandboxServer) -> None:
     sandbox.controllers.step()
     sandbox.cluster.journal.clear()
 
-    result = triage(params("jwks-503", apply=False))
+    result = triage(**params("jwks-503", apply=False))
 
     assert result.scenario is Scenario.JWKS_OUTAGE
     assert result.outcome is not None and result.outcome.status is OutcomeStatus.PLANNED
@@ -99,7 +101,7 @@ def test_redis_down_is_platform_first_and_never_restarts_workers(sandbox: Sandbo
     settle(sandbox, lambda: len(crash_looping(sandbox, "alphaswarm-worker")) >= 1)
     sandbox.cluster.journal.clear()
 
-    result = triage(params("redis-down-worker-crashes", apply=True))
+    result = triage(**params("redis-down-worker-crashes", apply=True))
 
     assert result.scenario is Scenario.STATEFUL_FAILOVER
     assert "redis-master-0" in result.reason.lower() or "redis" in result.reason.lower()
@@ -111,7 +113,7 @@ def test_redis_down_is_platform_first_and_never_restarts_workers(sandbox: Sandbo
 
 
 def test_unclear_evidence_escalates_with_the_evidence(sandbox: SandboxServer) -> None:
-    result = triage(params("unclear", apply=True))
+    result = triage(**params("unclear", apply=True))
     assert result.scenario is None and result.escalate and result.outcome is None
     assert "escalating instead of guessing" in result.reason
     assert any("AlphaSwarmHighLatency" in e for e in result.decision.evidence)

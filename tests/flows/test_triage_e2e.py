@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from flows.triage import TriageOutcome, TriageParams, VerifyPolicy, triage
+from flows.triage import TriageOutcome, VerifyPolicy, triage
 from sandbox import injections
 from sandbox.resources import DEPLOYMENT, EVENT, HPA, INGRESS
 from sandbox.server import SandboxServer
@@ -309,13 +309,11 @@ def inject(sandbox: SandboxServer, case: Case) -> None:
 
 def run_triage(alerts: str, *, apply: bool, approve_permissive: bool = False) -> TriageOutcome:
     return triage(
-        TriageParams(
-            alerts=parse_alertmanager(alert_payload(alerts)),
-            dry_run=not apply,
-            approve_permissive=approve_permissive,
-            approved_by="on-call (test)" if approve_permissive else "",
-            verify=REHEARSAL,
-        )
+        alerts=parse_alertmanager(alert_payload(alerts)),
+        dry_run=not apply,
+        approve_permissive=approve_permissive,
+        approved_by="on-call (test)" if approve_permissive else "",
+        verify=REHEARSAL,
     )
 
 

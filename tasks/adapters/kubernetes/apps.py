@@ -117,6 +117,12 @@ class AppsCalls(CoreCalls):
         raw = self._raw_deployment(namespace, name)
         return wire.deployment(raw) if raw is not None else None
 
+    def deployments(self, namespace: str) -> tuple[Deployment, ...]:
+        """`kubectl get deployments -n NS`: every Deployment in one LIST, in the server's order."""
+        with calling(f"list deployments in {namespace}"):
+            raw = self._apps.list_namespaced_deployment(namespace, _request_timeout=self._timeout)
+            return tuple(wire.deployment(d) for d in self._items(raw))
+
     def rollout_restart(self, namespace: str, name: str, *, dry_run: bool) -> RestartResult:
         """`kubectl rollout restart deployment/X`: the restartedAt annotation, as kubectl writes it.
 

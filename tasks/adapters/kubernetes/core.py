@@ -291,6 +291,12 @@ class CoreCalls(ApiCalls):
         )
         return wire.endpoints(raw) if raw is not None else None
 
+    def all_endpoints(self, namespace: str) -> tuple[Endpoints, ...]:
+        """`kubectl get endpoints -n NS`: every Service's Endpoints in one LIST."""
+        with calling(f"list endpoints in {namespace}"):
+            raw = self._core.list_namespaced_endpoints(namespace, _request_timeout=self._timeout)
+            return tuple(wire.endpoints(e) for e in self._items(raw))
+
     def service(self, namespace: str, name: str) -> Service | None:
         raw = self._read_or_none(
             f"read service {namespace}/{name}",

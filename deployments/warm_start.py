@@ -1,0 +1,239 @@
+"""Warm starts for served flow runs: each run's process is forked from one that has already
+imported Prefect and the flows, instead of being a new interpreter that imports them all again.
+
+`serve()` registers our deployments by entrypoint, so Prefect's runner starts every run with
+`python -m prefect.engine` (its `EngineCommandStarter`): a fresh interpreter that imports Prefect
+and our flows before the flow's first line, about 3 s on an idle 2-vCPU machine and over 20 s
+on a loaded one (bench/alert_to_mitigation.py measures it). `install()` gives that starter
+`run_engine` in place of `prefect.utilities.processutils.run_process`; Prefect names the
+module-level reference in `prefect.runner._starter_engine` as the override point. For the
+engine command, and only for it, `run_engine` starts the same thing in a warm process:
+`prefect.engine` run as `__main__` (`runpy`), with the environment and working directory the
+runner gave the command. Any other command goes to Prefect's own `run_process`.
+
+The warm process comes from multiprocessing's "forkserver" context: a clean interpreter, started
+once by `install()` (so the first run is warm too), that imports Prefect's engine and every flow
+the table serves, then forks one child per run. Every run still has a process of its own:
+
+- isolation: the forkserver is exec'd, not forked, from the serve process, so a run inherits
+  nothing of serve's state, and nothing one run changes reaches another;
+- crashes: a run that dies (segfault, `os._exit`, the OOM killer) ends its own process only; the
+  runner reads its exit code and marks it Crashed as before, and should the forkserver itself
+  die, the next run starts a new one;
+- cancellation: the runner delivers the cancel intent on its control channel (the port and
+  token are in the run's environment, as before) and signals the run's pid, which `ps` shows
+  as `run-` and the start of the flow run's id (`process_name`);
+- stopping: the forkserver is a child of serve and the runs are its children, all in serve's
+  process group, so stopping that group (`remediate up` does) stops them.
+
+One thing changes: a run executes the code of the modules the forkserver preloaded as it was
+when serve started; restart serve to deploy new code. REMEDIATE_WARM_START=0 in serve's
+environment turns warm starts off (every run a new interpreter again).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import pkgutil
+import runpy
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import anyio
+import anyio.abc
+from prefect.context import SettingsContext, get_settings_context
+from prefect.settings import Settings
+from prefect.utilities.processutils import get_sys_executable
+
+__all__ = ["PRELOAD", "WarmProcess", "install", "process_name", "run_engine"]
+
+ENGINE = "prefect.engine"
+SWITCH = "REMEDIATE_WARM_START"  # 0: every run a new interpreter, as Prefect does it
+# What the forkserver imports once: every flow the table serves (and with them Prefect), and
+# what a triage run would otherwise import on first use, found by listing the modules a run
+# added to its process: Prefect's task engine, parameter encoding (FastAPI's encoder),
+# visualization and concurrency modules, the store's SQLite driver.
+PRELOAD = (
+    "deployments.table",
+    "prefect.flow_engine",
+    "prefect.task_engine",
+    "prefect.utilities.visualization",
+    "prefect.concurrency.sync",
+    "prefect.concurrency.asyncio",
+    "fastapi.encoders",
+    "sqlite3",
+)
+# Packages whose modules load lazily, each on first use: the forkserver imports all of them.
+# The Kubernetes client imports an API class the first time a client is made of it, and a model
+# class the first time it deserializes one: some 360 modules for a triage run, seconds of every
+# run's time if left to the run (all of them take the forkserver a few seconds, once).
+PRELOAD_PACKAGES = ("kubernetes.client.api", "kubernetes.client.models")
+
+_cold_run_process: Callable[..., Any] | None = None
+
+
+def install(preload: Iterable[str] = PRELOAD, packages: Iterable[str] = PRELOAD_PACKAGES) -> bool:
+    """Start runs warm from now on; False (cold starts, as before) where the platform has no
+    forkserver or REMEDIATE_WARM_START is 0."""
+    global _cold_run_process
+    if os.environ.get(SWITCH, "1").lower() in ("0", "false", "no", "off"):
+        return False
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    from prefect.runner import _starter_engine
+
+    multiprocessing.set_forkserver_preload([*preload, *_modules_of(packages)])
+    multiprocessing.forkserver.ensure_running()  # importing now, before the first run
+    if _cold_run_process is None:
+        _cold_run_process = _starter_engine.run_process
+    _starter_engine.run_process = run_engine
+    return True
+
+
+def _modules_of(packages: Iterable[str]) -> list[str]:
+    """Every module of the packages, by name (found on disk; none is imported here)."""
+    found = []
+    for package in packages:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.submodule_search_locations is None:
+            continue
+        found += [
+            f"{package}.{m.name}" for m in pkgutil.iter_modules(spec.submodule_search_locations)
+        ]
+    return found
+
+
+def _is_engine_command(command: list[str]) -> bool:
+    return command == [get_sys_executable(), "-m", ENGINE]
+
+
+async def run_engine(
+    command: list[str],
+    *,
+    stream_output: Any = False,
+    task_status: anyio.abc.TaskStatus[Any] | None = None,
+    task_status_handler: Callable[[Any], Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    **popen: Any,
+) -> Any:
+    """`run_process` for the runner: the engine command from a warm process, anything else as
+    Prefect would. Signals `task_status` once the process exists; returns when it has exited."""
+    warm = (
+        _is_engine_command(command)
+        and stream_output in (True, False)  # the run's output to serve's, or nowhere
+        and set(popen) <= {"start_new_session"}
+    )
+    if not warm:
+        assert _cold_run_process is not None, "install() first"
+        return await _cold_run_process(
+            command,
+            stream_output=stream_output,
+            task_status=task_status,
+            task_status_handler=task_status_handler,
+            env=env,
+            cwd=cwd,
+            **popen,
+        )
+    # In a thread: the forkserver answers with the pid once it has forked, and until it has
+    # finished its imports (a run right after serve started) the runner's loop must not wait.
+    process = await anyio.to_thread.run_sync(
+        partial(
+            WarmProcess.start,
+            dict(os.environ if env is None else env),
+            cwd=None if cwd is None else os.fspath(cwd),
+            new_session=bool(popen.get("start_new_session")),
+            output=bool(stream_output),
+        )
+    )
+    if task_status is not None:
+        task_status.started(task_status_handler(process) if task_status_handler else process.pid)
+    await process.wait()
+    return process
+
+
+class WarmProcess:
+    """A run's process as the runner handles it: its pid, its return code (negative: the
+    signal that ended it, as subprocess has it) and waiting for it to exit."""
+
+    def __init__(self, process: BaseProcess) -> None:
+        self._process = process
+
+    @classmethod
+    def start(
+        cls, env: dict[str, str], *, cwd: str | None, new_session: bool, output: bool
+    ) -> WarmProcess:
+        process = multiprocessing.get_context("forkserver").Process(
+            target=_engine_main,
+            args=(env, cwd, new_session, output),
+            name=f"flow-run-{env.get('PREFECT__FLOW_RUN_ID', '')}",
+        )
+        process.start()
+        return cls(process)
+
+    @property
+    def pid(self) -> int:
+        pid = self._process.pid
+        assert pid is not None  # started
+        return pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    async def wait(self) -> int:
+        # A thread per running run, as Prefect's own starters use; abandoned (not waited for)
+        # when serve is cancelled, which then kills the process.
+        await anyio.to_thread.run_sync(self._process.join, abandon_on_cancel=True)
+        code = self._process.exitcode
+        assert code is not None
+        return code
+
+
+def _engine_main(env: dict[str, str], cwd: str | None, new_session: bool, output: bool) -> None:
+    """The run's process: what `python -m prefect.engine` would have been given, then the
+    engine's own main."""
+    if new_session:
+        os.setsid()
+    _name_process(env.get("PREFECT__FLOW_RUN_ID", ""))
+    if not output:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+    os.environ.clear()
+    os.environ.update(env)
+    if cwd is not None:
+        os.chdir(cwd)
+    sys.argv = [sys.argv[0]]  # the engine takes the flow run's id from its environment
+    # Settings were read when the forkserver imported Prefect: read them again from this run's
+    # environment (its heartbeat, for one).
+    with (
+        SettingsContext(profile=get_settings_context().profile, settings=Settings()),
+        warnings.catch_warnings(),
+    ):
+        # The forkserver imported the engine's module with the flows; running it as __main__
+        # is the fresh execution `python -m` makes, and runpy's warning about it is noise.
+        warnings.filterwarnings("ignore", f"'{ENGINE}' found in sys.modules", RuntimeWarning)
+        runpy.run_module(ENGINE, run_name="__main__", alter_sys=True)
+
+
+def process_name(flow_run_id: str) -> str:
+    """What `ps` and /proc/<pid>/comm show for a run's process: `run-` and the run id's first
+    eight characters (the kernel keeps 15)."""
+    return f"run-{flow_run_id[:8]}"
+
+
+def _name_process(flow_run_id: str) -> None:
+    """Otherwise every run shows as the forkserver's `python`; Linux only."""
+    try:
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(process_name(flow_run_id))
+    except OSError:
+        pass
