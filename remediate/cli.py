@@ -229,7 +229,8 @@ def _run_health_sweep(as_json: bool) -> None:
     from flows.health_sweep import health_sweep
     from remediate.render import print_health_report
 
-    report = _run_flow(health_sweep)
+    # A look, not a trigger: the scheduled sweep is the one that opens incidents.
+    report = _run_flow(lambda: health_sweep(open_incidents=False))
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
@@ -243,8 +244,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as on
 
 @app.command("status")
 def status(kubeconfig: KubeconfigOption = None, as_json: JsonOption = False) -> None:
-    """Run the health-sweep flow against a cluster: pods in both namespaces, the runbook's
-    Deployments and the ingress-facing Endpoints. Exits 3 when it finds something wrong."""
+    """Run the health-sweep flow against a cluster, report only: pods, Deployments and Endpoints
+    in every watched namespace. Exits 3 when it finds something wrong."""
     _use_kubeconfig(kubeconfig)
     _run_health_sweep(as_json)
 
