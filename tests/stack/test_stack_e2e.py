@@ -19,20 +19,11 @@ from sqlmodel import select
 
 from remediate.processes import Child, answers, free_port
 from sandbox.alerts import crashloop_alert, webhook
-from store.engine import dispose_all, session_for
+from store.engine import session_for
 from store.models import Incident, IncidentStatus, TriageOutbox
-from tests.stack.up import RunningStack, leftovers, remediate_up
+from tests.stack.up import RunningStack
 
 pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    state = tmp_path_factory.mktemp("stack")
-    with remediate_up(state) as running:
-        yield running
-    dispose_all()
-    assert leftovers(state) == []
 
 
 def flow_runs(stack: RunningStack, **flow_run_filter: Any) -> list[dict[str, Any]]:

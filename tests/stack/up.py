@@ -35,6 +35,10 @@ class RunningStack:
         return f"{self.prefect_url}/api"
 
     @property
+    def logs(self) -> Path:
+        return self.state / "stack" / "logs"
+
+    @property
     def token(self) -> str:
         return TOKEN
 

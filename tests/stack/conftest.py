@@ -1,0 +1,22 @@
+"""The running stack the stack tests share: `remediate up` (a Prefect server with its UI, the
+served deployments, the intake and the sandbox with its sample incident), started once for the
+session on free ports with its state in a temporary folder, stopped at the end with nothing
+left running."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from store.engine import dispose_all
+from tests.stack.up import RunningStack, leftovers, remediate_up
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    state = tmp_path_factory.mktemp("stack")
+    with remediate_up(state) as running:
+        yield running
+    dispose_all()
+    assert leftovers(state) == []
