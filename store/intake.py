@@ -6,8 +6,9 @@ incidents (`triage_outbox`). Keyword-only data functions that take the session e
                                                                            transaction
     outbox ──► due rows ──► Prefect API (idempotency key) ──► delivered, or retried later
 
-A copy is recognised by the database itself (a unique key and INSERT ... ON CONFLICT DO
-NOTHING), so two intake replicas racing on one alert store it once, whichever wins.
+A copy is recognised by the database itself (a unique key: an UPDATE counting the copy finds
+the stored receipt, else INSERT ... ON CONFLICT DO NOTHING stores it), so two intake replicas
+racing on one alert store it once, whichever wins.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import Table, and_, bindparam, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -24,6 +25,29 @@ from store.types import utcnow
 
 # Redelivery backs off from one second up to this, so a Prefect outage costs little.
 OUTBOX_LONGEST_BACKOFF_SECONDS = 30.0
+
+
+_receipts: Table = AlertReceipt.__table__  # type: ignore[attr-defined]
+# Built once: a storm is mostly copies, and this is all a copy costs (one indexed UPDATE).
+_COUNT_COPY = (
+    update(_receipts)
+    .where(
+        and_(
+            _receipts.c.fingerprint == bindparam("the_fingerprint"),
+            _receipts.c.status == bindparam("the_status"),
+            _receipts.c.starts_at == bindparam("the_starts_at"),
+        )
+    )
+    .values(copies=_receipts.c.copies + 1)
+)
+
+
+def count_copy(session: Session, *, fingerprint: str, status: str, starts_at: datetime) -> bool:
+    """Count one more copy of the stored receipt with this identity; False: none is stored.
+    Under a storm nearly every alert is a copy: ask this first, and build a receipt only when
+    it is not."""
+    identity = {"the_fingerprint": fingerprint, "the_status": status, "the_starts_at": starts_at}
+    return bool(session.connection().execute(_COUNT_COPY, identity).rowcount)
 
 
 def claim(session: Session, *, receipt: AlertReceipt) -> bool:
@@ -40,10 +64,11 @@ def claim(session: Session, *, receipt: AlertReceipt) -> bool:
     )
     if session.exec(statement).first() is not None:
         return True
-    session.exec(
-        _the_one(receipt.fingerprint, receipt.status, receipt.starts_at).values(
-            copies=AlertReceipt.copies + 1
-        )
+    count_copy(
+        session,
+        fingerprint=receipt.fingerprint,
+        status=receipt.status,
+        starts_at=receipt.starts_at,
     )
     return False
 

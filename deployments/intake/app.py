@@ -17,6 +17,7 @@ or absent Prefect never makes Alertmanager wait or retry.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import math
@@ -34,6 +35,7 @@ from deployments.intake.metrics import IntakeMetrics
 from store.engine import StoreError
 from store.schema import StoreNotMigrated
 from tasks.models.alerts import AlertBatch, InvalidAlertPayload, parse_alertmanager
+from tasks.settings import Settings
 from tasks.triggers import outbox
 from tasks.triggers.intake import Receipt, incidents_named, receive
 
@@ -130,6 +132,20 @@ def create_app(token: str, *, dispatch: bool = True) -> FastAPI:
     """The intake; `token` is the bearer token Alertmanager must send (never empty)."""
     if not token:
         raise ValueError("the intake needs a bearer token (REMEDIATE_INTAKE_TOKEN)")
+    settings = Settings()  # read once: building it costs more than storing a copy
+    # SQLite takes one writer at a time, and a writer that finds it taken sleeps in its busy
+    # handler (milliseconds, backing off): the payloads of this process queue on a lock
+    # instead, handed over as soon as it is free. PostgreSQL writes them side by side.
+    one_writer = (
+        threading.Lock()
+        if settings.store.url.get_secret_value().startswith("sqlite")
+        else contextlib.nullcontext()
+    )
+
+    def store(batch: AlertBatch) -> Receipt:
+        with one_writer:
+            return receive(batch, settings=settings)
+
     metrics = IntakeMetrics(_pending_or_nan)
     dispatcher = OutboxDispatcher(metrics) if dispatch else None
     app = FastAPI(
@@ -175,7 +191,7 @@ def create_app(token: str, *, dispatch: bool = True) -> FastAPI:
             except InvalidAlertPayload as exc:
                 return refuse(422, "invalid", f"not an Alertmanager v4 payload: {exc}")
             try:
-                receipt = await run_in_threadpool(receive, batch)
+                receipt = await run_in_threadpool(store, batch)
             except (StoreError, StoreNotMigrated) as exc:
                 log.error("alerts not stored: %s", exc)
                 return refuse(
@@ -188,7 +204,7 @@ def create_app(token: str, *, dispatch: bool = True) -> FastAPI:
             metrics.ignored.inc(len(receipt.ignored))
             if receipt.runs_owed and dispatcher is not None:
                 dispatcher.wake()
-            return Accepted(
+            accepted = Accepted(
                 message=_summary(receipt),
                 accepted=receipt.accepted,
                 duplicates=receipt.duplicates,
@@ -197,6 +213,8 @@ def create_app(token: str, *, dispatch: bool = True) -> FastAPI:
                 runs_queued=len(receipt.runs_owed),
                 truncated=receipt.truncated,
             )
+            # Written as it is: FastAPI would validate and encode the model once more.
+            return Response(accepted.model_dump_json(), media_type="application/json")
         finally:
             metrics.latency.observe(time.perf_counter() - started)
 

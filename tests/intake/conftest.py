@@ -17,7 +17,8 @@ from deployments.intake.app import create_app
 @contextmanager
 def running_intake(token: str, *, dispatch: bool = False) -> Iterator[httpx.Client]:
     """An httpx client bound to a live intake; the server stops when the block ends."""
-    listener = socket.socket()
+    # IPPROTO_TCP, as deployments/intake/__main__.py: asyncio's TCP_NODELAY needs it.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     port = listener.getsockname()[1]
