@@ -3,17 +3,20 @@ imported Prefect and the flows, instead of being a new interpreter that imports 
 
 `serve()` registers our deployments by entrypoint, so Prefect's runner starts every run with
 `python -m prefect.engine` (its `EngineCommandStarter`): a fresh interpreter that imports Prefect
-and our flows before the flow's first line, about 3 s on an idle 2-vCPU machine and over 20 s
-on a loaded one (bench/alert_to_mitigation.py measures it). `install()` gives that starter
-`run_engine` in place of `prefect.utilities.processutils.run_process`; Prefect names the
-module-level reference in `prefect.runner._starter_engine` as the override point. For the
-engine command, and only for it, `run_engine` starts the same thing in a warm process:
-`prefect.engine` run as `__main__` (`runpy`), with the environment and working directory the
-runner gave the command. Any other command goes to Prefect's own `run_process`.
+and our flows before the flow's first line, then the Kubernetes client's API and model modules
+on first use, during the run (bench/alert_to_mitigation.py measured the start at 7 s, and the
+flow 3 s slower to its first request, on a 2-vCPU machine with a load of 4 to 5). `install()`
+gives that starter `run_engine` in place of `prefect.utilities.processutils.run_process`;
+Prefect names the module-level reference in `prefect.runner._starter_engine` as the override
+point. For the engine command, and only for it, `run_engine` starts the same thing in a warm
+process: `prefect.engine` run as `__main__` (`runpy`), with the environment and working
+directory the runner gave the command. Any other command goes to Prefect's own `run_process`.
 
 The warm process comes from multiprocessing's "forkserver" context: a clean interpreter, started
-once by `install()` (so the first run is warm too), that imports Prefect's engine and every flow
-the table serves, then forks one child per run. Every run still has a process of its own:
+once by `install()`, that imports Prefect's engine, every flow the table serves and the modules
+a run would import on first use, then forks one child per run. A run that comes while it is
+still importing (right after serve started) starts cold rather than wait for all of that. Every
+run still has a process of its own:
 
 - isolation: the forkserver is exec'd, not forked, from the serve process, so a run inherits
   nothing of serve's state, and nothing one run changes reaches another;
@@ -33,26 +36,30 @@ environment turns warm starts off (every run a new interpreter again).
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import multiprocessing
 import multiprocessing.forkserver
 import os
 import pkgutil
 import runpy
+import shutil
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.abc
 from prefect.context import SettingsContext, get_settings_context
 from prefect.settings import Settings
-from prefect.utilities.processutils import get_sys_executable
+from prefect.utilities.processutils import get_sys_executable, run_process
 
-__all__ = ["PRELOAD", "WarmProcess", "install", "process_name", "run_engine"]
+__all__ = ["PRELOAD", "WarmProcess", "install", "process_name", "run_engine", "warm"]
 
 ENGINE = "prefect.engine"
 SWITCH = "REMEDIATE_WARM_START"  # 0: every run a new interpreter, as Prefect does it
@@ -76,38 +83,62 @@ PRELOAD = (
 # run's time if left to the run (all of them take the forkserver a few seconds, once).
 PRELOAD_PACKAGES = ("kubernetes.client.api", "kubernetes.client.models")
 
-_cold_run_process: Callable[..., Any] | None = None
+# From install() to the forkserver only: the packages to import, and the file to create once
+# everything is imported (until then a run starts cold rather than wait for the imports).
+_PACKAGES = "_REMEDIATE_WARM_START_PACKAGES"
+_READY = "_REMEDIATE_WARM_START_READY"
+_ready: Path | None = None
+_warm = False
 
 
 def install(preload: Iterable[str] = PRELOAD, packages: Iterable[str] = PRELOAD_PACKAGES) -> bool:
-    """Start runs warm from now on; False (cold starts, as before) where the platform has no
-    forkserver or REMEDIATE_WARM_START is 0."""
-    global _cold_run_process
+    """Start runs warm from now on (once the forkserver has imported everything); False (cold
+    starts, as before) where the platform has no forkserver or REMEDIATE_WARM_START is 0."""
+    global _ready
     if os.environ.get(SWITCH, "1").lower() in ("0", "false", "no", "off"):
         return False
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return False
     from prefect.runner import _starter_engine
 
-    multiprocessing.set_forkserver_preload([*preload, *_modules_of(packages)])
-    multiprocessing.forkserver.ensure_running()  # importing now, before the first run
-    if _cold_run_process is None:
-        _cold_run_process = _starter_engine.run_process
-    _starter_engine.run_process = run_engine
+    folder = tempfile.mkdtemp(prefix="remediate-warm-start-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    _ready = Path(folder) / "ready"
+    # The forkserver imports this module last, and with it the packages' modules: named in the
+    # preload they would be a thousand names on its command line, which Linux caps at 128 KiB.
+    multiprocessing.set_forkserver_preload([*preload, __name__])
+    os.environ.update({_PACKAGES: ",".join(packages), _READY: str(_ready)})
+    try:
+        multiprocessing.forkserver.ensure_running()  # importing from now on, in the background
+    finally:
+        del os.environ[_PACKAGES], os.environ[_READY]
+    _starter_engine.run_process = run_engine  # type: ignore[attr-defined]
     return True
 
 
-def _modules_of(packages: Iterable[str]) -> list[str]:
-    """Every module of the packages, by name (found on disk; none is imported here)."""
-    found = []
-    for package in packages:
+def _import_packages() -> None:
+    """In the forkserver (it alone is started with _PACKAGES set): import every module of the
+    packages, then say so. One that fails to import is left to the run that needs it, and so is
+    all of it in a forkserver multiprocessing starts again after the first one died."""
+    for package in filter(None, os.environ.pop(_PACKAGES, "").split(",")):
         spec = importlib.util.find_spec(package)
         if spec is None or spec.submodule_search_locations is None:
             continue
-        found += [
-            f"{package}.{m.name}" for m in pkgutil.iter_modules(spec.submodule_search_locations)
-        ]
-    return found
+        for module in pkgutil.iter_modules(spec.submodule_search_locations):
+            try:
+                importlib.import_module(f"{package}.{module.name}")
+            except Exception:  # a preload is an optimisation, never a failure
+                continue
+    ready = os.environ.pop(_READY, "")
+    if ready:
+        Path(ready).touch()
+
+
+def warm() -> bool:
+    """The forkserver has imported everything: runs start warm from now on."""
+    global _warm
+    _warm = _warm or (_ready is not None and _ready.exists())
+    return _warm
 
 
 def _is_engine_command(command: list[str]) -> bool:
@@ -126,14 +157,13 @@ async def run_engine(
 ) -> Any:
     """`run_process` for the runner: the engine command from a warm process, anything else as
     Prefect would. Signals `task_status` once the process exists; returns when it has exited."""
-    warm = (
+    fits = (
         _is_engine_command(command)
         and stream_output in (True, False)  # the run's output to serve's, or nowhere
         and set(popen) <= {"start_new_session"}
     )
-    if not warm:
-        assert _cold_run_process is not None, "install() first"
-        return await _cold_run_process(
+    if not (fits and warm()):  # Prefect's own, as the starter calls it without install()
+        return await run_process(
             command,
             stream_output=stream_output,
             task_status=task_status,
@@ -237,3 +267,6 @@ def _name_process(flow_run_id: str) -> None:
             comm.write(process_name(flow_run_id))
     except OSError:
         pass
+
+
+_import_packages()  # a no-op anywhere but in the forkserver

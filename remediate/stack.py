@@ -217,8 +217,8 @@ def _sample(stack: Stack, sandbox: Any, token: str, say: Any) -> None:
         body = crashloop_payload(sandbox.cluster, *SAMPLE_TARGET)
         answer = _post(stack.intake_url, token, body)
         say(f"sample: {SAMPLE_INCIDENT} injected; Alertmanager payload sent: {answer['message']}")
-        for incident in answer["incidents"]:
-            _follow(incident, say, deadline)
+        fingerprint = body["alerts"][0]["fingerprint"]
+        _follow(fingerprint, say, deadline)
     except Exception as exc:  # the stack serves on; the operator reads why the sample failed
         say(f"sample: failed: {type(exc).__name__}: {exc}")
 
@@ -235,24 +235,32 @@ def _post(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
         return result
 
 
-def _follow(incident_id: int, say: Any, deadline: float) -> None:
-    """Print the incident's status as it changes, until it ends or the deadline passes."""
+def _follow(fingerprint: str, say: Any, deadline: float) -> None:
+    """Print the status of the incident holding the sample alert as it changes, until it ends
+    or the deadline passes. Followed by the alert, not the incident's id: when triage finds the
+    incident is another one's (the health sweep may have opened it first), the two merge."""
+    from sqlmodel import col, select
+
     from store.engine import session_for
-    from store.incidents import get_incident
-    from store.models import IncidentStatus
+    from store.models import Incident, IncidentAlert, IncidentStatus
     from tasks.settings import Settings
 
     url = Settings().store.url.get_secret_value()
-    seen = None
+    seen: tuple[int | None, str | None] = (None, None)
     while time.monotonic() < deadline:
         with session_for(url) as session:
-            incident = get_incident(session, incident_id=incident_id)
-        if incident.status != seen:
-            seen = incident.status
-            say(f"sample: incident {incident_id} is {seen}")
-        ended = seen in (IncidentStatus.RESOLVED, IncidentStatus.ESCALATED)
-        if ended and incident.report_path:
-            say(f"sample: incident {incident_id} report: {incident.report_path}")
-            return
+            incident = session.exec(
+                select(Incident)
+                .join(IncidentAlert, col(IncidentAlert.incident_id) == col(Incident.id))
+                .where(IncidentAlert.fingerprint == fingerprint)
+            ).first()
+        if incident is not None:
+            if (incident.id, incident.status) != seen:
+                seen = (incident.id, incident.status)
+                say(f"sample: incident {incident.id} is {incident.status}")
+            ended = incident.status in (IncidentStatus.RESOLVED, IncidentStatus.ESCALATED)
+            if ended and incident.report_path:
+                say(f"sample: incident {incident.id} report: {incident.report_path}")
+                return
         time.sleep(0.5)
-    say(f"sample: incident {incident_id} still {seen} after {SAMPLE_TIMEOUT_SECONDS:.0f} s")
+    say(f"sample: incident {seen[0]} still {seen[1]} after {SAMPLE_TIMEOUT_SECONDS:.0f} s")

@@ -68,18 +68,19 @@ def store_url(stack: RunningStack) -> str:
 def test_the_sample_alert_becomes_one_verified_mitigation_with_its_report(
     stack: RunningStack,
 ) -> None:
-    line = stack.wait_for_line("sample: incident 1 report: ", 240)
-    report = Path(line.split(": ", 2)[2])
+    line = stack.wait_for_line("sample: incident ", 240, containing=" report: ")
+    incident_id = int(line.split()[2])
+    report = Path(line.split(" report: ", 1)[1])
     report = report if report.is_absolute() else stack.state / report
     assert report.is_file() and "alphaswarm-core" in report.read_text()
     assert not any(line.startswith("sample: failed") for line in stack.lines)
 
     with session_for(store_url(stack)) as session:
-        incident = session.get(Incident, 1)
+        incident = session.get(Incident, incident_id)
         assert incident is not None
         assert incident.status is IncidentStatus.RESOLVED and incident.automated
         run_id = incident.triage_flow_run_id
-    (triage,) = finished_runs(stack, 1)
+    (triage,) = finished_runs(stack, incident_id)
     assert triage["id"] == run_id and triage["state_type"] == "COMPLETED"
     assert triage["parameters"]["dry_run"] is False
     # the scenario's subflow made the runbook's change, and the sandbox shows it

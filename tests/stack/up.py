@@ -42,11 +42,11 @@ class RunningStack:
     def token(self) -> str:
         return TOKEN
 
-    def wait_for_line(self, prefix: str, timeout: float) -> str:
+    def wait_for_line(self, prefix: str, timeout: float, containing: str = "") -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for line in list(self.lines):
-                if line.startswith(prefix):
+                if line.startswith(prefix) and containing in line:
                     return line
             time.sleep(0.2)
         raise AssertionError(f"`remediate up` never printed {prefix!r}:\n" + "\n".join(self.lines))
