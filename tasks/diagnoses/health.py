@@ -24,6 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.adapters.cluster import Deployment, Endpoints, Pod
+from tasks.diagnoses.crashes import is_crash_looping
 from tasks.models.alerts import Alert, AlertBatch
 
 # A pod that restarted this often is worth a look even if it is Running now.
@@ -194,13 +195,20 @@ def pod_subject(pod: Pod) -> Subject:
 def _pod_findings(pod: Pod, now: datetime) -> list[Finding]:
     target = f"pod/{pod.namespace}/{pod.name}"
     reason = pod.waiting_reason
-    if reason in WAITING_CRASHES | WAITING_IMAGE:
-        alert = AlertName.CRASH_LOOPING if reason in WAITING_CRASHES else AlertName.IMAGE_PULL
+    # Judged over a window, as monitoring does: a crash-looping pod seen Running between two
+    # crashes is still one (a sweep that saw it only in back-off would flip its alert).
+    crashing = reason in WAITING_CRASHES or (
+        reason not in WAITING_IMAGE and is_crash_looping(pod, now)
+    )
+    if crashing or reason in WAITING_IMAGE:
+        alert = AlertName.CRASH_LOOPING if crashing else AlertName.IMAGE_PULL
         return [
             Finding(
                 severity=Severity.CRITICAL,
                 target=target,
-                problem=reason,
+                problem=reason
+                if reason in WAITING_CRASHES | WAITING_IMAGE
+                else "crash-looping (running between crashes)",
                 alert=alert,
                 subject=pod_subject(pod),
             )
