@@ -25,14 +25,15 @@ other deployments: the bench waits until the triage deployment is polled (READY 
 pauses the health sweep's schedule (the sweep would find the bench's crash loops too and open
 incidents of its own on the same target, which the next alert would join instead of starting a
 run), then sends one warm-up incident, reported apart: the first run after a start pays for what
-starts once (connections, the warm process's imports). `--cold` starts the stack with
-REMEDIATE_WARM_START=0, every run a new interpreter as Prefect does it (deployments/warm_start.py),
-for the before/after figures.
+starts once (connections; and it starts cold if the warm process is still importing).
+`--cold` starts the stack with REMEDIATE_WARM_START=0, every run a new interpreter as Prefect
+does it (deployments/warm_start.py), for the before/after figures.
 
 The baseline, measured in the same run after each incident, replays the requests that incident's
-triage run sent to the sandbox up to and including the PATCH (the probes' reads, the dry-run
-preview, the restart; with a fresh restartedAt), one after another through the Kubernetes
-client on the same kubeconfig: the floor the same work costs without orchestration.
+triage run sent to the sandbox up to and including the PATCH (some 60: the probes' reads, pod
+logs and execs, the JWKS document, then the restart with a fresh restartedAt), one after another
+through the Kubernetes client on the same kubeconfig: the floor the same work costs without
+orchestration.
 
 `--prefect-db postgresql` puts the Prefect server on a private PostgreSQL server instead of its
 default SQLite file: on SQLite, creating a subflow run often meets "database is locked" (the
@@ -220,14 +221,20 @@ class Prefect:
     def close(self) -> None:
         self._http.close()
 
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON answer; a 503 (the server's SQLite database locked) is retried, as
+        Prefect's own client retries it."""
+        for _ in range(10):
+            answer = self._http.request(method, path, **kwargs)
+            if answer.status_code != 503:
+                break
+            time.sleep(0.5)
+        return answer.raise_for_status().json() if answer.content else None
+
     def timeline(self, flow_run_id: str) -> dict[str, float]:
         """created, PENDING, RUNNING as epoch seconds."""
-        run = self._http.get(f"/flow_runs/{flow_run_id}").raise_for_status().json()
-        states = (
-            self._http.get("/flow_run_states/", params={"flow_run_id": flow_run_id})
-            .raise_for_status()
-            .json()
-        )
+        run = self._call("GET", f"/flow_runs/{flow_run_id}")
+        states = self._call("GET", "/flow_run_states/", params={"flow_run_id": flow_run_id})
         found = {"created": _epoch(run["created"])}
         for state in sorted(states, key=lambda s: s["timestamp"]):
             found.setdefault(state["type"], _epoch(state["timestamp"]))
@@ -236,13 +243,12 @@ class Prefect:
     def started_between(self, kind: str, after: float, before: float) -> int:
         """How many task or flow runs (`kind`) started in the interval (epoch seconds)."""
         window = {"after_": _iso(after), "before_": _iso(before)}
-        answer = self._http.post(f"/{kind}/count", json={kind: {"start_time": window}})
-        return int(answer.raise_for_status().json())
+        return int(self._call("POST", f"/{kind}/count", json={kind: {"start_time": window}}))
 
     def pause(self, name: str) -> None:
         """Pause a deployment's schedule."""
-        deployment = self._http.get(f"/deployments/name/{name}").raise_for_status().json()
-        self._http.post(f"/deployments/{deployment['id']}/pause_deployment").raise_for_status()
+        deployment = self._call("GET", f"/deployments/name/{name}")
+        self._call("POST", f"/deployments/{deployment['id']}/pause_deployment")
 
     def polled(self, name: str) -> bool:
         """The deployment's runner is polling for its runs (Prefect marks it READY)."""

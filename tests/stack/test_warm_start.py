@@ -49,17 +49,31 @@ class Served:
         assert serve.running and serve.process is not None, serve.tail()
         return serve.process.pid
 
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The API's JSON answer. On SQLite the server answers 503 when its database is locked
+        (its own services write too): retried, as Prefect's client retries it."""
+        for _ in range(10):
+            answer = self.api.request(method, path, **kwargs)
+            if answer.status_code != 503:
+                break
+            time.sleep(0.5)
+        return answer.raise_for_status().json() if answer.content else None
+
     def start_triage(self) -> str:
-        deployment = self.api.get(f"/deployments/name/{TRIAGE}").raise_for_status().json()
-        run = self.api.post(
+        deployment = self.call("GET", f"/deployments/name/{TRIAGE}")
+        run = self.call(
+            "POST",
             f"/deployments/{deployment['id']}/create_flow_run",
             json={"parameters": {"dry_run": True}},
-        ).raise_for_status()
-        return str(run.json()["id"])
+        )
+        return str(run["id"])
 
     def state(self, flow_run_id: str) -> str:
-        run = self.api.get(f"/flow_runs/{flow_run_id}").raise_for_status().json()
-        return str(run["state_type"])
+        return str(self.call("GET", f"/flow_runs/{flow_run_id}")["state_type"])
+
+    def set_state(self, flow_run_id: str, state: str) -> None:
+        body = {"state": {"type": state, "name": state.title()}, "force": True}
+        self.call("POST", f"/flow_runs/{flow_run_id}/set_state", json=body)
 
 
 def process_of(flow_run_id: str) -> int | None:
@@ -181,10 +195,7 @@ def test_cancelling_a_run_from_prefect_ends_its_process(served: Served) -> None:
         wait_for("running run", lambda: served.state(run) == "RUNNING" or None)
         assert not gone(pid)
 
-        served.api.post(
-            f"/flow_runs/{run}/set_state",
-            json={"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True},
-        ).raise_for_status()
+        served.set_state(run, "CANCELLING")
 
         wait_for("cancelled run", lambda: served.state(run) == "CANCELLED" or None, 60)
         wait_for("the run's process to end", lambda: gone(pid), 30)
