@@ -90,7 +90,17 @@ def _prefect_cli() -> str:
 
 
 def _deployment_served(api_url: str, name: str) -> Any:
-    return answers(f"{api_url}/deployments/name/{name}")
+    """The deployment exists and its runner polls for runs (Prefect marks it READY): before
+    that, a run created for it waits for the runner's first poll."""
+
+    def polled() -> bool:
+        try:
+            with urllib.request.urlopen(f"{api_url}/deployments/name/{name}", timeout=2) as got:
+                return bool(json.loads(got.read()).get("status") == "READY")
+        except (OSError, ValueError):
+            return False
+
+    return polled
 
 
 def start(options: StackOptions, say: Any, exits: ExitStack) -> Stack:
@@ -153,7 +163,7 @@ def start(options: StackOptions, say: Any, exits: ExitStack) -> Stack:
     serve.wait_until(
         _deployment_served(stack.api_url, Settings().intake.triage_deployment),
         SERVE_READY_SECONDS,
-        "triage deployment",
+        "triage deployment polled by its runner",
     )
     intake.wait_until(
         answers(f"http://{options.host}:{intake_port}/healthz"), INTAKE_READY_SECONDS, "health"
