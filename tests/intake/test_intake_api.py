@@ -223,3 +223,13 @@ def test_health_metrics_and_openapi(client: httpx.Client, store: str) -> None:
 def test_the_intake_refuses_to_run_without_a_token() -> None:
     with pytest.raises(ValueError, match="REMEDIATE_INTAKE_TOKEN"):
         create_app("")
+
+
+def test_a_hostile_version_is_refused_without_being_echoed(
+    client: httpx.Client, store: str
+) -> None:
+    body = webhook([core()]) | {"version": {"\x1f" * 3000: "\u0600" * 3000}}
+    answer = post(client, body)
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error.startswith("not an Alertmanager v4 payload: version is") and len(error) <= 500
