@@ -47,7 +47,6 @@ Run: `.venv/bin/python bench/alert_to_mitigation.py [--incidents 20] [--cold]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -57,7 +56,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,6 +68,8 @@ from kubernetes import config as kubeconfig_loader
 from sqlmodel import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stack_env import hermetic
 
 from remediate.stack import SANDBOX_TICK_SECONDS, StackOptions, start
 from sandbox import injections
@@ -372,27 +373,6 @@ def one_incident(
         baseline=replayed.at - began,
         calls=calls,
     )
-
-
-@contextlib.contextmanager
-def hermetic(state: Path) -> Iterator[None]:
-    """This process's environment as the stack's children should inherit it: no Prefect or
-    REMEDIATE_ settings of the caller's, a store and reports of the run's own."""
-    saved = dict(os.environ)
-    for key in list(os.environ):
-        if key.startswith(("PREFECT_", "REMEDIATE_")):
-            del os.environ[key]
-    os.environ.update(
-        REMEDIATE_STORE__URL=f"sqlite:///{state / 'incidents.db'}",
-        REMEDIATE_INCIDENTS__REPORTS_DIR=str(state / "incidents"),
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-    )
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def row(name: str, values: list[float]) -> str:

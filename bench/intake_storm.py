@@ -53,6 +53,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from stack_env import hermetic
+
 from remediate.processes import free_port
 from remediate.stack import StackOptions, start
 from sandbox.alerts import crashloop_alert, webhook
@@ -232,27 +234,6 @@ def baseline_server() -> Iterator[str]:
 # -- the stack -----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def hermetic(state: Path) -> Iterator[None]:
-    """The stack's children inherit no Prefect or REMEDIATE_ settings of the caller's."""
-    saved = dict(os.environ)
-    for key in list(os.environ):
-        if key.startswith(("PREFECT_", "REMEDIATE_")):
-            del os.environ[key]
-    os.environ.update(
-        REMEDIATE_STORE__URL=f"sqlite:///{state / 'incidents.db'}",
-        REMEDIATE_INCIDENTS__REPORTS_DIR=str(state / "incidents"),
-        REMEDIATE_INTAKE__APPLY="false",
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-    )
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def triage_runs(api: str) -> list[dict[str, Any]]:
     answer = httpx.post(
         f"{api}/flow_runs/filter",
@@ -344,7 +325,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="intake-storm-") as tmp, ExitStack() as exits:
         state = Path(tmp)
-        exits.enter_context(hermetic(state))
+        exits.enter_context(hermetic(state, REMEDIATE_INTAKE__APPLY="false"))
         began = time.monotonic()
         say = print if args.verbose else (lambda _: None)
         stack = start(
