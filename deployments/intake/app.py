@@ -65,13 +65,6 @@ class Problem(BaseModel):
     error: str
 
 
-LONGEST_ERROR = 500  # a refusal explains itself in a line, never echoing a hostile body back
-
-
-def _bounded(message: str) -> str:
-    return message if len(message) <= LONGEST_ERROR else message[: LONGEST_ERROR - 1] + "…"
-
-
 def _summary(receipt: Receipt) -> str:
     parts = [f"{receipt.accepted} alert(s) stored"]
     if receipt.duplicates:
@@ -196,7 +189,7 @@ def create_app(token: str, *, dispatch: bool = True) -> FastAPI:
             try:
                 batch = parse_alertmanager(body)
             except InvalidAlertPayload as exc:
-                return refuse(422, "invalid", _bounded(f"not an Alertmanager v4 payload: {exc}"))
+                return refuse(422, "invalid", f"not an Alertmanager v4 payload: {exc}")
             try:
                 receipt = await run_in_threadpool(store, batch)
             except (StoreError, StoreNotMigrated) as exc:

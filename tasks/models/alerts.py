@@ -157,6 +157,7 @@ class AlertTarget(BaseModel):
 
 
 LONGEST_KEY_SHOWN = 60
+LONGEST_VALUE_SHOWN = 200
 
 
 def _shown(value: object) -> str:
@@ -164,7 +165,9 @@ def _shown(value: object) -> str:
     short = reprlib.Repr()
     short.maxstring = short.maxother = LONGEST_KEY_SHOWN
     short.maxlevel = 2
-    return short.repr(value)
+    # maxstring bounds each string, not their sum: a dict of escaped strings still ran to 600.
+    shown = short.repr(value)
+    return shown if len(shown) <= LONGEST_VALUE_SHOWN else f"{shown[: LONGEST_VALUE_SHOWN - 3]}..."
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
