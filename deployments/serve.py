@@ -43,7 +43,12 @@ def main() -> None:
     warm_start.install()  # each run forked from a warm process with the flows imported
     require_migrated_store()
     # Restarting the serve process must not pause the schedules operators rely on.
-    serve(*runner_deployments(), pause_on_shutdown=False)
+    # query_seconds: PREFECT_RUNNER_POLL_FREQUENCY takes whole seconds only.
+    serve(
+        *runner_deployments(),
+        pause_on_shutdown=False,
+        query_seconds=Settings().serving.poll_seconds,
+    )
 
 
 if __name__ == "__main__":

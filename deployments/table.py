@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from prefect import Flow
 from prefect.deployments.runner import RunnerDeployment
+from prefect.types.entrypoint import EntrypointType
 
 from flows.health_sweep import health_sweep
 from flows.hpa_thrash import remediate_hpa_thrash
@@ -41,7 +42,7 @@ from flows.triage import triage
 PREFECT_YAML = Path(__file__).with_name("prefect.yaml")
 PREFECT_VERSION = "3.9.1"
 WORK_POOL = {"name": "alphaswarm-remediate", "work_queue_name": "default"}
-# The image's working directory, where the entrypoints' paths start.
+# The image's working directory: the project root, from where the flows package imports.
 PULL = [{"prefect.deployments.steps.set_working_directory": {"directory": "/app"}}]
 
 HEALTH_SWEEP_INTERVAL_SECONDS = 300
@@ -55,11 +56,17 @@ class DeploymentSpec:
 
     name: str
     flow: Flow[..., Any]
-    entrypoint: str  # "flows/x.py:fn", relative to the project root (the image's /app)
     description: str
     tags: tuple[str, ...]
     interval_seconds: int | None = None  # None: on demand only
     concurrency_limit: int | None = None  # None: no limit
+
+    @property
+    def entrypoint(self) -> str:
+        """Where the flow is, as a module path: a run imports it (a served run finds it already
+        imported in its warm process) instead of executing the flow's file anew, and an image
+        needs the package installed, not a working directory."""
+        return f"{self.flow.fn.__module__}.{self.flow.fn.__name__}"
 
     def runner_deployment(self) -> RunnerDeployment:
         """The deployment `serve` registers (built, not yet registered)."""
@@ -69,6 +76,7 @@ class DeploymentSpec:
             concurrency_limit=self.concurrency_limit,
             description=self.description,
             tags=list(self.tags),
+            entrypoint_type=EntrypointType.MODULE_PATH,
         )
         return deployment
 
@@ -88,13 +96,10 @@ class DeploymentSpec:
         return entry
 
 
-def _scenario(
-    name: str, flow: Flow[..., Any], module: str, function: str, branch: str, what: str
-) -> DeploymentSpec:
+def _scenario(name: str, flow: Flow[..., Any], branch: str, what: str) -> DeploymentSpec:
     return DeploymentSpec(
         name=name,
         flow=flow,
-        entrypoint=f"flows/{module}.py:{function}",
         description=(
             f"Runbook {branch}: {what}. Started by triage; run it by hand to target it "
             "directly. Dry run unless dry_run is unticked."
@@ -107,7 +112,6 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
     DeploymentSpec(
         name=TRIAGE_DEPLOYMENT,
         flow=triage,
-        entrypoint="flows/triage.py:triage",
         description=(
             "Decide the runbook branch of an incident (Alertmanager alerts, or none for a "
             "sweep) on probed evidence and run that scenario's flow. Dry run unless dry_run "
@@ -118,55 +122,42 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
     _scenario(
         "pod-crash",
         remediate_pod_crash,
-        "pod_crash",
-        "remediate_pod_crash",
         "A",
         "a single pod crash-loops: inspect it, rolling-restart its Deployment, verify",
     ),
     _scenario(
         "hpa-thrash",
         remediate_hpa_thrash,
-        "hpa_thrash",
-        "remediate_hpa_thrash",
         "B",
         "the HPA thrashes (or several pods crash-loop): widen its scale-up window, verify",
     ),
     _scenario(
         "queue-backlog",
         remediate_queue_backlog,
-        "queue_backlog",
-        "remediate_queue_backlog",
         "C",
         "the Celery queue is deep: scale the workers to 8, verify the queue drains",
     ),
     _scenario(
         "jwks-outage",
         remediate_jwks_outage,
-        "jwks_outage",
-        "remediate_jwks_outage",
         "D",
         "Auth0 JWKS returns 503: tell the cause, flip auth to permissive only when approved",
     ),
     _scenario(
         "ingress-503",
         remediate_ingress_503,
-        "ingress_503",
-        "remediate_ingress_503",
         "E",
         "the Ingress returns 503: restart what is wedged, verify the endpoints are ready",
     ),
     _scenario(
         "stateful-failover",
         remediate_stateful_failover,
-        "stateful_failover",
-        "remediate_stateful_failover",
         "F",
         "Postgres or Redis is down: delete its pod, verify same volumes and same data",
     ),
     DeploymentSpec(
         name="health-sweep",
         flow=health_sweep,
-        entrypoint="flows/health_sweep.py:health_sweep",
         description="The runbook's common diagnostics, read-only, on a schedule.",
         tags=("read-only", "sweep"),
         interval_seconds=HEALTH_SWEEP_INTERVAL_SECONDS,
@@ -176,7 +167,6 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
     DeploymentSpec(
         name=POST_INCIDENT_DEPLOYMENT,
         flow=post_incident,
-        entrypoint="flows/post_incident.py:post_incident",
         description="Write an incident's post-incident report from the incident store.",
         tags=("post-incident",),
     ),
@@ -184,7 +174,6 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
     DeploymentSpec(
         name=REVERT_DEPLOYMENT,
         flow=revert_auth_enforce,
-        entrypoint="flows/revert_auth_enforce.py:revert_auth_enforce",
         description=REVERT_DESCRIPTION,
         tags=REVERT_TAGS,
     ),

@@ -27,6 +27,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.deployments.runner import RunnerDeployment
+from prefect.types.entrypoint import EntrypointType
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.post_incident import post_incident
@@ -107,7 +108,10 @@ def schedule_revert(
     """Register the `revert-auth-enforce` deployment (no work pool: a `serve` process runs it)
     and create one SCHEDULED flow run of it `delay_seconds` from now."""
     deployment: RunnerDeployment = revert_auth_enforce.to_deployment(  # type: ignore[assignment]
-        name=DEPLOYMENT_NAME, tags=list(DEPLOYMENT_TAGS), description=DEPLOYMENT_DESCRIPTION
+        name=DEPLOYMENT_NAME,
+        tags=list(DEPLOYMENT_TAGS),
+        description=DEPLOYMENT_DESCRIPTION,
+        entrypoint_type=EntrypointType.MODULE_PATH,  # as deployments/table.py serves it
     )
     deployment_id = deployment.apply()
     when = datetime.now(UTC) + timedelta(seconds=delay_seconds)

@@ -35,8 +35,6 @@ SANDBOX_TICK_SECONDS = 0.2
 SAMPLE_INCIDENT = "crashloop-single"
 SAMPLE_TARGET = ("alphaswarm", "alphaswarm-core")
 SAMPLE_TIMEOUT_SECONDS = 180.0
-# The runner asks the API for scheduled runs this often (Prefect's default is 10 s).
-RUNNER_POLL_SECONDS = "1"
 
 
 @dataclass
@@ -135,7 +133,6 @@ def start(options: StackOptions, say: Any, exits: ExitStack) -> Stack:
         logs,
     )
     env["PREFECT_API_URL"] = stack.api_url
-    env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", RUNNER_POLL_SECONDS)
 
     sandbox = None
     if options.kubeconfig is None:

@@ -150,6 +150,19 @@ class Intake(BaseModel):
     )
 
 
+class Serving(BaseModel):
+    """The process that serves the deployments (`python -m deployments.serve`)."""
+
+    poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description=(
+            "how often its runner asks Prefect for runs to start (Prefect's default is 10 s, "
+            "most of an alert's wait): one light query per interval"
+        ),
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REMEDIATE_", env_nested_delimiter="__", extra="ignore"
@@ -164,5 +177,6 @@ class Settings(BaseSettings):
     store: Store = Field(default_factory=Store)
     incidents: Incidents = Field(default_factory=Incidents)
     intake: Intake = Field(default_factory=Intake)
+    serving: Serving = Field(default_factory=Serving)
     # REMEDIATE_INTAKE_TOKEN: the bearer token Alertmanager sends (http_config.authorization).
     intake_token: SecretStr = SecretStr("")

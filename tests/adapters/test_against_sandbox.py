@@ -7,6 +7,7 @@ reached the server, so each test asserts both the typed answer and the REST call
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -668,6 +669,38 @@ def test_exec_in_a_pod_and_in_a_deployment(
     with pytest.raises(PermanentError) as caught:
         cluster.exec(NS, "no-such-pod", ["hostname"], container="app", timeout=5)
     assert caught.value.status == 404
+
+
+def test_reads_from_other_threads_go_on_while_execs_connect(
+    cluster: KubernetesCluster, sandbox: SandboxServer
+) -> None:
+    """The kubernetes client's stream() makes its ApiClient speak WebSocket while an exec
+    connects: a read sharing that client from another thread then fails with "Handshake status
+    200 OK". Triage probes side by side, so execs have a client of their own."""
+    pod = running_pod(cluster, sandbox, f"app={CORE}")
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def read_until_done() -> None:
+        while not done.is_set():
+            try:
+                cluster.deployment(NS, CORE)
+                cluster.pods(NS)
+            except BaseException as exc:
+                failures.append(exc)
+                return
+
+    readers = [threading.Thread(target=read_until_done) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    try:
+        for _ in range(15):
+            assert cluster.exec(NS, pod.name, ["hostname"], timeout=10).ok
+    finally:
+        done.set()
+        for reader in readers:
+            reader.join(10)
+    assert failures == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -213,6 +213,12 @@ class ApiCalls:
         self._timeout = access.request_timeout_seconds
         self._clock = clock or (lambda: datetime.now().astimezone())
         self._core = client.CoreV1Api(self._api)
+        # kubernetes.stream.stream() swaps its ApiClient's `request` for a WebSocket one while
+        # it connects: another thread's call on that client meanwhile goes out as a WebSocket
+        # handshake and fails. Execs (triage's probes run side by side) get a client of their
+        # own, on the same configuration.
+        self._exec_api: Any = client.ApiClient(self._api.configuration)
+        self._exec_core = client.CoreV1Api(self._exec_api)
         self._apps = client.AppsV1Api(self._api)
         self._autoscaling = client.AutoscalingV2Api(self._api)
         self._networking = client.NetworkingV1Api(self._api)
@@ -222,6 +228,7 @@ class ApiCalls:
 
     def close(self) -> None:
         self._api.close()
+        self._exec_api.close()
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -232,7 +232,7 @@ class CoreCalls(ApiCalls):
         kwargs: dict[str, Any] = {"container": container} if container else {}
         with calling(f"exec in pod {namespace}/{pod}"):
             resp = stream(
-                self._core.connect_get_namespaced_pod_exec,
+                self._exec_core.connect_get_namespaced_pod_exec,
                 pod,
                 namespace,
                 command=list(command),
