@@ -244,32 +244,34 @@ def _pod_findings(pod: Pod, now: datetime) -> list[Finding]:
 
 
 def _deployment_findings(key: str, deployment: Deployment | None) -> list[Finding]:
-    target = f"deployment/{key}"
     namespace, _, name = key.partition("/")
     subject = Subject(kind="deployment", namespace=namespace, name=name)
-    if deployment is None:
+
+    def finding(
+        severity: Severity, problem: str, alert: AlertName | None, since: datetime | None = None
+    ) -> list[Finding]:
         return [
             Finding(
-                severity=Severity.CRITICAL,
-                target=target,
-                problem="missing",
-                alert=AlertName.DEPLOYMENT_MISSING,
+                severity=severity,
+                target=f"deployment/{key}",
+                problem=problem,
+                alert=alert,
                 subject=subject,
+                since=since,
             )
         ]
+
+    if deployment is None:
+        return finding(Severity.CRITICAL, "missing", AlertName.DEPLOYMENT_MISSING)
     wanted = deployment.replicas if deployment.replicas is not None else 1
     progressing = deployment.condition("Progressing")
     if progressing is not None and progressing.reason == "ProgressDeadlineExceeded":
-        return [
-            Finding(
-                severity=Severity.CRITICAL,
-                target=target,
-                problem="rollout exceeded its progress deadline",
-                alert=AlertName.ROLLOUT_STUCK,
-                subject=subject,
-                since=progressing.last_transition_time,
-            )
-        ]
+        return finding(
+            Severity.CRITICAL,
+            "rollout exceeded its progress deadline",
+            AlertName.ROLLOUT_STUCK,
+            progressing.last_transition_time,
+        )
     available = deployment.condition("Available")
     since = (
         available.last_transition_time
@@ -277,32 +279,24 @@ def _deployment_findings(key: str, deployment: Deployment | None) -> list[Findin
         else None
     )
     if deployment.available_replicas == 0 and wanted > 0:
-        return [
-            Finding(
-                severity=Severity.CRITICAL,
-                target=target,
-                problem=f"0/{wanted} replicas available",
-                alert=AlertName.REPLICAS_UNAVAILABLE,
-                subject=subject,
-                since=since,
-            )
-        ]
+        return finding(
+            Severity.CRITICAL,
+            f"0/{wanted} replicas available",
+            AlertName.REPLICAS_UNAVAILABLE,
+            since,
+        )
     if deployment.available_replicas < wanted:
         rolling = (
             deployment.observed_generation < deployment.generation
             or deployment.updated_replicas < wanted
         )
-        return [
-            Finding(
-                severity=Severity.WARNING,
-                target=target,
-                problem=f"{deployment.available_replicas}/{wanted} replicas available"
-                + (" (rolling out)" if rolling else ""),
-                alert=None if rolling else AlertName.REPLICAS_UNAVAILABLE,
-                subject=subject,
-                since=since,
-            )
-        ]
+        return finding(
+            Severity.WARNING,
+            f"{deployment.available_replicas}/{wanted} replicas available"
+            + (" (rolling out)" if rolling else ""),
+            None if rolling else AlertName.REPLICAS_UNAVAILABLE,
+            since,
+        )
     return []
 
 

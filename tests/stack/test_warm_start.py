@@ -27,6 +27,7 @@ from remediate.stack import Stack, StackOptions, start
 from sandbox.flow_env import flow_env
 from sandbox.journal import Fault
 from sandbox.server import SandboxServer
+from tests.stack.up import processes_with
 
 TRIAGE = "triage/triage"
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
@@ -112,19 +113,6 @@ def gone(pid: int) -> bool:
     except OSError:  # FileNotFoundError, or ProcessLookupError while it is being reaped
         return True
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
-def processes_with(marker: bytes) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            if marker in (proc / "environ").read_bytes().split(b"\0"):
-                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-        except OSError:
-            continue
-    return found
 
 
 @pytest.fixture(scope="module")

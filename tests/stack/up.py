@@ -106,10 +106,14 @@ def remediate_up(state: Path, *args: str) -> Iterator[RunningStack]:
 
 def leftovers(state: Path) -> list[str]:
     """Processes still running with this stack's Prefect home in their environment."""
-    marker = f"PREFECT_HOME={state / 'prefect'}".encode()
+    return processes_with(f"PREFECT_HOME={state / 'prefect'}".encode())
+
+
+def processes_with(marker: bytes) -> list[str]:
+    """The command lines of other processes whose environment holds `marker` (NAME=value)."""
     found = []
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
             if marker in (proc / "environ").read_bytes().split(b"\0"):
