@@ -14,6 +14,7 @@ from sandbox.server import SandboxServer
 from tasks.changes.models import ChangeStatus
 from tasks.models.diagnosis import Action, Scenario
 from tasks.models.outcome import OutcomeStatus
+from tests.flows.sandbox_state import settle
 
 NS, CORE = "alphaswarm", "alphaswarm-core"
 
@@ -63,7 +64,9 @@ def test_dry_run_returns_the_plan_and_changes_nothing(
     assert [r.path for r in journal.mutations(include_dry_run=True)] == [
         f"/apis/apps/v1/namespaces/{NS}/deployments/{CORE}"
     ]
-    assert crash_looping(sandbox) == [single_crash]
+    # Nothing changed: the same pod still crash-loops. Between two crashes it shows Running for
+    # a moment, as a kubelet's pod does, so look until its next back-off.
+    settle(sandbox, lambda: crash_looping(sandbox) == [single_crash])
     assert "# Scenario A" in outcome.to_markdown()
 
 
