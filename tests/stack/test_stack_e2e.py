@@ -21,18 +21,9 @@ from remediate.processes import Child, answers, free_port
 from sandbox.alerts import crashloop_alert, webhook
 from store.engine import session_for
 from store.models import Incident, IncidentStatus, TriageOutbox
-from tests.stack.up import RunningStack
+from tests.stack.up import RunningStack, flow_runs
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def flow_runs(stack: RunningStack, **flow_run_filter: Any) -> list[dict[str, Any]]:
-    answer = httpx.post(
-        f"{stack.api_url}/flow_runs/filter", json={"flow_runs": flow_run_filter}, timeout=30
-    )
-    answer.raise_for_status()
-    runs: list[dict[str, Any]] = answer.json()
-    return runs
 
 
 def finished_runs(stack: RunningStack, incident_id: int) -> list[dict[str, Any]]:
@@ -41,7 +32,7 @@ def finished_runs(stack: RunningStack, incident_id: int) -> list[dict[str, Any]]
     runs: list[dict[str, Any]] = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        runs = flow_runs(stack, **top)
+        runs = flow_runs(stack.api_url, **top)
         if runs and all(r["state_type"] in FINAL for r in runs):
             return runs
         time.sleep(0.5)

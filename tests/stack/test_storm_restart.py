@@ -50,6 +50,7 @@ from store.engine import dispose_all, session_for
 from store.models import AlertReceipt, Incident, TriageOutbox
 from store.schema import upgrade
 from tasks.triggers.outbox import TRIGGER_TAG
+from tests.stack.up import flow_runs
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -259,17 +260,6 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
     assert running.leftovers() == []
 
 
-def flow_runs(api: str, tag: str) -> list[dict[str, Any]]:
-    answer = httpx.post(
-        f"{api}/flow_runs/filter",
-        json={"flow_runs": {"tags": {"all_": [tag]}}, "limit": 200},
-        timeout=30,
-    )
-    answer.raise_for_status()
-    runs: list[dict[str, Any]] = answer.json()
-    return runs
-
-
 # -- the test ----------------------------------------------------------------------------------
 
 
@@ -378,7 +368,7 @@ def test_killing_the_intake_and_prefect_mid_storm_loses_no_alert_and_starts_no_d
     # One incident per pod, one outbox row per incident, one Prefect run per incident.
     assert len(incidents) == INCIDENTS
     assert sorted(row.incident_id or 0 for row in owed) == [i.id for i in incidents]
-    runs = flow_runs(api, TRIGGER_TAG)
+    runs = flow_runs(api, tags={"all_": [TRIGGER_TAG]})
     per_incident = Counter(
         tag for run in runs for tag in run["tags"] if tag.startswith("incident-")
     )

@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,33 +175,35 @@ def test_each_served_run_has_a_process_of_its_own_forked_warm(served: Served) ->
     assert "multiprocessing.forkserver" in command_of(warm)
 
 
-def test_cancelling_a_run_from_prefect_ends_its_process(served: Served) -> None:
+@contextmanager
+def held_running_run(served: Served) -> Iterator[tuple[str, int]]:
+    """A triage run RUNNING in its process, held at its first cluster request (HOLD): its id
+    and pid. The hold is lifted on the way out."""
     served.sandbox.cluster.faults.add(HOLD)
     try:
         run = served.start_triage()
         pid = wait_for("the run's process", lambda: process_of(run))
         wait_for("running run", lambda: served.state(run) == "RUNNING" or None)
+        yield run, pid
+    finally:
+        served.sandbox.cluster.faults.clear()
+
+
+def test_cancelling_a_run_from_prefect_ends_its_process(served: Served) -> None:
+    with held_running_run(served) as (run, pid):
         assert not gone(pid)
 
         served.set_state(run, "CANCELLING")
 
         wait_for("cancelled run", lambda: served.state(run) == "CANCELLED" or None, 60)
         wait_for("the run's process to end", lambda: gone(pid), 30)
-    finally:
-        served.sandbox.cluster.faults.clear()
     assert served.serve_pid
 
 
 def test_a_run_that_dies_is_crashed_and_serve_serves_on(served: Served) -> None:
-    served.sandbox.cluster.faults.add(HOLD)
-    try:
-        run = served.start_triage()
-        pid = wait_for("the run's process", lambda: process_of(run))
-        wait_for("running run", lambda: served.state(run) == "RUNNING" or None)
+    with held_running_run(served) as (run, pid):
         os.kill(pid, signal.SIGKILL)  # as the OOM killer would
         wait_for("crashed run", lambda: served.state(run) == "CRASHED" or None, 60)
-    finally:
-        served.sandbox.cluster.faults.clear()
 
     after = served.start_triage()
     after_pid = wait_for("the next run's process", lambda: process_of(after))

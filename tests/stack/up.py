@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 REMEDIATE = str(Path(sys.executable).with_name("remediate"))
@@ -121,3 +124,15 @@ def processes_with(marker: bytes) -> list[str]:
         except OSError:
             continue
     return found
+
+
+def flow_runs(api_url: str, **flow_run_filter: Any) -> list[dict[str, Any]]:
+    """The flow runs the Prefect API at `api_url` has that match the filter (up to 200)."""
+    answer = httpx.post(
+        f"{api_url}/flow_runs/filter",
+        json={"flow_runs": flow_run_filter, "limit": 200},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    runs: list[dict[str, Any]] = answer.json()
+    return runs
