@@ -1,7 +1,11 @@
 """The running stack the stack tests share: `remediate up` (a Prefect server with its UI, the
 served deployments, the intake and the sandbox with its sample incident), started once for the
 session on free ports with its state in a temporary folder, stopped at the end with nothing
-left running."""
+left running.
+
+The tests get it once its sample incident has ended. A test's own triage run on the same
+target while the sample is still open would be the same incident, and the two merge (as they
+should on a real cluster): the sample's incident would then name that run, not its own."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from tests.stack.up import RunningStack, leftovers, remediate_up
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     state = tmp_path_factory.mktemp("stack")
     with remediate_up(state) as running:
+        running.wait_for_line("sample: incident ", 240, containing=" report: ")
         yield running
     dispose_all()
     assert leftovers(state) == []
