@@ -418,6 +418,13 @@ def report(samples: list[Sample], warmup: Sample | None, cold: bool, db: str) ->
         print(f"first incident after the start (not counted): {warmup.line()}")
 
 
+BENCH_SAFETY = {
+    "REMEDIATE_SAFETY__COOLDOWN_SECONDS": "0",
+    "REMEDIATE_SAFETY__MAX_CHANGES_PER_TARGET": "1000",
+    "REMEDIATE_SAFETY__MAX_CHANGES_PER_HOUR": "1000",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--incidents", type=int, default=20)
@@ -448,6 +455,9 @@ def main() -> None:
         os.environ.update(flow_env(sandbox.url, sandbox.cluster, kubeconfig))
         if args.cold:
             os.environ["REMEDIATE_WARM_START"] = "0"
+        # The bench restarts the same Deployment once per incident, minutes apart: in
+        # production the cooldown, circuit breaker and budget would (rightly) stop that.
+        os.environ.update(BENCH_SAFETY)
         if args.prefect_db == "postgresql":
             os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_on_postgres(exits)
 

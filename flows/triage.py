@@ -36,6 +36,7 @@ from flows.queue_backlog import QueueBacklogParams, remediate_queue_backlog
 from flows.runs import run_name, run_parameters, tell, tell_change, tell_outcome
 from flows.stateful_failover import StatefulFailoverParams, remediate_stateful_failover
 from store.models import IncidentStatus
+from tasks.changes.gate import GuardRefused
 from tasks.diagnoses.triage import diagnose_incident, symptom_present
 from tasks.models.alerts import AlertBatch, alert_target, firing, in_scope
 from tasks.models.diagnosis import Action, Diagnosis, Scenario, TriageDecision
@@ -194,6 +195,13 @@ def _run_scenario(
             else:
                 run, params_type = entry
                 outcome = run(**as_keywords(params_type.from_call(call)))
+    except GuardRefused as exc:  # nothing was sent: a human decides, with every verdict
+        outcome = Outcome(
+            scenario=decision.scenario,
+            status=OutcomeStatus.ESCALATED,
+            changes=(exc.record,),
+            message=f"escalated: {exc}",
+        )
     except Exception as exc:
         if incident is not None:  # the record says so before the run fails
             record_failure(incident, f"{type(exc).__name__}: {exc}", dry_run=params.dry_run)

@@ -419,6 +419,45 @@ def triage_command(
         raise typer.Exit(3)
 
 
+@app.command("revert")
+def revert_command(
+    action_id: Annotated[int, typer.Argument(help="The change's id (`remediate incidents show`).")],
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Change the cluster; without it, a dry run.")
+    ] = False,
+    kubeconfig: KubeconfigOption = None,
+) -> None:
+    """Put back the state one automated change overwrote (its audit row keeps it), through the
+    same gate as every change. Exits 2 when the action has nothing to put back, 3 when a guard
+    refused it."""
+    _use_kubeconfig(kubeconfig)
+    require_store()
+    from remediate.prefect_runtime import prefect_environment
+
+    prefect_environment()
+    from flows.put_back import NothingToPutBack, put_back_action, revert_of
+    from remediate.prefect_runtime import quiet_prefect
+    from tasks.adapters.errors import AdapterError
+    from tasks.changes.gate import GuardRefused
+
+    try:
+        revert_of(action_id)  # a clear answer before Prefect starts anything
+        with quiet_prefect():
+            record = put_back_action(action_id=action_id, dry_run=not apply)
+    except NothingToPutBack as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    except GuardRefused as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(3) from exc
+    except AdapterError as exc:
+        err.print(f"[red]the cluster did not take it: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"{record.status}: {record.summary}" + (f" ({record.note})" if record.note else "")
+    )
+
+
 def _operator() -> str:
     import getpass
 

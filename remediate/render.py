@@ -135,9 +135,10 @@ def print_incident(console: Console, record: IncidentRecord) -> None:
         table.add_row(_when(line.at), escape(line.what), (line.flow_run_id or "")[:8])
     console.print(table)
     if record.actions:
-        changes = Table("change", "status", "dry run", "before", "after", title="changes")
+        changes = Table("id", "change", "status", "dry run", "before", "after", title="changes")
         for a in record.actions:
             changes.add_row(
+                str(a.id),
                 escape(a.summary),
                 str(a.status),
                 "yes" if a.dry_run else "no",

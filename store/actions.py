@@ -65,12 +65,14 @@ def finish_action(
     revert: dict[str, Any] | None,
     note: str = "",
     at: datetime | None = None,
+    verdicts: list[dict[str, Any]] | None = None,
 ) -> IncidentAction:
     row = _by_key(session, change_key)
     if row is None:
         raise LookupError(f"no audit row for change {change_key}: begin_action was never called")
     when = at or utcnow()
     row.status, row.after, row.revert, row.note, row.finished_at = status, after, revert, note, when
+    row.verdicts = list(verdicts or [])
     session.add(row)
     if row.incident_id is not None:
         add_event(

@@ -54,6 +54,7 @@ class ActionStatus(StrEnum):
     APPLIED = "applied"
     ALREADY_DONE = "already-done"
     FAILED = "failed"
+    REFUSED = "refused"  # a guard stopped it before anything was sent (its verdicts say which)
 
 
 class FollowUpStatus(StrEnum):
@@ -201,6 +202,8 @@ class IncidentAction(SQLModel, table=True):
     before: dict[str, Any] = _json()
     after: dict[str, Any] = _json()
     revert: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    # Each guard's verdict, in the gate's order: [{"guard", "passed", "detail"}, ...]
+    verdicts: list[dict[str, Any]] = _json_list()
     note: str = ""
     error: str = ""
     attempts: int = 0
@@ -302,3 +305,15 @@ class TriageOutbox(SQLModel, table=True):
     last_error: str = ""
     delivered_at: datetime | None = _when(index=True)
     flow_run_id: str | None = None
+
+
+class TargetLease(SQLModel, table=True):
+    """The gate's lock on one target, across processes: a run holds the row while it changes
+    the target. A lease whose holder died is taken over once it expires."""
+
+    __tablename__ = "target_lease"
+
+    target_key: str = Field(primary_key=True)
+    holder: str  # the change key of the attempt that holds it
+    acquired_at: datetime = _when(nullable=False)
+    expires_at: datetime = _when(nullable=False)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tasks.changes.models import ChangeRecord
+from tasks.adapters.errors import AdapterError
+from tasks.changes.models import ChangeRecord, ChangeStatus
+from tasks.changes.mutations import put_back
 from tasks.models.diagnosis import Action, Diagnosis
 from tasks.models.outcome import Outcome, Verification
 from tasks.records.artifacts import publish_changes, publish_outcome
@@ -41,12 +43,33 @@ def settle(
     did_not_fix: str,
 ) -> Outcome:
     """The change was made (or planned): a dry run is the plan; otherwise `verify` proves the
-    fix or the outcome is failed, saying `did_not_fix` and why."""
+    fix, or the outcome is failed, saying `did_not_fix` and why, and what the changes
+    overwrote is put back (a restart has nothing to put back)."""
     if dry_run:
         return published(Outcome.planned(diagnosis, *changes), flow)
     try:
         outcome = Outcome.mitigated(diagnosis, changes, verify())
     except (NotYetHealthy, VerifyFailed) as exc:
         failed = Verification(check=check, passed=False, detail=str(exc))
-        outcome = Outcome.failed(diagnosis, f"{did_not_fix}: {exc}", changes, (failed,))
+        put, note = put_back_all(changes, f"{did_not_fix}: {exc}")
+        outcome = Outcome.failed(
+            diagnosis, f"{did_not_fix}: {exc}{note}", (*changes, *put), (failed,)
+        )
     return published(outcome, flow)
+
+
+def put_back_all(
+    changes: tuple[ChangeRecord, ...], why: str
+) -> tuple[tuple[ChangeRecord, ...], str]:
+    """Put back what each applied change overwrote; the records, and a note for the message."""
+    put: list[ChangeRecord] = []
+    missed: list[str] = []
+    for change in changes:
+        if change.status is not ChangeStatus.APPLIED or change.revert is None:
+            continue
+        try:
+            put.append(put_back(change.revert, dry_run=False, reason=f"put back: {why}"))
+        except AdapterError as exc:  # the guards or the cluster said no: a human must
+            missed.append(f"{change.summary} NOT put back: {exc}")
+    note = "".join(f"; put back: {p.summary}" for p in put) + "".join(f"; {m}" for m in missed)
+    return tuple(put), note

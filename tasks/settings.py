@@ -163,6 +163,41 @@ class Serving(BaseModel):
     )
 
 
+class Safety(BaseModel):
+    """The gate's guards (`tasks.changes.guards`): what stops an automated change."""
+
+    kill_switch: bool = Field(
+        default=False,
+        description=(
+            "stop every change at once (runs still diagnose, plan and report); the Prefect "
+            "Variable named by kill_switch_variable, set to true, does the same without a restart"
+        ),
+    )
+    kill_switch_variable: str = "remediate_kill_switch"
+    kinds: list[str] = Field(
+        default_factory=lambda: ["Deployment", "Pod", "HorizontalPodAutoscaler"],
+        description="the kinds of object a change may touch (namespaces: the workloads' scope)",
+    )
+    lock_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="how long a change waits for another run's on its target"
+    )
+    lease_seconds: float = Field(
+        default=600.0, gt=0, description="a target's lock expires after this if its holder died"
+    )
+    cooldown_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="the same change on the same target within this is not repeated",
+    )
+    max_changes_per_target: int = Field(
+        default=3, ge=1, description="circuit breaker: changes of one kind to one target per window"
+    )
+    breaker_window_seconds: float = Field(default=3600.0, gt=0)
+    max_changes_per_hour: int = Field(
+        default=30, ge=1, description="blast-radius budget: changes across the cluster per hour"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REMEDIATE_", env_nested_delimiter="__", extra="ignore"
@@ -178,5 +213,6 @@ class Settings(BaseSettings):
     incidents: Incidents = Field(default_factory=Incidents)
     intake: Intake = Field(default_factory=Intake)
     serving: Serving = Field(default_factory=Serving)
+    safety: Safety = Field(default_factory=Safety)
     # REMEDIATE_INTAKE_TOKEN: the bearer token Alertmanager sends (http_config.authorization).
     intake_token: SecretStr = SecretStr("")

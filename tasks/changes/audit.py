@@ -21,6 +21,7 @@ _STATUS = {
     ChangeStatus.PLANNED: ActionStatus.PLANNED,
     ChangeStatus.APPLIED: ActionStatus.APPLIED,
     ChangeStatus.ALREADY_DONE: ActionStatus.ALREADY_DONE,
+    ChangeStatus.REFUSED: ActionStatus.REFUSED,
 }
 
 
@@ -69,6 +70,7 @@ class StoreAudit:
                 revert=revert,
                 note=record.note,
                 at=record.at,
+                verdicts=[v.model_dump(mode="json") for v in record.verdicts],
             )
 
     def fail(self, key: str, error: str) -> None:

@@ -20,9 +20,12 @@ What it guarantees today (DESIGN.md, "Safety of every action"):
    anything is sent, with the facts before, and completed with the result (or the error)
    after. If the row cannot be written, nothing is sent.
 
-What it does NOT do yet, and says so rather than pretend: locks and cooldowns that survive a
-process restart or span several processes, and a maximum number of attempts per (action,
-target). The lock and the exactly-once ledger live in this process only.
+6. **Guards** — given `Guards` (the flows' are `tasks.changes.guards.StoreGuards`), in this
+   order: the kill switch and the scope before anything is read; the lock on the target across
+   processes; then, when something would be sent, the cooldown (the same change made moments
+   ago by another run is not repeated), the circuit breaker and the hourly budget. A guard
+   that says no stops the change (`GuardRefused`, status `refused`) and its verdict is on the
+   audit row and the record; a dry run is never stopped: its plan shows every verdict.
 """
 
 from __future__ import annotations
@@ -31,13 +34,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from tasks.adapters.errors import TransientError
-from tasks.changes.models import Change, ChangeRecord, ChangeStatus, Fact, Reach, Target
+from tasks.adapters.errors import PermanentError, TransientError
+from tasks.changes.models import Change, ChangeRecord, ChangeStatus, Fact, Reach, Target, Verdict
 
 LOCK_TIMEOUT_SECONDS = 120.0
 _LEDGER_SIZE = 1024
@@ -53,8 +56,43 @@ class Audit(Protocol):
     def fail(self, key: str, error: str) -> None: ...
 
 
+class Guards(Protocol):
+    """What may stop a change, asked by the gate in a fixed order (see the module's doc)."""
+
+    def admit(self, change: Change) -> list[Verdict]:
+        """Kill switch and scope: asked before anything is read."""
+        ...
+
+    def hold(self, change: Change, holder: str) -> AbstractContextManager[Verdict]:
+        """The target's lock across processes, held while the change is decided and sent."""
+        ...
+
+    def recently_done(self, change: Change) -> Verdict | None:
+        """The same change already took effect moments ago (another run's): not repeated."""
+        ...
+
+    def limits(self, change: Change) -> list[Verdict]:
+        """Circuit breaker and budget: asked only when something would be sent."""
+        ...
+
+
 class TargetBusy(TransientError):
-    """Another run in this process holds the target's lock; trying later is the right answer."""
+    """Another run holds the target's lock; trying later is the right answer."""
+
+
+class GuardRefused(PermanentError):
+    """A guard said no: nothing was sent. `record` (status `refused`) carries every verdict."""
+
+    def __init__(self, record: ChangeRecord) -> None:
+        said_no = next(v for v in record.verdicts if not v.passed)
+        super().__init__(
+            f"{record.summary} refused by the {said_no.guard} guard: {said_no.detail}",
+            operation="gate",
+        )
+        self.record = record
+
+    def __reduce__(self) -> tuple[type[GuardRefused], tuple[ChangeRecord]]:
+        return (GuardRefused, (self.record,))  # Prefect may pickle a failed task's exception
 
 
 @dataclass
@@ -107,6 +145,7 @@ def apply_change(
     dry_run: bool,
     reach: Reach,
     audit: Audit | None = None,
+    guards: Guards | None = None,
     lock_timeout: float = LOCK_TIMEOUT_SECONDS,
 ) -> ChangeRecord:
     """Plan (dry run) or apply `change` once; `key` identifies it across retries.
@@ -115,7 +154,11 @@ def apply_change(
     and a new key for a new intent.
     """
     ledger_key = f"{key}:{'dry-run' if dry_run else 'apply'}"
-    with target_lock(change.target, lock_timeout):
+    verdicts = guards.admit(change) if guards is not None else []
+    if not dry_run and not all(v.passed for v in verdicts):
+        _refuse(change, key, {}, verdicts, audit)
+    with target_lock(change.target, lock_timeout), _held(guards, change, key) as lock:
+        verdicts += [lock] if lock is not None else []
         with _registry_lock:
             attempt = _ledger.get(ledger_key)
         if attempt is not None and attempt.record is not None:
@@ -128,15 +171,44 @@ def apply_change(
         if audit is not None:
             audit.begin(change, key, dry_run, attempt.before)
         try:
-            record = _decide(change, key, attempt, now_facts, reach, dry_run)
+            record = _decide(change, key, attempt, now_facts, reach, dry_run, guards, verdicts)
         except Exception as exc:
             if audit is not None:
                 audit.fail(key, str(exc))
             raise
         if audit is not None:
             audit.finish(record)
+        if record.status is ChangeStatus.REFUSED:
+            raise GuardRefused(record)
         attempt.record = record
         return record
+
+
+def _held(
+    guards: Guards | None, change: Change, key: str
+) -> AbstractContextManager[Verdict | None]:
+    return guards.hold(change, key) if guards is not None else nullcontext()
+
+
+def _refuse(
+    change: Change, key: str, before: dict[str, Fact], verdicts: list[Verdict], audit: Audit | None
+) -> None:
+    """A guard said no before anything was read: write it down, then stop."""
+    record = ChangeRecord(
+        key=key,
+        action=change.action,
+        target=change.target,
+        status=ChangeStatus.REFUSED,
+        dry_run=False,
+        summary=change.describe(),
+        before=before,
+        at=datetime.now(UTC),
+        verdicts=tuple(verdicts),
+    )
+    if audit is not None:
+        audit.begin(change, key, False, before)
+        audit.finish(record)
+    raise GuardRefused(record)
 
 
 def _decide(
@@ -146,6 +218,8 @@ def _decide(
     now_facts: dict[str, Fact],
     reach: Reach,
     dry_run: bool,
+    guards: Guards | None,
+    verdicts: list[Verdict],
 ) -> ChangeRecord:
     def record(
         status: ChangeStatus, summary: str, after: dict[str, Fact], note: str = ""
@@ -163,6 +237,7 @@ def _decide(
             revert=change.revert_for(attempt.before) if changed else None,
             note=note,
             at=datetime.now(UTC),
+            verdicts=tuple(verdicts),
         )
 
     if change.is_done(now_facts, attempt.before, attempt.since):
@@ -172,6 +247,15 @@ def _decide(
         # An earlier attempt took effect but its answer never arrived: do not repeat it.
         note = f"took effect on attempt {attempt.tries} (its answer was lost); not repeated"
         return record(ChangeStatus.APPLIED, change.describe(), now_facts, note)
+    if guards is not None:
+        recent = guards.recently_done(change) if attempt.tries == 0 else None
+        if recent is not None:
+            verdicts.append(recent)
+            summary = f"done moments ago, not repeated: {change.describe()}"
+            return record(ChangeStatus.ALREADY_DONE, summary, now_facts, recent.detail)
+        verdicts += guards.limits(change)
+        if not dry_run and not all(v.passed for v in verdicts):
+            return record(ChangeStatus.REFUSED, change.describe(), now_facts)
     attempt.tries += 1
     started = time.monotonic()
     performed = change.perform(reach, attempt.before, dry_run=dry_run)

@@ -36,6 +36,7 @@ class ChangeStatus(StrEnum):
     PLANNED = "planned"  # dry run: the server validated it, nothing changed
     APPLIED = "applied"
     ALREADY_DONE = "already-done"  # the target already is as wanted: nothing was sent
+    REFUSED = "refused"  # a guard stopped it: nothing was sent (its verdicts say which)
 
 
 class Target(BaseModel):
@@ -62,6 +63,16 @@ class Revert(BaseModel):
     variable: str | None = None  # set-env only
 
 
+class Verdict(BaseModel):
+    """One guard's answer about one change (`tasks.changes.guards`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    guard: str  # kill-switch, scope, lock, cooldown, circuit-breaker, budget
+    passed: bool
+    detail: str
+
+
 class ChangeRecord(BaseModel):
     """The plan (dry run) or the result (applied), with the facts before and after."""
 
@@ -78,6 +89,7 @@ class ChangeRecord(BaseModel):
     revert: Revert | None = None
     note: str = ""
     at: datetime
+    verdicts: tuple[Verdict, ...] = ()
 
     @property
     def changed_anything(self) -> bool:
@@ -384,3 +396,26 @@ class ScaleViaControlPlane(Change):
 
     def revert_for(self, before: dict[str, Fact]) -> Revert | None:
         return Revert(action=ActionKind.SCALE, target=self.target, value=before.get("replicas"))
+
+
+def undo(revert: Revert, reason: str = "") -> Change:
+    """The change that writes back what another overwrote (its record's `revert`). Refused,
+    saying why, when the record cannot say exactly what was there."""
+    target, value = revert.target, revert.value
+    if revert.action is ActionKind.SCALE and isinstance(value, int):
+        return ScaleWorkload(target=target, replicas=value, reason=reason)
+    if revert.action is ActionKind.HPA_WINDOW and isinstance(value, int):
+        return PatchHpaWindow(target=target, seconds=value, reason=reason)
+    if revert.action is ActionKind.HPA_WINDOW:
+        raise PermanentError(
+            f"the scale-up window of {target.key} was unset before the change: remove "
+            "spec.behavior.scaleUp.stabilizationWindowSeconds by hand (kubectl patch --type=json)"
+        )
+    if revert.action is ActionKind.SET_ENV and revert.variable and value != "<from>":
+        return SetDeploymentEnv(
+            target=target,
+            variable=revert.variable,
+            value=None if value is None else str(value),
+            reason=reason,
+        )
+    raise PermanentError(f"{revert.action} of {target.key}: the record cannot say what to put back")

@@ -14,6 +14,7 @@ from prefect.context import TaskRunContext
 
 from tasks.changes.audit import StoreAudit
 from tasks.changes.gate import apply_change
+from tasks.changes.guards import StoreGuards
 from tasks.changes.models import (
     Change,
     ChangeRecord,
@@ -21,10 +22,12 @@ from tasks.changes.models import (
     PatchHpaWindow,
     Reach,
     RestartDeployment,
+    Revert,
     ScaleViaControlPlane,
     ScaleWorkload,
     SetDeploymentEnv,
     Target,
+    undo,
 )
 from tasks.changes.writer import cluster_writer
 from tasks.connection import http_endpoints
@@ -50,8 +53,16 @@ def _through_gate(change: Change, *, dry_run: bool, control_plane: bool = False)
             control_plane_url=settings.control_plane.base_url,
             control_plane_token=settings.control_plane.token.get_secret_value(),
         )
-    audit = StoreAudit(settings.store.url.get_secret_value())
-    return apply_change(change, key=change_key(), dry_run=dry_run, reach=reach, audit=audit)
+    url = settings.store.url.get_secret_value()
+    return apply_change(
+        change,
+        key=change_key(),
+        dry_run=dry_run,
+        reach=reach,
+        audit=StoreAudit(url),
+        guards=StoreGuards(url, settings.safety, settings.workloads.scope),
+        lock_timeout=settings.safety.lock_timeout_seconds,
+    )
 
 
 def _deployment(namespace: str, name: str) -> Target:
@@ -144,3 +155,10 @@ def delete_pods(
     target = Target(kind="Pod", namespace=namespace, name=pod or f"-l {selector}")
     change = DeletePods(target=target, selector=selector, pod=pod, reason=reason)
     return _through_gate(change, dry_run=dry_run)
+
+
+@mutation_task("put-back")
+def put_back(revert: Revert, *, dry_run: bool, reason: str = "") -> ChangeRecord:
+    """Write back what one change overwrote (its record's `revert`), through the same gate: the
+    kill switch, scope, lock and limits apply, and the revert gets an audit row of its own."""
+    return _through_gate(undo(revert, reason), dry_run=dry_run)

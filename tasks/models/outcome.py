@@ -203,4 +203,11 @@ def changes_table(changes: tuple[ChangeRecord, ...]) -> list[str]:
             f"| {c.action} | `{c.target.key}` | {c.status} | `{c.summary}` | {c.before} | "
             f"{c.after} | {revert} |"
         )
+    for c in changes:
+        if c.verdicts:
+            rows += ["", f"Guards on `{c.summary}`:"]
+            rows += [
+                f"- {'pass' if v.passed else '**refused**'} {v.guard}: {v.detail}"
+                for v in c.verdicts
+            ]
     return rows

@@ -144,3 +144,20 @@ def test_one_request_in_ten_failing_still_mitigates_with_one_patch(
 
 def test_the_flow_never_sleeps() -> None:
     assert_flow_never_sleeps(flows.hpa_thrash)
+
+
+def test_a_failed_verification_puts_the_window_back(
+    sandbox: SandboxServer, thrashing: list[str]
+) -> None:
+    before = scale_up_window(sandbox)
+    # Thirty quiet seconds cannot come within one immediate poll: the verification fails.
+    outcome = remediate_hpa_thrash(
+        dry_run=False, quiet_seconds=30.0, verify_attempts=1, verify_delay_seconds=0.0
+    )
+    assert outcome.status is OutcomeStatus.FAILED, outcome.message
+    widened, put_back = outcome.changes
+    assert widened.status is ChangeStatus.APPLIED and put_back.status is ChangeStatus.APPLIED
+    assert put_back.after == {"scaleUpWindowSeconds": before}
+    assert scale_up_window(sandbox) == before and "put back" in outcome.message
+    hpa = f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/{CORE}"
+    assert [r.path for r in sandbox.cluster.journal.mutations()] == [hpa, hpa]

@@ -1,0 +1,175 @@
+"""The gate's guards on the sandbox, through the real Prefect engine: the kill switch, the scope,
+the lock across processes, the cooldown, the circuit breaker and the hourly budget. Each is
+judged by the sandbox's journal (what reached the cluster) and the audit rows in the store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from prefect import flow
+from prefect.settings import PREFECT_API_URL
+from prefect.variables import Variable
+from sqlmodel import select
+
+from flows.triage import triage
+from sandbox import injections
+from sandbox.server import SandboxServer
+from store.engine import session_for
+from store.models import ActionStatus, IncidentAction
+from tasks.changes.gate import GuardRefused
+from tasks.changes.models import ChangeRecord, ChangeStatus
+from tasks.changes.mutations import restart_deployment
+from tasks.models.alerts import parse_alertmanager
+from tasks.models.diagnosis import Scenario
+from tasks.models.outcome import OutcomeStatus
+from tests.flows.sandbox_settings import alert_payload, point_flows_at
+from tests.flows.sandbox_state import settle
+from tests.flows.test_triage import crash_looping
+
+NS, CORE, WORKER = "alphaswarm", "alphaswarm-core", "alphaswarm-worker"
+RESTART = r"/deployments/alphaswarm-(core|worker)$"
+
+
+@flow(name="guarded-restart")
+def guarded_restart(namespace: str, deployment: str, dry_run: bool = False) -> ChangeRecord:
+    return restart_deployment(namespace, deployment, dry_run=dry_run, reason="test")
+
+
+def restarts(sandbox: SandboxServer) -> int:
+    return len(sandbox.cluster.journal.mutations(RESTART))
+
+
+def audit_rows(store: str) -> list[IncidentAction]:
+    with session_for(store) as session:
+        return list(session.exec(select(IncidentAction).order_by(IncidentAction.id)).all())
+
+
+def refused_by(error: pytest.ExceptionInfo[GuardRefused]) -> str:
+    return next(v.guard for v in error.value.record.verdicts if not v.passed)
+
+
+@pytest.fixture
+def kill_switch_variable() -> Iterator[str]:
+    name = "remediate_kill_switch"
+    try:
+        yield name
+    finally:
+        Variable.unset(name)
+
+
+def test_the_kill_switch_variable_stops_every_change_and_a_dry_run_still_plans(
+    sandbox: SandboxServer, store: str, kill_switch_variable: str
+) -> None:
+    Variable.set(kill_switch_variable, "true", overwrite=True)
+    with pytest.raises(GuardRefused) as refused:
+        guarded_restart(NS, CORE)
+    assert refused_by(refused) == "kill-switch" and restarts(sandbox) == 0
+    (row,) = audit_rows(store)
+    assert row.status is ActionStatus.REFUSED
+    assert [v["guard"] for v in row.verdicts] == ["kill-switch", "scope"]
+
+    plan = guarded_restart(NS, CORE, dry_run=True)
+    assert plan.status is ChangeStatus.PLANNED and restarts(sandbox) == 0
+    assert {v.guard: v.passed for v in plan.verdicts}["kill-switch"] is False
+
+    Variable.set(kill_switch_variable, "false", overwrite=True)
+    assert guarded_restart(NS, CORE).status is ChangeStatus.APPLIED
+    assert restarts(sandbox) == 1
+
+
+def test_the_kill_switch_setting_stops_every_change(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMEDIATE_SAFETY__KILL_SWITCH", "true")
+    with pytest.raises(GuardRefused) as refused:
+        guarded_restart(NS, CORE)
+    assert refused_by(refused) == "kill-switch" and restarts(sandbox) == 0
+
+
+def test_a_namespace_outside_the_scope_is_refused(sandbox: SandboxServer, store: str) -> None:
+    with pytest.raises(GuardRefused) as refused:
+        guarded_restart("kube-system", "coredns")
+    assert refused_by(refused) == "scope" and "kube-system" in str(refused.value)
+    assert sandbox.cluster.journal.mutations() == []
+    assert [r.status for r in audit_rows(store)] == [ActionStatus.REFUSED]
+
+
+def test_the_same_change_from_another_process_moments_later_is_not_repeated(
+    sandbox: SandboxServer, store: str
+) -> None:
+    # Two processes (two served runs for one alert) restart the same Deployment at once: the
+    # lease lets one act; the other finds it done moments ago and sends nothing.
+    script = (
+        "from tests.flows.test_safety_guards import guarded_restart\n"
+        f"print(guarded_restart({NS!r}, {CORE!r}).status)\n"
+    )
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    runs = [
+        subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    statuses = sorted(run.communicate(timeout=120)[0].split()[-1] for run in runs)
+    assert statuses == ["already-done", "applied"]
+    assert restarts(sandbox) == 1
+    done = [r for r in audit_rows(store) if r.status is ActionStatus.ALREADY_DONE]
+    assert [v["guard"] for v in done[0].verdicts][-1] == "cooldown"
+
+
+def test_the_circuit_breaker_opens_after_n_changes_to_one_target(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMEDIATE_SAFETY__COOLDOWN_SECONDS", "0")
+    monkeypatch.setenv("REMEDIATE_SAFETY__MAX_CHANGES_PER_TARGET", "2")
+    for _ in range(2):
+        assert guarded_restart(NS, CORE).status is ChangeStatus.APPLIED
+    with pytest.raises(GuardRefused) as refused:
+        guarded_restart(NS, CORE)
+    assert refused_by(refused) == "circuit-breaker" and restarts(sandbox) == 2
+
+
+def test_the_hourly_budget_spans_targets(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMEDIATE_SAFETY__MAX_CHANGES_PER_HOUR", "1")
+    assert guarded_restart(NS, CORE).status is ChangeStatus.APPLIED
+    with pytest.raises(GuardRefused) as refused:
+        guarded_restart(NS, WORKER)
+    assert refused_by(refused) == "budget" and restarts(sandbox) == 1
+
+
+def test_a_flapping_crash_loop_is_restarted_at_most_n_times_then_escalated(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_flows_at(sandbox, monkeypatch)
+    monkeypatch.setenv("REMEDIATE_SAFETY__COOLDOWN_SECONDS", "0")
+    monkeypatch.setenv("REMEDIATE_SAFETY__MAX_CHANGES_PER_TARGET", "1")
+    outcomes = []
+    for _ in range(2):  # the crash comes back after the restart: the alert fires again
+        injections.inject(sandbox.cluster, "crashloop-single")
+        settle(sandbox, lambda: len(crash_looping(sandbox)) == 1)
+        result = triage(alerts=parse_alertmanager(alert_payload("crashloop-single")), dry_run=False)
+        assert result.outcome is not None
+        outcomes.append(result.outcome)
+    assert [o.status for o in outcomes] == [OutcomeStatus.MITIGATED, OutcomeStatus.ESCALATED]
+    assert "circuit-breaker" in outcomes[1].message and restarts(sandbox) == 1
+    (refused,) = outcomes[1].changes
+    assert refused.status is ChangeStatus.REFUSED
+    assert crash_looping(sandbox) != []  # nothing pretends it is fixed
+
+
+def test_the_kill_switch_leaves_triage_diagnosing_and_escalating(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_flows_at(sandbox, monkeypatch)
+    monkeypatch.setenv("REMEDIATE_SAFETY__KILL_SWITCH", "true")
+    injections.inject(sandbox.cluster, "crashloop-single")
+    settle(sandbox, lambda: len(crash_looping(sandbox)) == 1)
+    result = triage(alerts=parse_alertmanager(alert_payload("crashloop-single")), dry_run=False)
+    assert result.scenario is Scenario.POD_CRASH  # diagnosed as usual
+    assert result.outcome is not None and result.outcome.status is OutcomeStatus.ESCALATED
+    assert "kill-switch" in result.outcome.message
+    assert sandbox.cluster.journal.mutations() == []
