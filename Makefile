@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/alert_to_mitigation.py
 	$(BIN)/python bench/intake_storm.py
 	$(BIN)/python bench/health_sweep.py
+	$(BIN)/python bench/gate_cost.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -34,11 +34,9 @@ from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
-from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
+from flows.approvals import ChangeApproval, ask_approval
 from flows.revert_auth_enforce import (
     RevertAuthEnforceParams,
     ScheduledRun,
@@ -66,14 +64,6 @@ from tasks.settings import Settings
 from tasks.verifies import VerifyFailed, verify_pods_run_env, verify_rollout_complete
 
 HARD_RULE = "ALPHASWARM_AUTH_ENFORCE stays enforcing (permissive only while Auth0 is down)"
-
-
-class PermissiveApproval(RunInput):
-    """The form an operator fills in to allow (or refuse) the permissive flip."""
-
-    approved: bool = False
-    approver: str = Field(min_length=1, description="who takes responsibility for the bypass")
-    comment: str = ""
 
 
 class JwksOutageParams(BaseModel):
@@ -142,37 +132,26 @@ def _evidence(snapshot: JwksSnapshot) -> list[str]:
     return lines
 
 
-def _approve(params: JwksOutageParams, plan: ChangeRecord) -> PermissiveApproval | None:
-    """The approval: given in advance, or asked for on the paused run (None: never answered)."""
+def _approve(params: JwksOutageParams, plan: ChangeRecord, evidence: list[str]) -> ChangeApproval:
+    """The approval: given in advance, or asked for on the paused run."""
     if params.approve_permissive:
-        return PermissiveApproval(
+        return ChangeApproval(
             approved=True,
             approver=params.approved_by or "pre-approved (approve_permissive parameter)",
             comment="approved before the run",
         )
-    form = PermissiveApproval.with_initial_data(
-        description=(
-            "## Approve a hard-rule bypass?\n\n"
-            f"Auth0's JWKS is down. The plan, validated by the API server:\n\n`{plan.summary}`\n\n"
-            "Read-only routes will skip JWT verification until the scheduled revert restores "
-            f"`{params.auth_variable}`."
-        ),
-        approved=False,
+    return ask_approval(
+        "Approve a hard-rule bypass? Auth0's JWKS is down",
+        plan,
+        [
+            f"Read-only routes will skip JWT verification until the scheduled revert restores "
+            f"{params.auth_variable}.",
+            *evidence,
+        ],
+        timeout_seconds=params.approval_timeout_seconds,
+        poll_seconds=params.approval_poll_seconds,
+        key="approve-permissive",
     )
-    tell(
-        "pausing for a human to approve the permissive flip (up to %d s): resume the run with "
-        "the approval form",
-        params.approval_timeout_seconds,
-    )
-    try:
-        return pause_flow_run(
-            wait_for_input=form,
-            timeout=params.approval_timeout_seconds,
-            poll_interval=params.approval_poll_seconds,
-            key="approve-permissive",
-        )
-    except FlowPauseTimeout:
-        return None
 
 
 def _verify(params: JwksOutageParams) -> tuple[Verification, ...]:
@@ -202,7 +181,7 @@ def _record_bypass(
     params: JwksOutageParams,
     diagnosis: Diagnosis,
     change: ChangeRecord,
-    approval: PermissiveApproval,
+    approval: ChangeApproval,
     verification: tuple[Verification, ...],
 ) -> Outcome:
     assert change.revert is not None  # an applied set-env always carries its revert
@@ -369,19 +348,9 @@ def _remediate(params: JwksOutageParams) -> Outcome:
         outcome = Outcome.planned(diagnosis, plan)
         publish_outcome(outcome, "jwks-outage-outcome")
         return outcome
-    approval = _approve(params, plan)
-    if approval is not None:
-        tell(
-            "permissive flip %s by %s",
-            "approved" if approval.approved else "refused",
-            approval.approver,
-        )
-    if approval is None or not approval.approved:
-        why = (
-            f"the permissive flip was refused by {approval.approver}: {approval.comment}"
-            if approval is not None
-            else f"nobody approved the permissive flip within {params.approval_timeout_seconds}s"
-        )
+    approval = _approve(params, plan, list(diagnosis.evidence))
+    if not approval.approved:
+        why = f"the permissive flip was refused by {approval.approver}: {approval.comment}"
         outcome = Outcome.escalated(diagnosis, why, plan)
         publish_outcome(outcome, "jwks-outage-outcome")
         return outcome

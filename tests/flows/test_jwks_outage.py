@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 import pytest
-from prefect import get_client
+from prefect import get_client, tags
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.flow_runs import resume_flow_run
 
@@ -20,9 +21,12 @@ from sandbox import injections
 from sandbox.resources import DEPLOYMENT, INGRESS, POD
 from sandbox.server import SandboxServer
 from tasks.changes.models import ActionKind, ChangeStatus
+from tasks.models.alerts import AlertBatch
 from tasks.models.diagnosis import Action
 from tasks.models.outcome import OutcomeStatus, Priority
-from tests.flows.sandbox_settings import point_flows_at
+from tasks.run_context import incident_tag
+from tasks.triggers.intake import incidents_named, receive
+from tests.flows.sandbox_settings import alert_payload, point_flows_at
 
 NS, CORE, VAR = "alphaswarm", "alphaswarm-core", "ALPHASWARM_AUTH_ENFORCE"
 CORE_PATH = f"/apis/apps/v1/namespaces/{NS}/deployments/{CORE}"
@@ -135,8 +139,10 @@ def test_pre_approved_flip_is_applied_once_verified_and_its_revert_scheduled(
     assert template_env(sandbox) == "enforce"
 
 
-def resume_when_paused(flow_run_name: str, run_input: dict[str, Any]) -> threading.Thread:
-    def approve() -> None:
+def when_paused(flow_run_name: str, then: Callable[[UUID], object]) -> threading.Thread:
+    """Once the named run pauses, call `then` with its id (in a thread of its own)."""
+
+    def watch() -> None:
         deadline = time.monotonic() + 60
         with get_client(sync_client=True) as client:
             while time.monotonic() < deadline:
@@ -145,13 +151,17 @@ def resume_when_paused(flow_run_name: str, run_input: dict[str, Any]) -> threadi
                 )
                 paused = [r for r in runs if r.state is not None and r.state.is_paused()]
                 if paused:
-                    resume_flow_run(paused[0].id, run_input=run_input)
+                    then(paused[0].id)
                     return
                 time.sleep(0.2)
 
-    thread = threading.Thread(target=approve, daemon=True)
+    thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
+
+
+def resume_when_paused(flow_run_name: str, run_input: dict[str, Any]) -> threading.Thread:
+    return when_paused(flow_run_name, lambda run_id: resume_flow_run(run_id, run_input=run_input))
 
 
 def test_flip_waits_for_a_human_and_applies_once_approved(sandbox: SandboxServer) -> None:
@@ -215,3 +225,55 @@ def test_egress_and_dns_are_told_apart_and_get_the_runbook_mitigation(
     assert any("JWKS from this process: ok" in e for e in outcome.diagnosis.evidence)
     assert outcome.bypass is not None
     assert [r.method for r in sandbox.cluster.journal.mutations()] == ["PATCH"]
+
+
+def open_incident(status: str = "firing") -> int:
+    """The JWKS alert through the intake's store, as Alertmanager would send it: its incident."""
+    payload = alert_payload("jwks-503")
+    for alert in payload["alerts"]:
+        alert["status"] = status
+        if status == "resolved":
+            alert["endsAt"] = "2026-12-02T09:00:00Z"
+    receipt = receive(AlertBatch.model_validate(payload))
+    (incident,) = incidents_named(receipt)
+    return incident
+
+
+def test_an_approval_nobody_gives_expires_and_changes_nothing(sandbox: SandboxServer) -> None:
+    inject(sandbox, "jwks-503")
+    outcome = remediate_jwks_outage(
+        dry_run=False, verify_attempts=5, approval_timeout_seconds=2, approval_poll_seconds=1
+    )
+    assert outcome.status is OutcomeStatus.ESCALATED and "pause expired" in outcome.message
+    assert sandbox.cluster.journal.mutations() == [] and template_env(sandbox) == "enforce"
+
+
+def test_the_pause_ends_with_no_when_the_incidents_alerts_resolve_first(
+    sandbox: SandboxServer,
+) -> None:
+    inject(sandbox, "jwks-503")
+    incident = open_incident()
+    resolver = when_paused(f"jwks-outage: {NS}/{CORE}", lambda _: open_incident("resolved"))
+    with tags(incident_tag(incident)):
+        outcome = remediate_jwks_outage(dry_run=False, **FAST)
+    resolver.join(timeout=5)
+    assert outcome.status is OutcomeStatus.ESCALATED and "alerts resolved" in outcome.message
+    assert sandbox.cluster.journal.mutations() == [] and template_env(sandbox) == "enforce"
+
+
+def test_an_approval_given_after_the_alerts_resolved_is_refused(sandbox: SandboxServer) -> None:
+    inject(sandbox, "jwks-503")
+    incident = open_incident()
+
+    def resolve_then_approve(run_id: UUID) -> None:
+        open_incident("resolved")
+        resume_flow_run(run_id, run_input={"approved": True, "approver": "dave", "comment": ""})
+
+    approver = when_paused(f"jwks-outage: {NS}/{CORE}", resolve_then_approve)
+    with tags(incident_tag(incident)):
+        # The watcher looks every 60 s: only the check after the answer can catch this one.
+        outcome = remediate_jwks_outage(dry_run=False, verify_attempts=5, approval_poll_seconds=60)
+    approver.join(timeout=5)
+    assert outcome.status is OutcomeStatus.ESCALATED
+    assert "dave after the incident's alerts resolved" in outcome.message
+    assert sandbox.cluster.journal.mutations() == [] and template_env(sandbox) == "enforce"
