@@ -15,13 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from remediate.processes import Child, answers, free_port
 from sandbox.alerts import crashloop_alert, webhook
 from store.engine import session_for
-from store.models import Incident, IncidentStatus, TriageOutbox
-from tests.stack.up import RunningStack, flow_runs
+from store.models import ActionStatus, Incident, IncidentAction, IncidentStatus, TriageOutbox
+from tests.flows.sandbox_settings import ALERTS
+from tests.stack.up import REMEDIATE, RunningStack, api_call, flow_runs
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -40,6 +41,7 @@ def finished_runs(stack: RunningStack, incident_id: int) -> list[dict[str, Any]]
 
 
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+CONTROLLER = "Deployment/ingress-nginx/ingress-nginx-controller"
 
 
 def kubectl(stack: RunningStack, *args: str) -> str:
@@ -126,3 +128,64 @@ def test_copies_from_retries_and_two_replicas_start_one_run(
     assert len(rows) == 1
     (run,) = finished_runs(stack, incident_id)
     assert run["state_type"] == "COMPLETED"
+
+
+def start_triage(stack: RunningStack, deployment_id: str, alerts: dict[str, Any], n: int) -> str:
+    """A triage run made through the API (as the UI's Run button does), changing the cluster."""
+    run = api_call(
+        stack.api_url,
+        "POST",
+        f"/deployments/{deployment_id}/create_flow_run",
+        json={"parameters": {"alerts": alerts, "dry_run": False}, "name": f"concurrent-{n}"},
+    )
+    return str(run["id"])
+
+
+def test_two_concurrent_triage_runs_for_one_target_make_one_change(stack: RunningStack) -> None:
+    # Two runs, each in a served process of its own, triage the same ingress controller at
+    # once. The gate's lease lets one restart it; the other finds the restart done moments ago.
+    subprocess.run(
+        [
+            REMEDIATE,
+            "sandbox",
+            "inject",
+            "ingress-controller-down",
+            "--kubeconfig",
+            str(stack.kubeconfig),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    alerts = json.loads((ALERTS / "ingress-controller-down.json").read_text())
+    triage = api_call(stack.api_url, "GET", "/deployments/name/triage/triage")
+    runs = [start_triage(stack, triage["id"], alerts, n) for n in (1, 2)]
+    deadline = time.monotonic() + 240
+    ended: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        ended = flow_runs(stack.api_url, id={"any_": runs})
+        if len(ended) == 2 and all(r["state_type"] in FINAL for r in ended):
+            break
+        time.sleep(0.5)
+    assert sorted(r["state_type"] for r in ended) == ["COMPLETED", "COMPLETED"], ended
+
+    with session_for(store_url(stack)) as session:
+        rows = session.exec(
+            select(IncidentAction)
+            .where(IncidentAction.target_key == CONTROLLER)
+            .where(col(IncidentAction.dry_run).is_(False))
+        ).all()
+    # The second run either found the restart done moments ago (the cooldown's verdict), or,
+    # later, probed a controller that was no longer down and changed nothing.
+    assert [r.status for r in rows].count(ActionStatus.APPLIED) == 1
+    for repeat in (r for r in rows if r.status is not ActionStatus.APPLIED):
+        assert repeat.status is ActionStatus.ALREADY_DONE
+        assert [v["guard"] for v in repeat.verdicts][-1] in ("cooldown", "lock")
+    # The cluster's own count: one rollout, so one ReplicaSet besides the first.
+    replica_sets = json.loads(kubectl(stack, "get", "rs", "-n", "ingress-nginx", "-o", "json"))
+    owned = [
+        rs
+        for rs in replica_sets["items"]
+        if any(o["name"] == "ingress-nginx-controller" for o in rs["metadata"]["ownerReferences"])
+    ]
+    assert len(owned) == 2

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from deployments.warm_start import process_name
@@ -27,7 +26,7 @@ from remediate.stack import Stack, StackOptions, start
 from sandbox.flow_env import flow_env
 from sandbox.journal import Fault
 from sandbox.server import SandboxServer
-from tests.stack.up import processes_with
+from tests.stack.up import api_call, processes_with
 
 TRIAGE = "triage/triage"
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
@@ -42,7 +41,6 @@ pytestmark = pytest.mark.timeout(900)  # `remediate up` alone takes minutes on a
 class Served:
     stack: Stack
     sandbox: SandboxServer
-    api: httpx.Client
 
     @property
     def serve_pid(self) -> int:
@@ -51,14 +49,7 @@ class Served:
         return serve.process.pid
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """The API's JSON answer. On SQLite the server answers 503 when its database is locked
-        (its own services write too): retried, as Prefect's client retries it."""
-        for _ in range(10):
-            answer = self.api.request(method, path, **kwargs)
-            if answer.status_code != 503:
-                break
-            time.sleep(0.5)
-        return answer.raise_for_status().json() if answer.content else None
+        return api_call(self.stack.api_url, method, path, **kwargs)
 
     def start_triage(self) -> str:
         deployment = self.call("GET", f"/deployments/name/{TRIAGE}")
@@ -134,8 +125,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 state_dir=state, kubeconfig=kubeconfig, prefect_port=0, intake_port=0, sample=False
             )
             stack = start(options, lambda _: None, exits)
-            api = exits.enter_context(httpx.Client(base_url=stack.api_url, timeout=30))
-            served = Served(stack, sandbox, api)
+            served = Served(stack, sandbox)
             warm_up(served)
             yield served
         # Stopping serve's process group stopped the forkserver and every run with it.

@@ -126,13 +126,20 @@ def processes_with(marker: bytes) -> list[str]:
     return found
 
 
+def api_call(api_url: str, method: str, path: str, **kwargs: Any) -> Any:
+    """The Prefect API's JSON answer. On SQLite the server answers 503 when its database is
+    locked (its own services write too): retried, as Prefect's client retries it."""
+    for _ in range(20):
+        answer = httpx.request(method, f"{api_url}{path}", timeout=30, **kwargs)
+        if answer.status_code != 503:
+            break
+        time.sleep(0.5)
+    return answer.raise_for_status().json() if answer.content else None
+
+
 def flow_runs(api_url: str, **flow_run_filter: Any) -> list[dict[str, Any]]:
     """The flow runs the Prefect API at `api_url` has that match the filter (up to 200)."""
-    answer = httpx.post(
-        f"{api_url}/flow_runs/filter",
-        json={"flow_runs": flow_run_filter, "limit": 200},
-        timeout=30,
+    runs: list[dict[str, Any]] = api_call(
+        api_url, "POST", "/flow_runs/filter", json={"flow_runs": flow_run_filter, "limit": 200}
     )
-    answer.raise_for_status()
-    runs: list[dict[str, Any]] = answer.json()
     return runs
