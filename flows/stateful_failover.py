@@ -24,6 +24,7 @@ from typing import Any
 from prefect import flow
 from pydantic import BaseModel, Field
 
+from flows.approvals import ChangeApproval, ask_approval
 from flows.runs import configured, named, tell_change, tell_diagnosis, tell_outcome
 from tasks.changes.mutations import delete_pods
 from tasks.diagnoses.platform import diagnose_stateful
@@ -63,12 +64,24 @@ class StatefulFailoverParams(BaseModel):
     dry_run: bool = Field(default=True, description="plan with dryRun=All; change nothing")
     verify_attempts: int = Field(default=120, ge=1, description="polls of each verify")
     verify_delay_seconds: float = Field(default=0.5, ge=0, description="pause between polls")
+    approve_postgres_delete: bool = Field(
+        default=False,
+        description="pre-approve deleting the Postgres pod; otherwise the run pauses for a human",
+    )
+    approved_by: str = Field(default="", description="who pre-approved it")
+    approval_timeout_seconds: int = Field(default=3600, ge=1)
+    approval_poll_seconds: int = Field(default=10, ge=1)
 
     @classmethod
     def from_call(cls, call: ScenarioCall) -> StatefulFailoverParams:
         """F diagnoses Postgres against Redis itself (and refuses Postgres in production)."""
         return cls(
-            **call.where(namespace="namespace"), dry_run=call.dry_run, **call.verify.overrides()
+            **call.where(namespace="namespace"),
+            dry_run=call.dry_run,
+            approve_postgres_delete=call.approve_postgres_delete,
+            approved_by=call.approved_by,
+            approval_timeout_seconds=call.approval_timeout_seconds,
+            **call.verify.overrides(),
         )
 
 
@@ -124,6 +137,28 @@ def _not_acting(diagnosis: Diagnosis) -> Outcome:
     return Outcome.escalated(diagnosis)
 
 
+def _approval(
+    params: StatefulFailoverParams, at: StoreAtRisk, diagnosis: Diagnosis
+) -> ChangeApproval | None:
+    """Deleting the Postgres pod takes the only database down until it is back: a human
+    approves it, in advance or on the paused run (seeing the plan and the guards' verdicts).
+    None when no approval is needed (a dry run, Redis)."""
+    if params.dry_run or at.store != "postgres":
+        return None
+    if params.approve_postgres_delete:
+        who = params.approved_by or "pre-approved (approve_postgres_delete parameter)"
+        return ChangeApproval(approved=True, approver=who, comment="approved before the run")
+    plan = delete_pods(at.namespace, dry_run=True, selector=at.selector, reason=diagnosis.summary)
+    return ask_approval(
+        "Approve deleting the Postgres pod?",
+        plan,
+        list(diagnosis.evidence),
+        timeout_seconds=params.approval_timeout_seconds,
+        poll_seconds=params.approval_poll_seconds,
+        key="approve-postgres-delete",
+    )
+
+
 def _subject(p: Mapping[str, Any]) -> str:
     """The run's target: the namespace of the stores (which one is down is the diagnosis)."""
     return str(p.get("namespace") or Settings().workloads.namespace)
@@ -137,6 +172,10 @@ def remediate_stateful_failover(
     dry_run: bool = True,
     verify_attempts: int = 120,
     verify_delay_seconds: float = 0.5,
+    approve_postgres_delete: bool = False,
+    approved_by: str = "",
+    approval_timeout_seconds: int = 3600,
+    approval_poll_seconds: int = 10,
 ) -> Outcome:
     """Runbook F: delete the Postgres pod (not in production) or redis-master-0, verify it is
     back with the same volumes and the same data.
@@ -150,12 +189,22 @@ def remediate_stateful_failover(
             the cluster
         verify_attempts: polls of each verification before it counts as failed
         verify_delay_seconds: pause between polls
+        approve_postgres_delete: pre-approve deleting the Postgres pod (its only instance:
+            clients fail until it is back); otherwise the run pauses for a human's approval
+        approved_by: who pre-approved it (with approve_postgres_delete)
+        approval_timeout_seconds: how long a paused run waits for that approval before it
+            gives up and changes nothing
+        approval_poll_seconds: how often the paused run looks for the answer
     """
     params = StatefulFailoverParams(
         **configured(namespace=namespace, postgres_selector=postgres_selector, redis_pod=redis_pod),
         dry_run=dry_run,
         verify_attempts=verify_attempts,
         verify_delay_seconds=verify_delay_seconds,
+        approve_postgres_delete=approve_postgres_delete,
+        approved_by=approved_by,
+        approval_timeout_seconds=approval_timeout_seconds,
+        approval_poll_seconds=approval_poll_seconds,
     )
     return tell_outcome(_remediate(params))
 
@@ -184,12 +233,18 @@ def _remediate(params: StatefulFailoverParams) -> Outcome:
     publish_evidence(
         f"{at.store} data marker before the restart", [before.describe()], "stateful-failover-data"
     )
+    approval = _approval(params, at, diagnosis)
+    if approval is not None and not approval.approved:
+        why = f"the Postgres pod delete was not approved: {approval.approver}: {approval.comment}"
+        refused = Outcome.escalated(diagnosis, why)
+        publish_outcome(refused, "stateful-failover-outcome")
+        return refused
     change = delete_pods(
         at.namespace,
         dry_run=params.dry_run,
         selector=at.selector,
         pod=at.pod,
-        reason=diagnosis.summary,
+        reason=diagnosis.summary + (f" (approved by {approval.approver})" if approval else ""),
     )
     tell_change(change)
     if params.dry_run:

@@ -76,7 +76,10 @@ class TriageParams(BaseModel):
     approve_permissive: bool = Field(
         default=False, description="pre-approve runbook D's permissive flip (hard-rule bypass)"
     )
-    approved_by: str = Field(default="", description="who pre-approved the flip")
+    approve_postgres_delete: bool = Field(
+        default=False, description="pre-approve runbook F's delete of the Postgres pod"
+    )
+    approved_by: str = Field(default="", description="who pre-approved")
     approval_timeout_seconds: int = Field(default=3600, ge=1)
     verify: VerifyPolicy = Field(
         default_factory=VerifyPolicy, description="how patiently the fix is proven"
@@ -179,6 +182,7 @@ def _run_scenario(
         decision=decision,
         dry_run=params.dry_run,
         approve_permissive=params.approve_permissive,
+        approve_postgres_delete=params.approve_postgres_delete,
         approved_by=params.approved_by,
         approval_timeout_seconds=params.approval_timeout_seconds,
         verify=params.verify,
@@ -290,6 +294,7 @@ def triage(
     alerts: AlertBatch | None = None,
     dry_run: bool = True,
     approve_permissive: bool = False,
+    approve_postgres_delete: bool = False,
     approved_by: str = "",
     approval_timeout_seconds: int = 3600,
     verify: VerifyPolicy = DEFAULT_VERIFY,
@@ -304,8 +309,10 @@ def triage(
             the cluster
         approve_permissive: pre-approve runbook D's permissive flip of ALPHASWARM_AUTH_ENFORCE
             (a hard-rule bypass); otherwise the run pauses for a human to approve it
-        approved_by: who pre-approved the flip (with approve_permissive)
-        approval_timeout_seconds: how long a paused run waits for that approval before it
+        approve_postgres_delete: pre-approve runbook F's delete of the Postgres pod (the only
+            database instance); otherwise the run pauses for a human to approve it
+        approved_by: who pre-approved (with approve_permissive or approve_postgres_delete)
+        approval_timeout_seconds: how long a paused run waits for an approval before it
             escalates
         verify: how patiently the fix is proven; unset fields keep each scenario's defaults
     """
@@ -313,6 +320,7 @@ def triage(
         alerts=alerts,
         dry_run=dry_run,
         approve_permissive=approve_permissive,
+        approve_postgres_delete=approve_postgres_delete,
         approved_by=approved_by,
         approval_timeout_seconds=approval_timeout_seconds,
         verify=verify,

@@ -328,8 +328,10 @@ def _demo_triage(*, apply: bool, as_json: bool) -> dict[str, object]:
     result = _run_flow(
         lambda: triage(
             dry_run=not apply,
-            # A rehearsal on the sandbox: the operator running `make run` approves D's flip.
+            # A rehearsal on the sandbox: the operator running it approves D's flip and F's
+            # Postgres delete.
             approve_permissive=True,
+            approve_postgres_delete=True,
             approved_by=f"{_operator()} (remediate demo, sandbox rehearsal)",
             # The sandbox ticks ten times a second: poll faster and call the HPA quiet sooner.
             verify=VerifyPolicy(attempts=200, delay_seconds=0.2, quiet_seconds=3.0),
@@ -382,9 +384,17 @@ def triage_command(
             "firewalled). Without it the run pauses for an approval in Prefect.",
         ),
     ] = False,
+    approve_postgres_delete: Annotated[
+        bool,
+        typer.Option(
+            "--approve-postgres-delete",
+            help="Pre-approve runbook F's delete of the Postgres pod (never in production). "
+            "Without it the run pauses for an approval in Prefect.",
+        ),
+    ] = False,
     approval_timeout: Annotated[
         int,
-        typer.Option("--approval-timeout", min=1, help="Seconds to wait for that approval."),
+        typer.Option("--approval-timeout", min=1, help="Seconds to wait for an approval."),
     ] = 300,
 ) -> None:
     """Triage an incident: probe the cluster, decide the runbook branch (platform before
@@ -400,13 +410,22 @@ def triage_command(
     from remediate.render import print_triage_outcome
     from tasks.models.alerts import AlertBatch
 
-    approved_by = f"{_operator()} (remediate triage --approve-permissive)"
+    flags = [
+        f
+        for f, on in (
+            ("--approve-permissive", approve_permissive),
+            ("--approve-postgres-delete", approve_postgres_delete),
+        )
+        if on
+    ]
+    approved_by = f"{_operator()} (remediate triage {' '.join(flags)})" if flags else ""
     result = _run_flow(
         lambda: triage(
             alerts=AlertBatch.model_validate(body),
             dry_run=not apply,
             approve_permissive=approve_permissive,
-            approved_by=approved_by if approve_permissive else "",
+            approve_postgres_delete=approve_postgres_delete,
+            approved_by=approved_by,
             approval_timeout_seconds=approval_timeout,
         )
     )

@@ -135,10 +135,9 @@ def print_incident(console: Console, record: IncidentRecord) -> None:
         table.add_row(_when(line.at), escape(line.what), (line.flow_run_id or "")[:8])
     console.print(table)
     if record.actions:
-        changes = Table("id", "change", "status", "dry run", "before", "after", title="changes")
+        changes = Table("change", "status", "dry run", "before", "after", title="changes")
         for a in record.actions:
             changes.add_row(
-                str(a.id),
                 escape(a.summary),
                 str(a.status),
                 "yes" if a.dry_run else "no",
@@ -146,6 +145,9 @@ def print_incident(console: Console, record: IncidentRecord) -> None:
                 escape(str(a.after)),
             )
         console.print(changes)
+        for a in record.actions:
+            if a.revert is not None and a.status == "applied" and not a.dry_run:
+                console.print(f"to put back: remediate revert {a.id}  ({escape(a.summary)})")
     for f in record.follow_ups:
         mark = "x" if FollowUpStatus(f.status).is_closed else " "
         console.print(f"[{mark}] {f.priority} {escape(f.title)} ({f.status})")

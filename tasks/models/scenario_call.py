@@ -53,6 +53,7 @@ class ScenarioCall(BaseModel):
     decision: TriageDecision
     dry_run: bool
     approve_permissive: bool = False
+    approve_postgres_delete: bool = False
     approved_by: str = ""
     approval_timeout_seconds: int = 3600
     verify: VerifyPolicy = VerifyPolicy()

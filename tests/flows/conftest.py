@@ -3,6 +3,7 @@ cluster over loopback HTTP, reached through the settings exactly as in productio
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from prefect.testing.utilities import prefect_test_harness
 from sandbox.flow_env import flow_env
 from sandbox.server import SandboxServer
 from tasks.connection import close_all
+from tests.flows.gate_journal import ungated_writes
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +75,26 @@ def conditioned(
             yield server
         finally:
             close_all()
+
+
+# -- every write the sandbox took went through the gate (tests/flows/gate_journal.py) -------
+
+
+@pytest.fixture(autouse=True)
+def every_write_went_through_the_gate(request: pytest.FixtureRequest, store: str) -> Iterator[None]:
+    """After a test that used a sandbox (`sandbox`, `conditioned` or a module's own), every
+    write the sandbox journalled must have an audit row from the gate: a write without one
+    bypassed the gate. A test that writes to the sandbox itself over HTTP (kubectl, the
+    sandbox's incident API) says so: `@pytest.mark.ungated_writes("why")`."""
+    yield
+    marker = request.node.get_closest_marker("ungated_writes")
+    if marker is not None:
+        assert marker.args and str(marker.args[0]).strip(), "ungated_writes needs a reason"
+        return
+    funcargs = getattr(request.node, "funcargs", None) or {}
+    sandboxes = [v for v in funcargs.values() if isinstance(v, SandboxServer)]
+    if not sandboxes:
+        return
+    urls = {store} | {u for u in [os.environ.get("REMEDIATE_STORE__URL")] if u}
+    problems = ungated_writes(sandboxes, urls)
+    assert not problems, "writes to the sandbox that bypassed the gate:\n  " + "\n  ".join(problems)

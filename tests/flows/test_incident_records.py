@@ -186,7 +186,7 @@ def test_each_scenario_leaves_one_incident_with_its_timeline_action_follow_ups_a
     case = CASES[expect.incident]
     inject(sandbox, case)
 
-    result = run_triage(case.alerts, apply=True, approve_permissive=case.approve_permissive)
+    result = run_triage(case.alerts, apply=True, **case.approvals)
 
     assert result.incident_id is not None and result.incident_status is expect.statuses[-1]
     record = the_only_incident(store)

@@ -42,6 +42,7 @@ def _run(apply: bool) -> TriageOutcome:
     return triage(
         dry_run=not apply,
         approve_permissive=True,
+        approve_postgres_delete=True,
         approved_by="test (sandbox rehearsal)",
         verify=REHEARSAL,
     )

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +17,7 @@ from prefect.settings import PREFECT_API_URL
 from prefect.variables import Variable
 from sqlmodel import select
 
+from flows.hpa_thrash import remediate_hpa_thrash
 from flows.triage import triage
 from sandbox import injections
 from sandbox.server import SandboxServer
@@ -28,6 +31,7 @@ from tasks.models.diagnosis import Scenario
 from tasks.models.outcome import OutcomeStatus
 from tests.flows.sandbox_settings import alert_payload, point_flows_at
 from tests.flows.sandbox_state import settle
+from tests.flows.test_hpa_thrash import thrashing  # noqa: F401 (a fixture)
 from tests.flows.test_triage import crash_looping
 
 NS, CORE, WORKER = "alphaswarm", "alphaswarm-core", "alphaswarm-worker"
@@ -173,3 +177,29 @@ def test_the_kill_switch_leaves_triage_diagnosing_and_escalating(
     assert result.outcome is not None and result.outcome.status is OutcomeStatus.ESCALATED
     assert "kill-switch" in result.outcome.message
     assert sandbox.cluster.journal.mutations() == []
+
+
+@pytest.mark.usefixtures("thrashing")
+def test_the_kill_switch_turned_on_mid_run_stops_the_next_change(
+    sandbox: SandboxServer, kill_switch_variable: str
+) -> None:
+    # B widens the HPA window; its verification then fails (thirty quiet seconds never come
+    # within a second of polls) and it would put the window back: a second change. The switch
+    # is turned on between the two: the first stands, the second is never sent.
+    hpa = r"/horizontalpodautoscalers/alphaswarm-core$"
+
+    def switch_on_after_the_first_change() -> None:
+        deadline = time.monotonic() + 60
+        while not sandbox.cluster.journal.mutations(hpa) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        Variable.set(kill_switch_variable, "true", overwrite=True)
+
+    switcher = threading.Thread(target=switch_on_after_the_first_change, daemon=True)
+    switcher.start()
+    outcome = remediate_hpa_thrash(
+        dry_run=False, quiet_seconds=30.0, verify_attempts=20, verify_delay_seconds=0.1
+    )
+    switcher.join(timeout=5)
+    assert outcome.status is OutcomeStatus.FAILED
+    assert "NOT put back" in outcome.message and "kill-switch" in outcome.message
+    assert len(sandbox.cluster.journal.mutations(hpa)) == 1

@@ -8,11 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 import flows.stateful_failover
 from flows.stateful_failover import remediate_stateful_failover
 from sandbox.injections import inject
 from sandbox.server import SandboxServer
+from store.engine import session_for
+from store.models import ActionStatus, IncidentAction
 from tasks.changes.models import ChangeStatus
 from tasks.models.diagnosis import Action, Scenario
 from tasks.models.outcome import OutcomeStatus
@@ -24,10 +27,18 @@ from tests.flows.sandbox_state import (
     ready_count,
     settle,
 )
+from tests.flows.test_jwks_outage import resume_when_paused
 
 NS = "alphaswarm"
 POSTGRES_POD, REDIS_POD = "postgres-0", "redis-master-0"
-FAST: dict[str, Any] = {"verify_attempts": 100, "verify_delay_seconds": 0.1}
+# Deleting the Postgres pod is pre-approved here, as an operator may; the approval's own
+# path (pause, answer, expiry) is tested below.
+FAST: dict[str, Any] = {
+    "verify_attempts": 100,
+    "verify_delay_seconds": 0.1,
+    "approve_postgres_delete": True,
+    "approved_by": "on-call (test)",
+}
 
 
 def marker(sandbox: SandboxServer, pod: str, *argv: str) -> str:
@@ -186,3 +197,37 @@ def test_one_request_in_ten_failing_still_mitigates_with_one_delete(
 
 def test_the_flow_never_sleeps() -> None:
     assert_flow_never_sleeps(flows.stateful_failover)
+
+
+def test_a_postgres_delete_waits_for_a_human_and_records_the_approver(
+    sandbox: SandboxServer, store: str
+) -> None:
+    postgres_down(sandbox)
+    sandbox.cluster.journal.clear()
+    approver = resume_when_paused(
+        f"stateful-failover: {NS}", {"approved": True, "approver": "erin", "comment": "go"}
+    )
+    outcome = remediate_stateful_failover(
+        dry_run=False, verify_attempts=100, verify_delay_seconds=0.1, approval_poll_seconds=1
+    )
+    approver.join(timeout=5)
+    assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
+    assert [r.path for r in sandbox.cluster.journal.mutations()] == [
+        f"/api/v1/namespaces/{NS}/pods/{POSTGRES_POD}"
+    ]
+    with session_for(store) as session:
+        applied = session.exec(
+            select(IncidentAction).where(IncidentAction.status == ActionStatus.APPLIED)
+        ).one()
+    assert "approved by erin" in applied.reason
+
+
+def test_a_postgres_delete_nobody_approves_changes_nothing(sandbox: SandboxServer) -> None:
+    uid = uid_of(sandbox, "app=postgres")
+    postgres_down(sandbox)
+    sandbox.cluster.journal.clear()
+    outcome = remediate_stateful_failover(
+        dry_run=False, approval_timeout_seconds=2, approval_poll_seconds=1
+    )
+    assert outcome.status is OutcomeStatus.ESCALATED and "pause expired" in outcome.message
+    assert sandbox.cluster.journal.mutations() == [] and uid_of(sandbox, "app=postgres") == uid

@@ -206,6 +206,15 @@ class Case:
     showing: Check  # the incident's symptoms are there
     healed: Check  # and gone after the fix
     approve_permissive: bool = False
+    approve_postgres_delete: bool = False
+
+    @property
+    def approvals(self) -> dict[str, bool]:
+        """The dangerous steps this incident's fix takes, pre-approved as an operator would."""
+        return {
+            "approve_permissive": self.approve_permissive,
+            "approve_postgres_delete": self.approve_postgres_delete,
+        }
 
 
 CASES = {
@@ -288,6 +297,7 @@ CASES = {
             ("DELETE", f"/api/v1/namespaces/{NS}/pods/postgres-0"),
             postgres_crashes,
             postgres_back,
+            approve_postgres_delete=True,
         ),
         Case(
             "redis-down",
@@ -307,12 +317,19 @@ def inject(sandbox: SandboxServer, case: Case) -> None:
     sandbox.cluster.journal.clear()
 
 
-def run_triage(alerts: str, *, apply: bool, approve_permissive: bool = False) -> TriageOutcome:
+def run_triage(
+    alerts: str,
+    *,
+    apply: bool,
+    approve_permissive: bool = False,
+    approve_postgres_delete: bool = False,
+) -> TriageOutcome:
     return triage(
         alerts=parse_alertmanager(alert_payload(alerts)),
         dry_run=not apply,
         approve_permissive=approve_permissive,
-        approved_by="on-call (test)" if approve_permissive else "",
+        approve_postgres_delete=approve_postgres_delete,
+        approved_by="on-call (test)" if approve_permissive or approve_postgres_delete else "",
         verify=REHEARSAL,
     )
 
@@ -343,7 +360,7 @@ def test_triage_applies_the_runbook_fix_once_and_the_incident_is_gone(
     inject(sandbox, case)
     started = time.monotonic()
 
-    result = run_triage(case.alerts, apply=True, approve_permissive=case.approve_permissive)
+    result = run_triage(case.alerts, apply=True, **case.approvals)
 
     assert_mitigated_once(sandbox, case, result)
     assert result.model_dump(mode="json")["scenario"] == case.scenario.value
@@ -363,7 +380,7 @@ def test_the_same_triage_as_a_dry_run_plans_and_changes_nothing(
     case = CASES[incident]
     inject(sandbox, case)
 
-    result = run_triage(case.alerts, apply=False, approve_permissive=case.approve_permissive)
+    result = run_triage(case.alerts, apply=False, **case.approvals)
 
     assert result.scenario is case.scenario and result.dry_run and not result.escalate
     assert result.outcome is not None and result.outcome.status is OutcomeStatus.PLANNED
@@ -494,7 +511,7 @@ def test_with_one_request_in_ten_failing_or_slow_each_fix_is_applied_exactly_onc
     inject(sandbox, case)
     fail_or_slow_one_request_in_ten(sandbox, seed=FAULTY.index(incident) + 11)
 
-    result = run_triage(case.alerts, apply=True, approve_permissive=case.approve_permissive)
+    result = run_triage(case.alerts, apply=True, **case.approvals)
 
     assert_mitigated_once(sandbox, case, result)
     answered = [r.status for r in sandbox.cluster.journal.requests()]

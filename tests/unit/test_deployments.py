@@ -137,6 +137,7 @@ def test_the_triage_form() -> None:
         "alerts",
         "dry_run",
         "approve_permissive",
+        "approve_postgres_delete",
         "approved_by",
         "approval_timeout_seconds",
         "verify",
@@ -153,6 +154,7 @@ def test_the_triage_form() -> None:
         "boolean",
         False,
     )
+    assert properties["approve_postgres_delete"]["default"] is False
     assert (properties["approved_by"]["type"], properties["approved_by"]["default"]) == (
         "string",
         "",
