@@ -59,8 +59,10 @@ system-deps:
 	  echo "installing postgresql with apt-get (needs root)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
+# Two workers; the tests that share the session's `remediate up` stack run on one of them
+# (xdist_group "stack"). A single test or module: `.venv/bin/pytest tests/...` as usual.
 unit: $(STAMP) system-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 test: lint typecheck contracts unit
 

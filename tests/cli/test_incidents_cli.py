@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
 from typer.testing import CliRunner
 
+from remediate import incidents_cli
 from remediate.cli import app
 from sandbox.server import SandboxServer
 from store.schema import head_revision
@@ -69,7 +71,10 @@ def test_after_a_triage_run_the_incident_is_listed_shown_reported_and_counted(
     sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     point_flows_at(sandbox, monkeypatch)
-    monkeypatch.setenv("COLUMNS", "200")  # an operator's terminal, not CliRunner's 80
+    # An operator's terminal, not CliRunner's 80 columns (COLUMNS alone is read too early when
+    # the console was made under pytest-xdist, whose workers set it).
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setattr(incidents_cli, "console", Console(width=200))
     case = CASES["crashloop-single"]
     inject(sandbox, case)
     code, out, err = run(

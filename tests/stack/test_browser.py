@@ -27,7 +27,8 @@ from tests.stack.browser import PrefectUI, chromium
 from tests.stack.up import RunningStack
 
 # The stack's start (a fresh Prefect server, 10-15 s; the served deployments) counts too.
-pytestmark = pytest.mark.timeout(600)
+# One worker runs both modules under xdist: they share the session's stack (conftest.py).
+pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("stack")]
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW, DEPLOYMENT = "triage", "triage"
