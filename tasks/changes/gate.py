@@ -6,7 +6,8 @@ What it guarantees today (DESIGN.md, "Safety of every action"):
    without persisting, and the answer becomes the concrete plan (`ChangeRecord`, status
    `planned`, the would-be facts in `after`).
 2. **One actor per target** — an in-process lock per target (`Deployment/ns/name`), so two runs
-   in this process never act on the same object at once.
+   in this process never act on the same object at once; the guards' lease (6) does the same
+   across processes.
 3. **Exactly once under retries** — the facts before are read once per change key and kept;
    every attempt first asks the change whether the target already is as wanted (replicas
    already N, the env var already set, the HPA window already 300, a restartedAt newer than the
