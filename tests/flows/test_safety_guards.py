@@ -23,6 +23,7 @@ from sandbox import injections
 from sandbox.server import SandboxServer
 from store.engine import session_for
 from store.models import ActionStatus, IncidentAction
+from store.safety import take_lease
 from tasks.changes.gate import GuardRefused
 from tasks.changes.models import ChangeRecord, ChangeStatus
 from tasks.changes.mutations import restart_deployment
@@ -203,3 +204,18 @@ def test_the_kill_switch_turned_on_mid_run_stops_the_next_change(
     assert outcome.status is OutcomeStatus.FAILED
     assert "NOT put back" in outcome.message and "kill-switch" in outcome.message
     assert len(sandbox.cluster.journal.mutations(hpa)) == 1
+
+
+def test_a_lease_left_by_a_dead_run_expires_and_the_next_run_takes_it(
+    sandbox: SandboxServer, store: str
+) -> None:
+    # A run killed while it held the target's lease leaves the row behind: the next run waits
+    # for it to expire (not for ever), then takes it and makes the change.
+    with session_for(store) as session:
+        assert take_lease(
+            session, target_key=f"Deployment/{NS}/{CORE}", holder="killed-run", seconds=1.5
+        )
+    record = guarded_restart(NS, CORE)
+    assert record.status is ChangeStatus.APPLIED and restarts(sandbox) == 1
+    lock = next(v for v in record.verdicts if v.guard == "lock")
+    assert "after waiting" in lock.detail
