@@ -194,7 +194,14 @@ class Safety(BaseModel):
     )
     breaker_window_seconds: float = Field(default=3600.0, gt=0)
     max_changes_per_hour: int = Field(
-        default=30, ge=1, description="blast-radius budget: changes across the cluster per hour"
+        default=30, ge=1, description="budget: changes across the cluster per hour"
+    )
+    max_ready_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="blast radius: the share of a workload's ready pods one change may take "
+        "down at once (rounded up, as Kubernetes rounds maxUnavailable)",
     )
 
 

@@ -24,7 +24,8 @@ What it guarantees today (DESIGN.md, "Safety of every action"):
 6. **Guards** — given `Guards` (the flows' are `tasks.changes.guards.StoreGuards`), in this
    order: the kill switch and the scope before anything is read; the lock on the target across
    processes; then, when something would be sent, the cooldown (the same change made moments
-   ago by another run is not repeated), the circuit breaker and the hourly budget. A guard
+   ago by another run is not repeated), the circuit breaker, the hourly budget and the blast
+   radius (the share of a workload's ready pods taken down at once). A guard
    that says no stops the change (`GuardRefused`, status `refused`) and its verdict is on the
    audit row and the record; a dry run is never stopped: its plan shows every verdict.
 """
@@ -41,7 +42,16 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from tasks.adapters.errors import PermanentError, TransientError
-from tasks.changes.models import Change, ChangeRecord, ChangeStatus, Fact, Reach, Target, Verdict
+from tasks.changes.models import (
+    Change,
+    ChangeRecord,
+    ChangeStatus,
+    Disruption,
+    Fact,
+    Reach,
+    Target,
+    Verdict,
+)
 
 LOCK_TIMEOUT_SECONDS = 120.0
 _LEDGER_SIZE = 1024
@@ -72,8 +82,8 @@ class Guards(Protocol):
         """The same change already took effect moments ago (another run's): not repeated."""
         ...
 
-    def limits(self, change: Change) -> list[Verdict]:
-        """Circuit breaker and budget: asked only when something would be sent."""
+    def limits(self, change: Change, disruption: Disruption | None) -> list[Verdict]:
+        """Circuit breaker, budget and blast radius: asked only when something would be sent."""
         ...
 
 
@@ -254,7 +264,7 @@ def _decide(
             verdicts.append(recent)
             summary = f"done moments ago, not repeated: {change.describe()}"
             return record(ChangeStatus.ALREADY_DONE, summary, now_facts, recent.detail)
-        verdicts += guards.limits(change)
+        verdicts += guards.limits(change, change.disruption(reach, attempt.before))
         if not dry_run and not all(v.passed for v in verdicts):
             return record(ChangeStatus.REFUSED, change.describe(), now_facts)
     attempt.tries += 1

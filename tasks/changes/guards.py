@@ -1,6 +1,7 @@
 """The gate's guards, kept in the incident store so they hold across processes and restarts.
 
     kill switch ─► scope ─► lock ─► (already done?) ─► cooldown ─► circuit breaker ─► budget
+                                                                         ─► blast radius
 
 - **kill switch**: REMEDIATE_SAFETY__KILL_SWITCH=true, or the Prefect Variable
   `remediate_kill_switch` set to true (no restart needed). A switch that cannot be read counts
@@ -12,12 +13,16 @@
 - **circuit breaker**: after N changes of one kind to one target within the window, stop and
   escalate: a fix that needs repeating is not fixing anything.
 - **budget**: at most K changes per hour across the cluster.
+- **blast radius**: a change takes down at most a share of a workload's ready pods at once,
+  rounded up as Kubernetes rounds a maxUnavailable percentage (so one pod of one may go: F's
+  restart of a lone store is the runbook's own step, and it is approved where dangerous).
 
 Each answer is a `Verdict`; the gate records them on the audit row and the change record.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +34,7 @@ from store import safety
 from store.engine import session_for
 from store.types import utcnow
 from tasks.changes.gate import TargetBusy
-from tasks.changes.models import Change, Verdict
+from tasks.changes.models import Change, Disruption, Verdict
 from tasks.settings import Safety
 
 LEASE_POLL_SECONDS = 0.1
@@ -122,7 +127,7 @@ class StoreGuards:
         )
         return Verdict(guard="cooldown", passed=True, detail=detail)
 
-    def limits(self, change: Change) -> list[Verdict]:
+    def limits(self, change: Change, disruption: Disruption | None) -> list[Verdict]:
         s, now = self._safety, utcnow()
         with session_for(self._url) as session:
             same = safety.changes_applied_since(
@@ -145,4 +150,15 @@ class StoreGuards:
             detail=f"{hour} change(s) across the cluster in the last hour "
             f"(at most {s.max_changes_per_hour})",
         )
-        return [breaker, budget]
+        return [breaker, budget, *self._blast_radius(disruption)]
+
+    def _blast_radius(self, disruption: Disruption | None) -> list[Verdict]:
+        if disruption is None:
+            return []
+        share = self._safety.max_ready_share
+        allowed = math.ceil(share * disruption.ready)
+        detail = (
+            f"takes down {disruption.taken} of {disruption.workload}'s {disruption.ready} ready "
+            f"pod(s) at once (at most {allowed}: {share:.0%}, rounded up)"
+        )
+        return [Verdict(guard="blast-radius", passed=disruption.taken <= allowed, detail=detail)]

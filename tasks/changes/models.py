@@ -73,6 +73,16 @@ class Verdict(BaseModel):
     detail: str
 
 
+class Disruption(BaseModel):
+    """How many of a workload's ready pods a change takes down at once (the blast radius)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workload: str
+    taken: int  # ready pods the change takes down
+    ready: int  # ready pods the workload has now
+
+
 class ChangeRecord(BaseModel):
     """The plan (dry run) or the result (applied), with the facts before and after."""
 
@@ -150,6 +160,11 @@ class Change(BaseModel, ABC):
     def describe(self) -> str: ...
 
     def revert_for(self, before: dict[str, Fact]) -> Revert | None:
+        return None
+
+    def disruption(self, reach: Reach, before: dict[str, Fact]) -> Disruption | None:
+        """The ready pods it takes down at once; None for a change that takes none down
+        (a rolling restart keeps to the Deployment's maxUnavailable and the PDB)."""
         return None
 
 
@@ -351,6 +366,22 @@ class DeletePods(Change):
     def describe(self) -> str:
         which = self.pod if self.pod is not None else f"-l {self.selector}"
         return f"kubectl delete pod -n {self.target.namespace} {which}"
+
+    def disruption(self, reach: Reach, before: dict[str, Fact]) -> Disruption | None:
+        pods = [p for p in reach.cluster.pods(self.target.namespace) if not p.deleting]
+        doomed = [p for p in pods if before.get(p.name) == p.uid]
+        if not doomed:
+            return None
+        owner = doomed[0].owner
+        siblings = [p for p in pods if p.owner == owner] if owner is not None else doomed
+        ready = [
+            p for p in siblings if p.total_containers and p.ready_containers == p.total_containers
+        ]
+        return Disruption(
+            workload=f"{owner.kind}/{owner.name}" if owner is not None else doomed[0].name,
+            taken=sum(1 for p in doomed if p in ready),
+            ready=len(ready),
+        )
 
 
 class ScaleViaControlPlane(Change):

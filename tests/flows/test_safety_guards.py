@@ -20,13 +20,14 @@ from sqlmodel import select
 from flows.hpa_thrash import remediate_hpa_thrash
 from flows.triage import triage
 from sandbox import injections
+from sandbox.resources import POD
 from sandbox.server import SandboxServer
 from store.engine import session_for
 from store.models import ActionStatus, IncidentAction
 from store.safety import take_lease
 from tasks.changes.gate import GuardRefused
 from tasks.changes.models import ChangeRecord, ChangeStatus
-from tasks.changes.mutations import restart_deployment
+from tasks.changes.mutations import delete_pods, restart_deployment
 from tasks.models.alerts import parse_alertmanager
 from tasks.models.diagnosis import Scenario
 from tasks.models.outcome import OutcomeStatus
@@ -219,3 +220,23 @@ def test_a_lease_left_by_a_dead_run_expires_and_the_next_run_takes_it(
     assert record.status is ChangeStatus.APPLIED and restarts(sandbox) == 1
     lock = next(v for v in record.verdicts if v.guard == "lock")
     assert "after waiting" in lock.detail
+
+
+@flow(name="guarded-delete")
+def guarded_delete(selector: str | None = None, pod: str | None = None) -> ChangeRecord:
+    return delete_pods(NS, dry_run=False, selector=selector, pod=pod, reason="test")
+
+
+def test_a_delete_taking_down_most_of_a_workloads_ready_pods_is_refused(
+    sandbox: SandboxServer,
+) -> None:
+    # alphaswarm-core has three ready pods: at most two (50%, rounded up) may go at once.
+    with pytest.raises(GuardRefused) as refused:
+        guarded_delete(selector=f"app={CORE}")
+    assert refused_by(refused) == "blast-radius" and "3 of" in str(refused.value)
+    assert sandbox.cluster.journal.mutations() == []
+
+    pods, _ = sandbox.cluster.store.list(POD, NS, labels=f"app={CORE}")
+    record = guarded_delete(pod=pods[0]["metadata"]["name"])
+    assert record.status is ChangeStatus.APPLIED
+    assert {v.guard: v.passed for v in record.verdicts}["blast-radius"] is True
