@@ -190,8 +190,6 @@ def _run_scenario(
             incident, decision.namespace or "", decision.target or ""
         ),
     )
-    if incident is not None and not params.dry_run:
-        incident = record_mitigating(incident, decision.scenario)
     try:
         with tags(*([incident.tag] if incident is not None else [])):
             if entry is None:
@@ -346,6 +344,8 @@ def triage(
     outcome: Outcome | None = None
     reason = decision.reason
     if decision.scenario is not None and not decision.escalate:
+        if incident is not None and not params.dry_run:
+            incident = record_mitigating(incident, decision.scenario)
         busy = _under_way_elsewhere(incident)
         if busy is not None:
             reason = busy

@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 
 from store import actions, follow_ups, incidents, lifecycle, queries
 from store.engine import session_for
-from store.models import EventKind, IncidentAlert, IncidentEvent, IncidentStatus
+from store.models import EventKind, Incident, IncidentAlert, IncidentEvent, IncidentStatus
 from store.queries import IncidentRecord
 from tasks.changes.models import ActionKind, Target
 from tasks.models.alerts import Alert, AlertBatch, alert_target
@@ -280,11 +280,23 @@ def _step(ref: IncidentRef, to: IncidentStatus | None, summary: str) -> Incident
 
 @_store_task("record-mitigating")
 def record_mitigating(ref: IncidentRef, scenario: Scenario) -> IncidentRef:
-    return _step(
-        ref,
-        IncidentStatus.MITIGATING,
-        f"runbook {scenario.value} ({scenario.runbook_title}) applying its fix",
-    )
+    """Claim the incident's mitigation for this run, in one transaction with the check: two
+    runs triaging one incident at once cannot both become its mitigating run. Already claimed
+    by another run: nothing is written, and the ref names that run."""
+    flow_run_id, _ = current_flow_run()
+    with session_for(store_url()) as session:
+        session.exec(select(Incident).where(col(Incident.id) == ref.id).with_for_update())
+        now = _ref(session, ref.id)
+        if now.mitigating_run is not None and now.mitigating_run != flow_run_id:
+            return now
+        incidents.transition(
+            session,
+            incident_id=ref.id,
+            to=IncidentStatus.MITIGATING,
+            summary=f"runbook {scenario.value} ({scenario.runbook_title}) applying its fix",
+            flow_run_id=flow_run_id,
+        )
+        return _ref(session, ref.id)
 
 
 def follow_up_spec(f: FollowUp) -> follow_ups.FollowUpSpec:

@@ -168,7 +168,8 @@ def test_two_concurrent_triage_runs_for_one_target_make_one_change(stack: Runnin
         if len(ended) == 2 and all(r["state_type"] in FINAL for r in ended):
             break
         time.sleep(0.5)
-    assert sorted(r["state_type"] for r in ended) == ["COMPLETED", "COMPLETED"], ended
+    states = [(r["state_type"], (r.get("state") or {}).get("message")) for r in ended]
+    assert [state for state, _ in states] == ["COMPLETED", "COMPLETED"], states
 
     with session_for(store_url(stack)) as session:
         rows = session.exec(

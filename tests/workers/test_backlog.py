@@ -65,7 +65,9 @@ def test_backlog_drains_faster_with_eight_workers_than_with_two(
 ) -> None:
     wait_for_workers(workers, api_client, 2)
     enqueue_backlog(redis_url, count=TASKS, min_seconds=MIN_SECONDS, max_seconds=MAX_SECONDS)
-    assert workers.queue_depth(QUEUE) > TASKS - 10  # two workers hold at most 2 each
+    # Most of the backlog is still queued: two workers hold 2 each and finish one in 0.05-0.1 s,
+    # so a slow enqueue (a busy machine, the suite's other worker) lets them drain a few.
+    assert workers.queue_depth(QUEUE) > TASKS * 3 // 4
     two = _drain_seconds(workers)
 
     scale_workers(api_client, 8)
