@@ -5,6 +5,7 @@ breaker and hourly budget are counted from them, so there is no second ledger to
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
@@ -46,22 +47,17 @@ def release_lease(session: Session, *, target_key: str, holder: str) -> None:
     )
 
 
-def lease_holder(session: Session, *, target_key: str) -> TargetLease | None:
-    return session.get(TargetLease, target_key)
-
-
-def changes_applied_since(
-    session: Session,
+def _applied_since(
+    query: Any,
     since: datetime,
-    *,
-    action: str | None = None,
-    target_key: str | None = None,
+    action: str | None,
+    target_key: str | None,
     summary: str | None = None,
-) -> list[IncidentAction]:
-    """The changes that took effect since `since` (not dry runs), newest first."""
+) -> Any:
+    """`query` narrowed to the changes that took effect since `since` (not dry runs), of this
+    action, target and summary where given."""
     query = (
-        select(IncidentAction)
-        .where(col(IncidentAction.status) == ActionStatus.APPLIED)
+        query.where(col(IncidentAction.status) == ActionStatus.APPLIED)
         .where(col(IncidentAction.dry_run).is_(False))
         .where(col(IncidentAction.finished_at) >= since)
     )
@@ -71,17 +67,27 @@ def changes_applied_since(
         query = query.where(col(IncidentAction.target_key) == target_key)
     if summary is not None:
         query = query.where(col(IncidentAction.summary) == summary)
-    return list(session.exec(query.order_by(col(IncidentAction.finished_at).desc())).all())
+    return query
 
 
-def count_applied_since(session: Session, since: datetime) -> int:
-    """Changes that took effect anywhere since `since`: the cluster-wide budget's count."""
-    return int(
-        session.exec(
-            select(func.count())
-            .select_from(IncidentAction)
-            .where(col(IncidentAction.status) == ActionStatus.APPLIED)
-            .where(col(IncidentAction.dry_run).is_(False))
-            .where(col(IncidentAction.finished_at) >= since)
-        ).one()
+def last_applied_since(
+    session: Session, since: datetime, *, action: str, target_key: str, summary: str
+) -> IncidentAction | None:
+    """The newest change that took effect since `since` and was exactly this one: the
+    cooldown's evidence."""
+    query = _applied_since(select(IncidentAction), since, action, target_key, summary)
+    found: IncidentAction | None = session.exec(
+        query.order_by(col(IncidentAction.finished_at).desc())
+    ).first()
+    return found
+
+
+def count_applied_since(
+    session: Session, since: datetime, *, action: str | None = None, target_key: str | None = None
+) -> int:
+    """Changes that took effect since `since`: of one kind to one target (the circuit
+    breaker's count), or anywhere (the cluster-wide budget's)."""
+    query = _applied_since(
+        select(func.count()).select_from(IncidentAction), since, action, target_key
     )
+    return int(session.exec(query).one())

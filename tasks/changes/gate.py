@@ -167,7 +167,7 @@ def apply_change(
     ledger_key = f"{key}:{'dry-run' if dry_run else 'apply'}"
     verdicts = guards.admit(change) if guards is not None else []
     if not dry_run and not all(v.passed for v in verdicts):
-        _refuse(change, key, {}, verdicts, audit)
+        _refuse(change, key, verdicts, audit)
     with target_lock(change.target, lock_timeout), _held(guards, change, key) as lock:
         verdicts += [lock] if lock is not None else []
         with _registry_lock:
@@ -201,9 +201,7 @@ def _held(
     return guards.hold(change, key) if guards is not None else nullcontext()
 
 
-def _refuse(
-    change: Change, key: str, before: dict[str, Fact], verdicts: list[Verdict], audit: Audit | None
-) -> None:
+def _refuse(change: Change, key: str, verdicts: list[Verdict], audit: Audit | None) -> None:
     """A guard said no before anything was read: write it down, then stop."""
     record = ChangeRecord(
         key=key,
@@ -212,12 +210,11 @@ def _refuse(
         status=ChangeStatus.REFUSED,
         dry_run=False,
         summary=change.describe(),
-        before=before,
         at=datetime.now(UTC),
         verdicts=tuple(verdicts),
     )
     if audit is not None:
-        audit.begin(change, key, False, before)
+        audit.begin(change, key, False, {})
         audit.finish(record)
     raise GuardRefused(record)
 

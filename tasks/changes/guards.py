@@ -109,16 +109,15 @@ class StoreGuards:
             return None
         now = utcnow()
         with session_for(self._url) as session:
-            recent = safety.changes_applied_since(
+            last = safety.last_applied_since(
                 session,
                 now - timedelta(seconds=cooldown),
                 action=change.action.value,
                 target_key=change.target.key,
                 summary=change.describe(),
             )
-        if not recent:
+        if last is None:
             return None
-        last = recent[0]
         age = (now - last.finished_at).total_seconds() if last.finished_at else 0.0
         by = last.flow_run_name or last.flow_run_id or "another run"
         detail = (
@@ -130,7 +129,7 @@ class StoreGuards:
     def limits(self, change: Change, disruption: Disruption | None) -> list[Verdict]:
         s, now = self._safety, utcnow()
         with session_for(self._url) as session:
-            same = safety.changes_applied_since(
+            same = safety.count_applied_since(
                 session,
                 now - timedelta(seconds=s.breaker_window_seconds),
                 action=change.action.value,
@@ -140,8 +139,8 @@ class StoreGuards:
         window = f"{s.breaker_window_seconds / 60:.0f} min"
         breaker = Verdict(
             guard="circuit-breaker",
-            passed=len(same) < s.max_changes_per_target,
-            detail=f"{len(same)} {change.action.value} of {change.target.key} in the last "
+            passed=same < s.max_changes_per_target,
+            detail=f"{same} {change.action.value} of {change.target.key} in the last "
             f"{window} (at most {s.max_changes_per_target}; then a human decides)",
         )
         budget = Verdict(

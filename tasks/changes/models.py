@@ -68,7 +68,7 @@ class Verdict(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    guard: str  # kill-switch, scope, lock, cooldown, circuit-breaker, budget
+    guard: str  # kill-switch, scope, lock, cooldown, circuit-breaker, budget, blast-radius
     passed: bool
     detail: str
 
