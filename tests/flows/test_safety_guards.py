@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prefect import flow
@@ -214,12 +215,16 @@ def test_a_lease_left_by_a_dead_run_expires_and_the_next_run_takes_it(
 ) -> None:
     # A run killed while it held the target's lease leaves the row behind: the next run waits
     # for it to expire (not for ever), then takes it and makes the change.
+    # Long enough that the run meets the lease even on a busy machine (its start takes 1-3 s).
+    lease = 8.0
     with session_for(store) as session:
         assert take_lease(
-            session, target_key=f"Deployment/{NS}/{CORE}", holder="killed-run", seconds=1.5
+            session, target_key=f"Deployment/{NS}/{CORE}", holder="killed-run", seconds=lease
         )
+    taken = datetime.now(UTC)
     record = guarded_restart(NS, CORE)
     assert record.status is ChangeStatus.APPLIED and restarts(sandbox) == 1
+    assert record.at >= taken + timedelta(seconds=lease)
     lock = next(v for v in record.verdicts if v.guard == "lock")
     assert "after waiting" in lock.detail
 
