@@ -10,6 +10,10 @@ the clock), so the run always leaves its pause through Prefect's own resume, nev
 timed-out Paused state. An approval given after the alerts resolved is refused as well: it
 answered a question that no longer stands. The change itself then goes through the gate, whose
 guards are asked again at that moment.
+
+`approved_over_limits` asks the same question for any change the budget or the blast radius
+refused (the limits a human may lift for one change): on yes the verb is called again with the
+approver's name, and the gate asks every guard again.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 from uuid import UUID
 
 from prefect.context import FlowRunContext
@@ -29,6 +34,7 @@ from pydantic import Field
 from flows.runs import tell
 from store.engine import session_for
 from store.incidents import all_alerts_resolved
+from tasks.changes.gate import GuardRefused
 from tasks.changes.models import ChangeRecord
 from tasks.run_context import current_incident
 from tasks.settings import Settings
@@ -104,6 +110,36 @@ def ask_approval(
         f" ({answer.comment})" if answer.comment else "",
     )
     return answer
+
+
+def approved_over_limits(
+    verb: Callable[..., ChangeRecord], *args: Any, evidence: Sequence[str] = (), **kwargs: Any
+) -> ChangeRecord:
+    """Call a mutation verb; when only its budget or blast radius refused it, ask a human (the
+    form shows the refused plan and every verdict) and, on yes, call it again as approved.
+
+    A "no" (or an expired pause, or resolved alerts) raises the refusal: nothing was changed.
+    """
+    try:
+        return verb(*args, **kwargs)
+    except GuardRefused as refused:
+        if not refused.over_limits_only:
+            raise
+        safety = Settings().safety
+        answer = ask_approval(
+            "Approve a change over its limits?",
+            refused.record,
+            evidence,
+            timeout_seconds=safety.approval_timeout_seconds,
+            poll_seconds=safety.approval_poll_seconds,
+            key=f"approve-over-limits-{refused.record.key}",
+        )
+        if not answer.approved:
+            why = f"going over was not approved: {answer.approver}" + (
+                f" ({answer.comment})" if answer.comment else ""
+            )
+            raise GuardRefused(refused.record, why) from refused
+        return verb(*args, **kwargs, approved_by=answer.approver)
 
 
 def _resolved(incident_id: int) -> bool:

@@ -27,6 +27,7 @@ from typing import Any
 from prefect import flow
 from pydantic import BaseModel, Field
 
+from flows.approvals import approved_over_limits
 from flows.pod_crash import crash_evidence, restart_and_prove
 from flows.runs import configured, named, tell_change, tell_diagnosis, tell_outcome
 from tasks.changes.mutations import patch_hpa_behavior
@@ -231,12 +232,14 @@ def _remediate(params: HpaThrashParams) -> Outcome:
     tell_diagnosis(diagnosis)
     if not diagnosis.needs_action:
         return no_action(diagnosis, "hpa-thrash")
-    change = patch_hpa_behavior(
+    change = approved_over_limits(
+        patch_hpa_behavior,
         params.namespace,
         params.hpa,
         diagnosis.window_seconds or HPA_DAMPING_WINDOW_SECONDS,
         dry_run=params.dry_run,
         reason=diagnosis.summary,
+        evidence=diagnosis.evidence,
     )
     tell_change(change)
     crashed = list(snapshot.crashing_pods)

@@ -25,6 +25,7 @@ from typing import Any
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.approvals import approved_over_limits
 from flows.runs import configured, named, tell_change, tell_diagnosis, tell_outcome
 from tasks.changes.mutations import restart_deployment
 from tasks.diagnoses.platform import diagnose_ingress
@@ -190,7 +191,14 @@ def _remediate(params: Ingress503Params) -> Outcome:
     if not diagnosis.needs_action:
         return no_action(diagnosis, "ingress-503")
     changes = tuple(
-        restart_deployment(ns, name, dry_run=params.dry_run, reason=diagnosis.summary)
+        approved_over_limits(
+            restart_deployment,
+            ns,
+            name,
+            dry_run=params.dry_run,
+            reason=diagnosis.summary,
+            evidence=diagnosis.evidence,
+        )
         for ns, name in diagnosis.targets
     )
     for change in changes:

@@ -36,7 +36,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
-from flows.approvals import ChangeApproval, ask_approval
+from flows.approvals import ChangeApproval, approved_over_limits, ask_approval
 from flows.revert_auth_enforce import (
     RevertAuthEnforceParams,
     ScheduledRun,
@@ -354,13 +354,15 @@ def _remediate(params: JwksOutageParams) -> Outcome:
         outcome = Outcome.escalated(diagnosis, why, plan)
         publish_outcome(outcome, "jwks-outage-outcome")
         return outcome
-    change = set_deployment_env(
+    change = approved_over_limits(
+        set_deployment_env,
         params.namespace,
         params.deployment,
         params.auth_variable,
         PERMISSIVE,
         dry_run=False,
         reason=f"{diagnosis.summary} (approved by {approval.approver})",
+        evidence=diagnosis.evidence,
     )
     tell_change(change)
     try:

@@ -21,6 +21,7 @@ from typing import Any
 from prefect import flow
 from pydantic import BaseModel, Field
 
+from flows.approvals import approved_over_limits
 from flows.runs import configured, named, tell_change, tell_diagnosis, tell_outcome
 from tasks.changes.mutations import restart_deployment
 from tasks.diagnoses.workload import diagnose_pod_crash
@@ -92,7 +93,14 @@ def restart_and_prove(
     """A's mitigation and its proof, shared with B's several-crashes road: a rolling restart of
     the Deployment, then the rollout completes and no pod crashed since the restart."""
     ns, name = snapshot.namespace, snapshot.deployment_name
-    change = restart_deployment(ns, name, dry_run=dry_run, reason=diagnosis.summary)
+    change = approved_over_limits(
+        restart_deployment,
+        ns,
+        name,
+        dry_run=dry_run,
+        reason=diagnosis.summary,
+        evidence=diagnosis.evidence,
+    )
     tell_change(change)
     crashed = [c.pod.name for c in snapshot.crashing]
 

@@ -20,15 +20,17 @@ Then prove it: 8 workers answer a ping, and the queue drains to empty.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prefect import flow
 from pydantic import BaseModel, Field
 
+from flows.approvals import approved_over_limits
 from flows.runs import configured, named, tell_change, tell_diagnosis, tell_outcome
 from tasks.adapters.errors import AdapterError
 from tasks.adapters.workers import ActiveTasks, WorkersOnline
+from tasks.changes.gate import GuardRefused
 from tasks.changes.models import ChangeRecord
 from tasks.changes.mutations import scale_deployment, scale_via_control_plane
 from tasks.diagnoses.workload import WORKER_REPLICAS_TARGET, diagnose_queue_backlog
@@ -142,21 +144,36 @@ def _describe(snapshot: QueueSnapshot, celery: CeleryView) -> list[str]:
     return lines
 
 
-def _scale(params: QueueBacklogParams, replicas: int, reason: str) -> ChangeRecord:
+def _scale(
+    params: QueueBacklogParams, replicas: int, reason: str, evidence: Sequence[str]
+) -> ChangeRecord:
     """The control plane first (an audit row), the scale subresource when it will not do it.
 
     Exactly once either way: if the control plane's write landed but its answer was lost, the
-    fallback's gate reads 8 replicas already and sends nothing."""
+    fallback's gate reads 8 replicas already and sends nothing. A guard's refusal is not the
+    control plane failing: the fallback would meet the same guards, so it stands."""
     ns, name, dry_run = params.namespace, params.deployment, params.dry_run
     try:
-        return scale_via_control_plane(ns, name, replicas, dry_run=dry_run, reason=reason)
+        return approved_over_limits(
+            scale_via_control_plane,
+            ns,
+            name,
+            replicas,
+            dry_run=dry_run,
+            reason=reason,
+            evidence=evidence,
+        )
+    except GuardRefused:
+        raise
     except AdapterError as exc:
-        return scale_deployment(
+        return approved_over_limits(
+            scale_deployment,
             ns,
             name,
             replicas,
             dry_run=dry_run,
             reason=f"{reason} (Kubernetes fallback: the control plane failed: {exc})",
+            evidence=evidence,
         )
 
 
@@ -249,7 +266,7 @@ def _remediate(params: QueueBacklogParams) -> Outcome:
         publish_outcome(outcome, "queue-backlog-outcome")
         return outcome
     replicas = diagnosis.replicas or WORKER_REPLICAS_TARGET
-    change = _scale(params, replicas, diagnosis.summary)
+    change = _scale(params, replicas, diagnosis.summary, diagnosis.evidence)
     tell_change(change)
     if params.dry_run:
         outcome = Outcome.planned(diagnosis, change)

@@ -30,6 +30,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.types.entrypoint import EntrypointType
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.approvals import approved_over_limits
 from flows.post_incident import post_incident
 from flows.runs import configured, named, tell, tell_change, tell_diagnosis, tell_outcome
 from tasks.changes.mutations import set_deployment_env
@@ -166,13 +167,15 @@ def _still_bypassed(params: RevertAuthEnforceParams, diagnosis: Diagnosis, why: 
 
 
 def _restore(params: RevertAuthEnforceParams, diagnosis: Diagnosis) -> Outcome:
-    change = set_deployment_env(
+    change = approved_over_limits(
+        set_deployment_env,
         params.namespace,
         params.deployment,
         params.variable,
         params.restore_value,
         dry_run=params.dry_run,
         reason=diagnosis.summary,
+        evidence=diagnosis.evidence,
     )
     tell_change(change)
     if params.dry_run:

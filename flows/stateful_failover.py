@@ -24,7 +24,7 @@ from typing import Any
 from prefect import flow
 from pydantic import BaseModel, Field
 
-from flows.approvals import ChangeApproval, ask_approval
+from flows.approvals import ChangeApproval, approved_over_limits, ask_approval
 from flows.runs import configured, named, tell_change, tell_diagnosis, tell_outcome
 from tasks.changes.mutations import delete_pods
 from tasks.diagnoses.platform import diagnose_stateful
@@ -239,9 +239,11 @@ def _remediate(params: StatefulFailoverParams) -> Outcome:
         refused = Outcome.escalated(diagnosis, why)
         publish_outcome(refused, "stateful-failover-outcome")
         return refused
-    change = delete_pods(
+    change = approved_over_limits(
+        delete_pods,
         at.namespace,
         dry_run=params.dry_run,
+        evidence=diagnosis.evidence,
         selector=at.selector,
         pod=at.pod,
         reason=diagnosis.summary + (f" (approved by {approval.approver})" if approval else ""),

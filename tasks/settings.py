@@ -203,6 +203,15 @@ class Safety(BaseModel):
         description="blast radius: the share of a workload's ready pods one change may take "
         "down at once (rounded up, as Kubernetes rounds maxUnavailable)",
     )
+    approval_timeout_seconds: int = Field(
+        default=3600,
+        ge=1,
+        description="how long a run waits for a human to approve a change over its budget or "
+        "blast radius before it gives up and changes nothing",
+    )
+    approval_poll_seconds: int = Field(
+        default=10, ge=1, description="how often a paused run looks for that approval"
+    )
 
 
 class Settings(BaseSettings):

@@ -28,6 +28,9 @@ What it guarantees today (DESIGN.md, "Safety of every action"):
    radius (the share of a workload's ready pods taken down at once). A guard
    that says no stops the change (`GuardRefused`, status `refused`) and its verdict is on the
    audit row and the record; a dry run is never stopped: its plan shows every verdict.
+   The budget and the blast radius are limits a human may lift for one change
+   (`approved_by`, given by `flows.approvals.approved_over_limits`): the gate still asks them,
+   and their verdicts say who approved going over.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ from tasks.changes.models import (
 )
 
 LOCK_TIMEOUT_SECONDS = 120.0
+# The guards a human may approve going over, for one change; the others always stop it (the
+# circuit breaker above all: a fix that needs repeating is for a human to rethink, not approve).
+OVER_LIMIT_GUARDS = frozenset({"budget", "blast-radius"})
 _LEDGER_SIZE = 1024
 
 
@@ -82,8 +88,11 @@ class Guards(Protocol):
         """The same change already took effect moments ago (another run's): not repeated."""
         ...
 
-    def limits(self, change: Change, disruption: Disruption | None) -> list[Verdict]:
-        """Circuit breaker, budget and blast radius: asked only when something would be sent."""
+    def limits(
+        self, change: Change, disruption: Disruption | None, approved_by: str = ""
+    ) -> list[Verdict]:
+        """Circuit breaker, budget and blast radius: asked only when something would be sent.
+        With `approved_by`, the budget and blast radius pass over their limit, saying who."""
         ...
 
 
@@ -94,16 +103,25 @@ class TargetBusy(TransientError):
 class GuardRefused(PermanentError):
     """A guard said no: nothing was sent. `record` (status `refused`) carries every verdict."""
 
-    def __init__(self, record: ChangeRecord) -> None:
+    def __init__(self, record: ChangeRecord, afterwards: str = "") -> None:
         said_no = next(v for v in record.verdicts if not v.passed)
         super().__init__(
-            f"{record.summary} refused by the {said_no.guard} guard: {said_no.detail}",
+            f"{record.summary} refused by the {said_no.guard} guard: {said_no.detail}"
+            + (f"; {afterwards}" if afterwards else ""),
             operation="gate",
         )
-        self.record = record
+        self.record, self.afterwards = record, afterwards
 
-    def __reduce__(self) -> tuple[type[GuardRefused], tuple[ChangeRecord]]:
-        return (GuardRefused, (self.record,))  # Prefect may pickle a failed task's exception
+    @property
+    def over_limits_only(self) -> bool:
+        """Only limits a human may approve going over said no (see OVER_LIMIT_GUARDS)."""
+        return all(v.guard in OVER_LIMIT_GUARDS for v in self.record.verdicts if not v.passed)
+
+    def __reduce__(self) -> tuple[type[GuardRefused], tuple[ChangeRecord, str]]:
+        return (
+            GuardRefused,
+            (self.record, self.afterwards),
+        )  # Prefect may pickle a failed task's exception
 
 
 @dataclass
@@ -158,11 +176,13 @@ def apply_change(
     audit: Audit | None = None,
     guards: Guards | None = None,
     lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+    approved_by: str = "",
 ) -> ChangeRecord:
     """Plan (dry run) or apply `change` once; `key` identifies it across retries.
 
     Use the same key for every attempt of one intent (a Prefect task run id does exactly that)
-    and a new key for a new intent.
+    and a new key for a new intent. `approved_by` names the human who approved this change
+    going over its limits (OVER_LIMIT_GUARDS).
     """
     ledger_key = f"{key}:{'dry-run' if dry_run else 'apply'}"
     verdicts = guards.admit(change) if guards is not None else []
@@ -182,7 +202,9 @@ def apply_change(
         if audit is not None:
             audit.begin(change, key, dry_run, attempt.before)
         try:
-            record = _decide(change, key, attempt, now_facts, reach, dry_run, guards, verdicts)
+            record = _decide(
+                change, key, attempt, now_facts, reach, dry_run, guards, verdicts, approved_by
+            )
         except Exception as exc:
             if audit is not None:
                 audit.fail(key, str(exc))
@@ -228,6 +250,7 @@ def _decide(
     dry_run: bool,
     guards: Guards | None,
     verdicts: list[Verdict],
+    approved_by: str,
 ) -> ChangeRecord:
     def record(
         status: ChangeStatus, summary: str, after: dict[str, Fact], note: str = ""
@@ -261,7 +284,7 @@ def _decide(
             verdicts.append(recent)
             summary = f"done moments ago, not repeated: {change.describe()}"
             return record(ChangeStatus.ALREADY_DONE, summary, now_facts, recent.detail)
-        verdicts += guards.limits(change, change.disruption(reach, attempt.before))
+        verdicts += guards.limits(change, change.disruption(reach, attempt.before), approved_by)
         if not dry_run and not all(v.passed for v in verdicts):
             return record(ChangeStatus.REFUSED, change.describe(), now_facts)
     attempt.tries += 1

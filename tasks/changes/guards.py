@@ -17,7 +17,9 @@
   rounded up as Kubernetes rounds a maxUnavailable percentage (so one pod of one may go: F's
   restart of a lone store is the runbook's own step, and it is approved where dangerous).
 
-Each answer is a `Verdict`; the gate records them on the audit row and the change record.
+Each answer is a `Verdict`; the gate records them on the audit row and the change record. The
+budget and the blast radius may be lifted for one change a human approved (`approved_by`): the
+verdict then passes and says so, with the count that was over.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from prefect.variables import Variable
 from store import safety
 from store.engine import session_for
 from store.types import utcnow
-from tasks.changes.gate import TargetBusy
+from tasks.changes.gate import OVER_LIMIT_GUARDS, TargetBusy
 from tasks.changes.models import Change, Disruption, Verdict
 from tasks.settings import Safety
 
@@ -126,7 +128,15 @@ class StoreGuards:
         )
         return Verdict(guard="cooldown", passed=True, detail=detail)
 
-    def limits(self, change: Change, disruption: Disruption | None) -> list[Verdict]:
+    def limits(
+        self, change: Change, disruption: Disruption | None, approved_by: str = ""
+    ) -> list[Verdict]:
+        verdicts = self._limits(change, disruption)
+        if not approved_by:
+            return verdicts
+        return [_approved_over(v, approved_by) for v in verdicts]
+
+    def _limits(self, change: Change, disruption: Disruption | None) -> list[Verdict]:
         s, now = self._safety, utcnow()
         with session_for(self._url) as session:
             same = safety.count_applied_since(
@@ -161,3 +171,10 @@ class StoreGuards:
             f"pod(s) at once (at most {allowed}: {share:.0%}, rounded up)"
         )
         return [Verdict(guard="blast-radius", passed=disruption.taken <= allowed, detail=detail)]
+
+
+def _approved_over(verdict: Verdict, approver: str) -> Verdict:
+    if verdict.passed or verdict.guard not in OVER_LIMIT_GUARDS:
+        return verdict
+    detail = f"{verdict.detail}; over the limit, approved by {approver}"
+    return Verdict(guard=verdict.guard, passed=True, detail=detail)

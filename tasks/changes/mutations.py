@@ -3,7 +3,9 @@ to the gate; none of them touches an adapter's mutating call directly.
 
 Every verb takes `dry_run` explicitly (no default): a flow must say which it means. The change
 key is the Prefect task run id, which stays the same across the task's retries, so a retried
-verb lands at most once (see `tasks.changes.gate`).
+verb lands at most once (see `tasks.changes.gate`). `approved_by` names the human who approved
+this one change going over its budget or blast radius (`flows.approvals.approved_over_limits`);
+it is a task parameter, so Prefect's run history shows it too.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ def change_key() -> str:
     return str(uuid.uuid4())
 
 
-def _through_gate(change: Change, *, dry_run: bool, control_plane: bool = False) -> ChangeRecord:
+def _through_gate(
+    change: Change, *, dry_run: bool, approved_by: str = "", control_plane: bool = False
+) -> ChangeRecord:
     settings = Settings()
     reach = Reach(cluster=cluster_writer())
     if control_plane:
@@ -62,6 +66,7 @@ def _through_gate(change: Change, *, dry_run: bool, control_plane: bool = False)
         audit=StoreAudit(url),
         guards=StoreGuards(url, settings.safety, settings.workloads.scope),
         lock_timeout=settings.safety.lock_timeout_seconds,
+        approved_by=approved_by,
     )
 
 
@@ -71,27 +76,39 @@ def _deployment(namespace: str, name: str) -> Target:
 
 @mutation_task("restart-deployment")
 def restart_deployment(
-    namespace: str, deployment: str, *, dry_run: bool, reason: str = ""
+    namespace: str, deployment: str, *, dry_run: bool, reason: str = "", approved_by: str = ""
 ) -> ChangeRecord:
     """`kubectl rollout restart deployment/NAME`: new pods, one by one, under the PDB."""
     change = RestartDeployment(target=_deployment(namespace, deployment), reason=reason)
-    return _through_gate(change, dry_run=dry_run)
+    return _through_gate(change, dry_run=dry_run, approved_by=approved_by)
 
 
 @mutation_task("scale-deployment")
 def scale_deployment(
-    namespace: str, deployment: str, replicas: int, *, dry_run: bool, reason: str = ""
+    namespace: str,
+    deployment: str,
+    replicas: int,
+    *,
+    dry_run: bool,
+    reason: str = "",
+    approved_by: str = "",
 ) -> ChangeRecord:
     """`kubectl scale deployment/NAME --replicas=N` through the scale subresource."""
     change = ScaleWorkload(
         target=_deployment(namespace, deployment), replicas=replicas, reason=reason
     )
-    return _through_gate(change, dry_run=dry_run)
+    return _through_gate(change, dry_run=dry_run, approved_by=approved_by)
 
 
 @mutation_task("scale-via-control-plane")
 def scale_via_control_plane(
-    namespace: str, deployment: str, replicas: int, *, dry_run: bool, reason: str = ""
+    namespace: str,
+    deployment: str,
+    replicas: int,
+    *,
+    dry_run: bool,
+    reason: str = "",
+    approved_by: str = "",
 ) -> ChangeRecord:
     """The control plane's `PATCH /manage/deployments/NAME/scale?replicas=N` (an audit row).
 
@@ -102,12 +119,18 @@ def scale_via_control_plane(
     change = ScaleViaControlPlane(
         target=_deployment(namespace, deployment), replicas=replicas, reason=reason
     )
-    return _through_gate(change, dry_run=dry_run, control_plane=True)
+    return _through_gate(change, dry_run=dry_run, approved_by=approved_by, control_plane=True)
 
 
 @mutation_task("patch-hpa-behavior")
 def patch_hpa_behavior(
-    namespace: str, hpa: str, scale_up_window_seconds: int, *, dry_run: bool, reason: str = ""
+    namespace: str,
+    hpa: str,
+    scale_up_window_seconds: int,
+    *,
+    dry_run: bool,
+    reason: str = "",
+    approved_by: str = "",
 ) -> ChangeRecord:
     """`kubectl patch hpa NAME` setting behavior.scaleUp.stabilizationWindowSeconds."""
     change = PatchHpaWindow(
@@ -115,7 +138,7 @@ def patch_hpa_behavior(
         seconds=scale_up_window_seconds,
         reason=reason,
     )
-    return _through_gate(change, dry_run=dry_run)
+    return _through_gate(change, dry_run=dry_run, approved_by=approved_by)
 
 
 @mutation_task("set-deployment-env")
@@ -128,6 +151,7 @@ def set_deployment_env(
     dry_run: bool,
     container: str | None = None,
     reason: str = "",
+    approved_by: str = "",
 ) -> ChangeRecord:
     """`kubectl set env deploy/NAME VAR=value` (`VAR-` when value is None)."""
     change = SetDeploymentEnv(
@@ -137,7 +161,7 @@ def set_deployment_env(
         container=container,
         reason=reason,
     )
-    return _through_gate(change, dry_run=dry_run)
+    return _through_gate(change, dry_run=dry_run, approved_by=approved_by)
 
 
 @mutation_task("delete-pods")
@@ -148,17 +172,20 @@ def delete_pods(
     selector: str | None = None,
     pod: str | None = None,
     reason: str = "",
+    approved_by: str = "",
 ) -> ChangeRecord:
     """`kubectl delete pod NAME` or `kubectl delete pod -l SELECTOR`: the controller recreates."""
     if (selector is None) == (pod is None):
         raise ValueError("delete_pods needs exactly one of selector or pod")
     target = Target(kind="Pod", namespace=namespace, name=pod or f"-l {selector}")
     change = DeletePods(target=target, selector=selector, pod=pod, reason=reason)
-    return _through_gate(change, dry_run=dry_run)
+    return _through_gate(change, dry_run=dry_run, approved_by=approved_by)
 
 
 @mutation_task("put-back")
-def put_back(revert: Revert, *, dry_run: bool, reason: str = "") -> ChangeRecord:
+def put_back(
+    revert: Revert, *, dry_run: bool, reason: str = "", approved_by: str = ""
+) -> ChangeRecord:
     """Write back what one change overwrote (its record's `revert`), through the same gate: the
     kill switch, scope, lock and limits apply, and the revert gets an audit row of its own."""
-    return _through_gate(undo(revert, reason), dry_run=dry_run)
+    return _through_gate(undo(revert, reason), dry_run=dry_run, approved_by=approved_by)

@@ -1,6 +1,7 @@
 """The gate's guards on the sandbox, through the real Prefect engine: the kill switch, the scope,
-the lock across processes, the cooldown, the circuit breaker and the hourly budget. Each is
-judged by the sandbox's journal (what reached the cluster) and the audit rows in the store."""
+the lock across processes, the cooldown, the circuit breaker, the hourly budget and the blast
+radius, and a human's approval lifting the last two for one change. Each is judged by the
+sandbox's journal (what reached the cluster) and the audit rows in the store."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from prefect.settings import PREFECT_API_URL
 from prefect.variables import Variable
 from sqlmodel import select
 
+from flows.approvals import approved_over_limits
 from flows.hpa_thrash import remediate_hpa_thrash
 from flows.triage import triage
 from sandbox import injections
@@ -35,6 +37,7 @@ from tasks.models.outcome import OutcomeStatus
 from tests.flows.sandbox_settings import alert_payload, point_flows_at
 from tests.flows.sandbox_state import settle
 from tests.flows.test_hpa_thrash import thrashing  # noqa: F401 (a fixture)
+from tests.flows.test_jwks_outage import resume_when_paused
 from tests.flows.test_triage import crash_looping
 
 NS, CORE, WORKER = "alphaswarm", "alphaswarm-core", "alphaswarm-worker"
@@ -247,3 +250,61 @@ def test_a_delete_taking_down_most_of_a_workloads_ready_pods_is_refused(
     record = guarded_delete(pod=pods[0]["metadata"]["name"])
     assert record.status is ChangeStatus.APPLIED
     assert {v.guard: v.passed for v in record.verdicts}["blast-radius"] is True
+
+
+def over_the_budget(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A budget of one change an hour, already spent on the workers; the core then crash-loops."""
+    point_flows_at(sandbox, monkeypatch)
+    monkeypatch.setenv("REMEDIATE_SAFETY__MAX_CHANGES_PER_HOUR", "1")
+    monkeypatch.setenv("REMEDIATE_SAFETY__APPROVAL_TIMEOUT_SECONDS", "3")
+    monkeypatch.setenv("REMEDIATE_SAFETY__APPROVAL_POLL_SECONDS", "1")
+    assert guarded_restart(NS, WORKER).status is ChangeStatus.APPLIED
+    injections.inject(sandbox.cluster, "crashloop-single")
+    settle(sandbox, lambda: len(crash_looping(sandbox)) == 1)
+
+
+def test_a_restart_over_the_budget_waits_for_a_human_and_goes_once_approved(
+    sandbox: SandboxServer, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    over_the_budget(sandbox, monkeypatch)
+    monkeypatch.setenv("REMEDIATE_SAFETY__APPROVAL_TIMEOUT_SECONDS", "60")
+    approver = resume_when_paused(
+        f"pod-crash: {NS}/{CORE}", {"approved": True, "approver": "erin", "comment": "go"}
+    )
+    result = triage(alerts=parse_alertmanager(alert_payload("crashloop-single")), dry_run=False)
+    approver.join(timeout=5)
+    assert result.outcome is not None and result.outcome.status is OutcomeStatus.MITIGATED
+    assert restarts(sandbox) == 2
+    refused, applied = [r for r in audit_rows(store) if r.target_key == f"Deployment/{NS}/{CORE}"]
+    assert refused.status is ActionStatus.REFUSED and applied.status is ActionStatus.APPLIED
+    budget = next(v for v in applied.verdicts if v["guard"] == "budget")
+    assert budget["passed"] and "over the limit, approved by erin" in budget["detail"]
+
+
+def test_a_restart_over_the_budget_nobody_approves_changes_nothing(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    over_the_budget(sandbox, monkeypatch)
+    result = triage(alerts=parse_alertmanager(alert_payload("crashloop-single")), dry_run=False)
+    assert result.outcome is not None and result.outcome.status is OutcomeStatus.ESCALATED
+    assert "budget" in result.outcome.message
+    assert "not approved: nobody (the pause expired)" in result.outcome.message
+    assert restarts(sandbox) == 1  # the workers' restart that spent the budget, nothing since
+
+
+@flow(name="approved-delete")
+def approved_delete(selector: str) -> ChangeRecord:
+    return approved_over_limits(delete_pods, NS, dry_run=False, selector=selector, reason="test")
+
+
+def test_a_delete_over_the_blast_radius_goes_only_once_a_human_approves(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMEDIATE_SAFETY__APPROVAL_POLL_SECONDS", "1")
+    approver = resume_when_paused("approved-delete", {"approved": True, "approver": "frank"})
+    record = approved_delete.with_options(flow_run_name="approved-delete")(f"app={CORE}")
+    approver.join(timeout=5)
+    assert record.status is ChangeStatus.APPLIED
+    blast = next(v for v in record.verdicts if v.guard == "blast-radius")
+    assert blast.passed and "3 of" in blast.detail and "approved by frank" in blast.detail
+    assert len(sandbox.cluster.journal.mutations()) == 3  # the three pods, one delete each
