@@ -44,7 +44,7 @@ from flows.revert_auth_enforce import (
     schedule_revert,
 )
 from flows.runs import configured, named, tell, tell_change, tell_diagnosis, tell_outcome
-from tasks.changes.models import ChangeRecord
+from tasks.changes.models import ChangeRecord, undo
 from tasks.changes.mutations import set_deployment_env
 from tasks.diagnoses.findings import JWKS_SYMPTOM
 from tasks.diagnoses.platform import PERMISSIVE, diagnose_jwks
@@ -199,6 +199,7 @@ def _record_bypass(
     scheduled: ScheduledRun | None = None
     note = ""
     try:
+        undo(change.revert)  # refused when no plain value can be written back
         scheduled = schedule_revert(
             revert, params.revert_check_after_seconds, idempotency_key=f"revert-{change.key}"
         )

@@ -52,6 +52,11 @@ class Target(BaseModel):
         return f"{self.kind}/{self.namespace}/{self.name}"
 
 
+# What an env var's record says when no plain value can be written back.
+FROM_REF = "<from>"  # a valueFrom reference (a Secret, a ConfigMap, a field)
+MIXED = "<mixed>"  # the containers changed had different values
+
+
 class Revert(BaseModel):
     """What to write back to undo exactly this change; `value` None means "unset it"."""
 
@@ -61,6 +66,7 @@ class Revert(BaseModel):
     target: Target
     value: Fact
     variable: str | None = None  # set-env only
+    container: str | None = None  # set-env only; None: every container (they all had `value`)
 
 
 class Verdict(BaseModel):
@@ -292,7 +298,7 @@ class SetDeploymentEnv(Change):
                 var = spec.env_var(self.variable)
                 # A valueFrom reference is not a plain value: never "already done".
                 facts[spec.name] = (
-                    None if var is None else var.value if var.value_from is None else "<from>"
+                    None if var is None else var.value if var.value_from is None else FROM_REF
                 )
         if not facts:
             raise PermanentError(f"deployment {self.target.name} has no container {self.container}")
@@ -319,9 +325,15 @@ class SetDeploymentEnv(Change):
         return f"kubectl set env -n {self.target.namespace} deploy/{self.target.name} {setting}"
 
     def revert_for(self, before: dict[str, Fact]) -> Revert | None:
-        first = next(iter(before.values()), None)
+        """One value to write back to the containers changed; MIXED when they had different
+        ones (the audit row's `before` keeps each), which undo() will not guess at."""
+        values = set(before.values())
         return Revert(
-            action=ActionKind.SET_ENV, target=self.target, value=first, variable=self.variable
+            action=ActionKind.SET_ENV,
+            target=self.target,
+            value=values.pop() if len(values) == 1 else MIXED,
+            variable=self.variable,
+            container=self.container,
         )
 
 
@@ -442,11 +454,18 @@ def undo(revert: Revert, reason: str = "") -> Change:
             f"the scale-up window of {target.key} was unset before the change: remove "
             "spec.behavior.scaleUp.stabilizationWindowSeconds by hand (kubectl patch --type=json)"
         )
-    if revert.action is ActionKind.SET_ENV and revert.variable and value != "<from>":
+    if revert.action is ActionKind.SET_ENV and value in (FROM_REF, MIXED):
+        raise PermanentError(
+            f"{revert.variable} of {target.key} was "
+            + ("a valueFrom reference" if value == FROM_REF else "different in each container")
+            + " before the change: put it back by hand (the audit row's `before` has it)"
+        )
+    if revert.action is ActionKind.SET_ENV and revert.variable:
         return SetDeploymentEnv(
             target=target,
             variable=revert.variable,
             value=None if value is None else str(value),
+            container=revert.container,
             reason=reason,
         )
     raise PermanentError(f"{revert.action} of {target.key}: the record cannot say what to put back")
