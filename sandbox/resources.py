@@ -122,6 +122,18 @@ NETWORK_POLICY = Kind(
 INGRESS = Kind("networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",))
 ENDPOINT_SLICE = Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 PDB = Kind("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short_names=("pdb",))
+# What installing the project creates (infra/) and what Prefect's Kubernetes worker submits.
+SERVICE_ACCOUNT = Kind("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",))
+SECRET = Kind("", "v1", "secrets", "Secret")
+CONFIG_MAP = Kind("", "v1", "configmaps", "ConfigMap", short_names=("cm",))
+_RBAC = "rbac.authorization.k8s.io"
+ROLE = Kind(_RBAC, "v1", "roles", "Role")
+ROLE_BINDING = Kind(_RBAC, "v1", "rolebindings", "RoleBinding")
+CLUSTER_ROLE = Kind(_RBAC, "v1", "clusterroles", "ClusterRole", namespaced=False)
+CLUSTER_ROLE_BINDING = Kind(
+    _RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False
+)
+JOB = Kind("batch", "v1", "jobs", "Job", subresources=("status",), categories=("all",))
 
 KINDS: tuple[Kind, ...] = (
     POD,
@@ -139,6 +151,14 @@ KINDS: tuple[Kind, ...] = (
     INGRESS,
     ENDPOINT_SLICE,
     PDB,
+    SERVICE_ACCOUNT,
+    SECRET,
+    CONFIG_MAP,
+    ROLE,
+    ROLE_BINDING,
+    CLUSTER_ROLE,
+    CLUSTER_ROLE_BINDING,
+    JOB,
 )
 
 # group -> version -> plural -> Kind; autoscaling/v1 exists only so discovery can name Scale.
