@@ -18,10 +18,12 @@ export NO_PROXY := 127.0.0.1,localhost
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The sandbox is a distribution of its own (sandbox/pyproject.toml) that the `dev` extra requires:
+# installing both in one command lets pip satisfy that requirement from ./sandbox, not an index.
+$(STAMP): pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./sandbox -e '.[dev]'
 	@command -v kubectl >/dev/null || echo "note: kubectl is not on the PATH; the kubectl conformance tests need it"
 	mkdir -p $(PREFECT_HOME)
 	touch $(STAMP)

@@ -2,6 +2,7 @@
 shape on one machine. Each run happens in a subprocess of this one.
 
     python -m deployments.serve
+    python -m deployments.serve --check   the start-up check alone, then exit (0: it would start)
 
 It serves every deployment of `deployments/table.py`, the table `deployments/prefect.yaml` is
 generated from (`tests/unit/test_deployments.py` checks the two agree):
@@ -20,15 +21,17 @@ generated from (`tests/unit/test_deployments.py` checks the two agree):
 
 from __future__ import annotations
 
+import argparse
+
 from prefect import serve
 
 from deployments import warm_start
-from deployments.table import runner_deployments
+from deployments.table import PREFECT_YAML, render_prefect_yaml, runner_deployments
 from store.engine import engine_for
 from store.schema import StoreNotMigrated
 from tasks.settings import Settings
 
-__all__ = ["main", "require_migrated_store", "runner_deployments"]
+__all__ = ["check", "main", "require_migrated_store", "runner_deployments"]
 
 
 def require_migrated_store() -> None:
@@ -39,7 +42,25 @@ def require_migrated_store() -> None:
         raise SystemExit(str(exc)) from exc
 
 
-def main() -> None:
+def check() -> None:
+    """Everything start-up needs short of Prefect's API, for an install or an image to prove
+    itself: every served flow imports and builds its deployment, the prefect.yaml shipped with
+    the package is the table's rendering, and the store is migrated."""
+    names = [deployment.name for deployment in runner_deployments()]
+    if PREFECT_YAML.read_text(encoding="utf-8") != render_prefect_yaml():
+        raise SystemExit(f"{PREFECT_YAML} is not the deployments table's rendering")
+    require_migrated_store()
+    print(f"serve check passed: {len(names)} deployments ({', '.join(names)}); store migrated")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__)
+    parser.add_argument(
+        "--check", action="store_true", help="run the start-up check without Prefect, then exit"
+    )
+    if parser.parse_args(argv).check:
+        check()
+        return
     warm_start.install()  # each run forked from a warm process with the flows imported
     require_migrated_store()
     # Restarting the serve process must not pause the schedules operators rely on.

@@ -89,8 +89,29 @@ def sandbox_up(
             "managed-postgres, no-curl, running-between-crashes.",
         ),
     ] = None,
+    rbac: Annotated[
+        Path | None,
+        typer.Option(
+            "--rbac",
+            exists=True,
+            dir_okay=False,
+            help="Authorize every API request against the Roles and bindings in this file "
+            "(with --as), answering 403 Forbidden as a cluster would.",
+        ),
+    ] = None,
+    as_user: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="The user the kubeconfig (and kubectl) authenticates as under --rbac, e.g. "
+            "system:serviceaccount:alphaswarm-admin:alphaswarm-remediate.",
+        ),
+    ] = None,
 ) -> None:
     """Run the sandbox in the foreground until Ctrl-C (SIGINT) or SIGTERM."""
+    from remediate.stack import require_sandbox
+
+    require_sandbox()
     from sandbox import conditions, injections
     from sandbox.flow_env import flow_env, write_env_file
     from sandbox.server import SandboxServer
@@ -108,6 +129,17 @@ def sandbox_up(
                 + "\n  ".join(conditions.names())
             )
             raise typer.Exit(2)
+    if (rbac is None) != (as_user is None):
+        err.print("[red]--rbac and --as go together[/red]: the file's grants and whose they are")
+        raise typer.Exit(2)
+    if rbac is not None and as_user is not None:
+        from sandbox.rbac import Authorizer, RbacError
+
+        try:
+            Authorizer.load(rbac, as_user)  # a bad file or subject fails here, not at startup
+        except RbacError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from exc
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -115,7 +147,13 @@ def sandbox_up(
     redis, pool = _celery_backing() if celery else (None, None)
     try:
         server = SandboxServer(
-            port=port, tick_seconds=tick, worker_pool=pool, conditions=chosen
+            port=port,
+            tick_seconds=tick,
+            worker_pool=pool,
+            conditions=chosen,
+            rbac=rbac,
+            as_user=as_user,
+            anonymous_as_user=True,  # kubectl sends no token over plain HTTP
         ).start()
     except OSError as exc:
         if redis is not None:
@@ -132,6 +170,8 @@ def sandbox_up(
             print(f"  export {key}={shlex.quote(value)}", flush=True)
         if chosen:
             print(f"conditions: {', '.join(chosen)}", flush=True)
+        if rbac is not None:
+            print(f"rbac: every API request is authorized as {as_user} by {rbac}", flush=True)
         if incident is not None:
             try:
                 injected = injections.inject(server.cluster, incident)
@@ -184,6 +224,9 @@ def sandbox_inject(
     ] = DEFAULT_SANDBOX_KUBECONFIG,
 ) -> None:
     """Inject an incident into a running sandbox (found through its kubeconfig)."""
+    from remediate.stack import require_sandbox
+
+    require_sandbox()
     from sandbox.control_client import SandboxControlError, inject
 
     try:
@@ -266,6 +309,9 @@ def demo(
     """Rehearse the runbook end to end (`make run`): start a sandbox in-process, inject an
     incident, triage it as a dry run (the plan), then with --apply (the change and how it was
     verified). Exits 3 when the incident was not mitigated."""
+    from remediate.stack import require_sandbox
+
+    require_sandbox()
     from sandbox import injections
 
     try:

@@ -65,8 +65,11 @@ class Stack:
 
 
 def intake_token(state_dir: Path) -> tuple[str, str]:
-    """REMEDIATE_INTAKE_TOKEN, or one generated once and kept (mode 0600) under the state dir."""
-    given = os.environ.get("REMEDIATE_INTAKE_TOKEN", "")
+    """REMEDIATE_INTAKE_TOKEN (the variable, or its file in REMEDIATE_SECRETS_DIR), or one
+    generated once and kept (mode 0600) under the state dir."""
+    from tasks.settings import Settings
+
+    given = Settings().intake_token.get_secret_value()
     if given:
         return given, "REMEDIATE_INTAKE_TOKEN"
     path = state_dir / "intake-token"
@@ -103,6 +106,8 @@ def _deployment_served(api_url: str, name: str) -> Any:
 
 def start(options: StackOptions, say: Any, exits: ExitStack) -> Stack:
     """Start every part, in dependency order; each one stops when `exits` closes."""
+    if options.kubeconfig is None:  # before anything starts: nothing to stop when it is missing
+        require_sandbox("or pass --kubeconfig to use a real cluster")
     from store.schema import upgrade
     from tasks.settings import Settings
 
@@ -195,6 +200,22 @@ def _child(
     exits.callback(child.stop)
     stack.children.append(child)
     return child
+
+
+SANDBOX_MISSING = (
+    "the sandbox is not installed (it is a distribution of its own, which production installs "
+    "leave out): pip install 'alphaswarm-remediate[sandbox]'"
+)
+
+
+def require_sandbox(alternative: str = "") -> None:
+    """Exit 2 with the fix, not an ImportError traceback, when the sandbox is not installed;
+    `alternative` names another way out (the commands that can do without it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("sandbox") is None:
+        print(SANDBOX_MISSING + (f", {alternative}" if alternative else ""), file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _start_sandbox(state: Path, env: dict[str, str], exits: ExitStack) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox import discovery
+from sandbox import discovery, openapi
 from sandbox.api_metrics import serve_metrics
 from sandbox.api_objects import details, not_found, qualified, require, to_scale, validate
 from sandbox.api_pods import exec_pod, read_log
@@ -34,6 +34,7 @@ from sandbox.patching import (
     UnsupportedPatch,
     apply_patch,
 )
+from sandbox.rbac import Authorizer
 from sandbox.resources import Kind, lookup
 from sandbox.selectors import SelectorError
 from sandbox.store import Conflict, NotFound, Obj, now_rfc3339
@@ -43,6 +44,8 @@ from sandbox.termination import deleted_at_once, grace_seconds, mark_terminating
 log = logging.getLogger(__name__)
 
 CLUSTER = web.AppKey("cluster", SandboxCluster)
+# Set when the sandbox enforces RBAC (`sandbox.rbac`); absent, every request is allowed.
+AUTHORIZER = web.AppKey("authorizer", Authorizer)
 # A request hit by a `timeout` fault is held this long before a 504: long enough for any
 # client timeout the runbook uses, short enough that a forgotten fault cannot wedge a test run.
 HANG_SECONDS = 60.0
@@ -219,6 +222,7 @@ class Handlers:
                     "BadRequest",
                 )
             meta["namespace"] = t.namespace
+        openapi.check_fields(request.query.get("fieldValidation", ""), t.kind, obj)
         for server_set in ("resourceVersion", "uid", "creationTimestamp", "generation"):
             meta.pop(server_set, None)
         validate(t.kind, obj)
@@ -278,6 +282,8 @@ class Handlers:
         if t.sub == "scale":
             return self._replace_scale(request, t, current)
         obj = _own_metadata(object_body(request, t.kind))
+        if t.sub is None:
+            openapi.check_fields(request.query.get("fieldValidation", ""), t.kind, obj)
         return json_response(self._write(t, obj, current, is_dry_run(request)))
 
     def patch(self, request: web.Request, t: Target) -> web.Response:
@@ -480,6 +486,8 @@ def _discovery(request: web.Request, parts: list[str]) -> web.Response | None:
         return json_response(discovery.VERSION_INFO)
     if parts in (["healthz"], ["livez"], ["readyz"]):
         return web.Response(text="ok", content_type="text/plain")
+    if parts[0] == "openapi":  # what kubectl reads before it writes (sandbox/openapi.py)
+        return _or_404(openapi.document(parts[1:]))
     if parts == ["api"]:
         return json_response(discovery.api_versions(request.host))
     if parts == ["apis"]:
@@ -501,6 +509,11 @@ def _or_404(body: dict[str, Any] | None) -> web.Response:
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     cluster = request.app[CLUSTER]
+    authorizer = request.app.get(AUTHORIZER)
+    if authorizer is not None:  # here, not in the middleware: the sandbox's own routes are free
+        authorizer.check(
+            request.headers.get("Authorization"), request.method, request.path, request.query
+        )
     parts = [p for p in request.path.split("/") if p]
     if not parts:
         return json_response({"paths": ["/api", "/api/v1", "/apis", "/version"]})
@@ -578,9 +591,11 @@ async def journal_and_faults(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
-def build_app(cluster: SandboxCluster) -> web.Application:
+def build_app(cluster: SandboxCluster, authorizer: Authorizer | None = None) -> web.Application:
     app = web.Application(middlewares=[journal_and_faults], client_max_size=64 * 1024 * 1024)
     app[CLUSTER] = cluster
+    if authorizer is not None:
+        app[AUTHORIZER] = authorizer
     # The control plane, the JWKS endpoint and the incident API first: the catch-all is last.
     add_sandbox_routes(app, cluster)
     app.router.add_route("*", "/{tail:.*}", dispatch)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from sandbox.behaviour import Behaviour
 from sandbox.control_plane import ControlPlane
@@ -21,6 +21,14 @@ class Background(Protocol):
     """Something an incident runs beside the controllers, on its own thread."""
 
     def stop(self) -> None: ...
+
+
+class JobRunner(Protocol):
+    """Runs batch/v1 Jobs and their pods as real processes (`sandbox.jobs.attach`)."""
+
+    def runs(self, pod: Mapping[str, Any]) -> bool: ...
+
+    def step(self, now: float) -> None: ...
 
 
 @dataclass
@@ -44,6 +52,9 @@ class SandboxCluster:
     # Threads injected incidents started (the producer feeding the real Celery queue);
     # `incidents.heal` and the server's stop end them.
     background: list[Background] = field(default_factory=list)
+    # Jobs whose pods run as real local processes (a Prefect Kubernetes worker's flow runs); the
+    # kubelet steps it every tick and leaves the pods it runs to it. None: Jobs do not run.
+    jobs: JobRunner | None = None
     # The real-cluster conditions (`sandbox.conditions`) the cluster was seeded with, by name.
     conditions: tuple[str, ...] = ()
 

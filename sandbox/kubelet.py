@@ -72,6 +72,9 @@ class Kubelet:
     def step(self, now: float) -> None:
         self._tick += 1
         nodes = {n["metadata"]["name"] for n in self.cluster.store.list(NODE)[0]}
+        jobs = self.cluster.jobs
+        if jobs is not None:
+            jobs.step(now)
         pods, _ = self.cluster.store.list(POD)
         seen: set[str] = set()
         for pod in pods:
@@ -79,6 +82,8 @@ class Kubelet:
             seen.add(uid)
             if pod["spec"].get("nodeName") not in nodes:
                 continue  # unscheduled, or on a node the sandbox does not run: no kubelet
+            if jobs is not None and jobs.runs(pod):
+                continue  # a real process, which sandbox.jobs follows
             try:
                 self._advance(pod, now)
             except NotFound:  # deleted by a client between the list and the write

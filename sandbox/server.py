@@ -18,6 +18,7 @@ from sandbox.api import build_app
 from sandbox.cluster import SandboxCluster
 from sandbox.conditions import seed_with
 from sandbox.controllers import Controllers
+from sandbox.rbac import KUBECONFIG_TOKEN, Authorizer
 
 if TYPE_CHECKING:
     from sandbox.worker_pool import WorkerPool
@@ -36,8 +37,21 @@ class SandboxServer:
         seeded: bool = True,
         worker_pool: WorkerPool | None = None,
         conditions: Iterable[str] = (),
+        rbac: Path | None = None,
+        as_user: str | None = None,
+        anonymous_as_user: bool = False,
     ) -> None:
         conditions = tuple(conditions)
+        if (rbac is None) != (as_user is None):
+            raise ValueError("rbac and as_user go together: the file's grants and whose they are")
+        # With RBAC the kubeconfig's token is `as_user`, authorized against the file's Roles;
+        # so are requests without credentials if anonymous_as_user (kubectl sends none over
+        # plain HTTP), else they are the test harness's, unrestricted (`sandbox.rbac`).
+        self.authorizer = (
+            Authorizer.load(rbac, as_user, anonymous_as_user=anonymous_as_user)
+            if rbac and as_user
+            else None
+        )
         if conditions and (cluster is not None or not seeded):
             raise ValueError("conditions shape the seeded topology: only for a cluster seeded here")
         self.cluster = cluster or SandboxCluster()
@@ -91,7 +105,9 @@ class SandboxServer:
         return self
 
     async def _start_site(self) -> None:
-        self._runner = web.AppRunner(build_app(self.cluster), access_log=None, shutdown_timeout=0.5)
+        self._runner = web.AppRunner(
+            build_app(self.cluster, self.authorizer), access_log=None, shutdown_timeout=0.5
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -125,7 +141,7 @@ class SandboxServer:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "sandbox", "cluster": {"server": self.url}}],
-            "users": [{"name": "sandbox", "user": {"token": "sandbox"}}],
+            "users": [{"name": "sandbox", "user": {"token": KUBECONFIG_TOKEN}}],
             "contexts": [
                 {
                     "name": "sandbox",

@@ -2,15 +2,28 @@
 
 Nested values use a double underscore: REMEDIATE_CONTROL_PLANE__TOKEN=... . Secrets are
 SecretStr, so they never show up in a repr, a log line or a Prefect parameter.
+
+Secrets may also come from files, as a Kubernetes Secret mounted as a volume gives them:
+REMEDIATE_SECRETS_DIR names a folder whose files are named like the variables
+(`REMEDIATE_CONTROL_PLANE__TOKEN`, `REMEDIATE_INTAKE_TOKEN`, `REMEDIATE_STORE__URL`), each
+holding one value (a trailing newline is ignored). A variable set in the environment wins.
 """
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+SECRETS_DIR_VARIABLE = "REMEDIATE_SECRETS_DIR"
 
 
 class Environment(StrEnum):
@@ -232,3 +245,24 @@ class Settings(BaseSettings):
     safety: Safety = Field(default_factory=Safety)
     # REMEDIATE_INTAKE_TOKEN: the bearer token Alertmanager sends (http_config.authorization).
     intake_token: SecretStr = SecretStr("")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        folder = os.environ.get(SECRETS_DIR_VARIABLE, "")
+        if not folder:
+            return init_settings, env_settings, dotenv_settings
+        files = NestedSecretsSettingsSource(
+            file_secret_settings,
+            secrets_dir=folder,
+            secrets_dir_missing="error",  # a Secret that is not mounted must not pass unseen
+            secrets_nested_delimiter="__",
+            env_prefix="REMEDIATE_",
+        )
+        return init_settings, env_settings, dotenv_settings, files

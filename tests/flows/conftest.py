@@ -20,6 +20,11 @@ from sandbox.server import SandboxServer
 from tasks.connection import close_all
 from tests.flows.gate_journal import ungated_writes
 
+# The flows run as the project's service account, authorized by the Roles the project ships: a
+# verb missing from infra/rbac.yaml fails the flow test with the 403 a cluster would answer.
+RBAC_FILE = Path(__file__).resolve().parents[2] / "infra" / "rbac.yaml"
+SERVICE_ACCOUNT = "system:serviceaccount:alphaswarm-admin:alphaswarm-remediate"
+
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
@@ -47,7 +52,7 @@ def store(incident_store: str) -> str:
 def sandbox(
     prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[SandboxServer]:
-    with SandboxServer(tick_seconds=0.05) as server:
+    with SandboxServer(tick_seconds=0.05, rbac=RBAC_FILE, as_user=SERVICE_ACCOUNT) as server:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
         monkeypatch.setenv("REMEDIATE_KUBE__KUBECONFIG", str(kubeconfig))
         try:
@@ -66,7 +71,9 @@ def conditioned(
     """A sandbox seeded as a real cluster of some kind (`sandbox.conditions`: parametrize it
     indirectly with the condition names), the flows pointed at it as `sandbox up` prints."""
     conditions: tuple[str, ...] = request.param
-    with SandboxServer(tick_seconds=0.05, conditions=conditions) as server:
+    with SandboxServer(
+        tick_seconds=0.05, conditions=conditions, rbac=RBAC_FILE, as_user=SERVICE_ACCOUNT
+    ) as server:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
         monkeypatch.setenv("REMEDIATE_KUBE__KUBECONFIG", str(kubeconfig))
         for key, value in flow_env(server.url, server.cluster).items():

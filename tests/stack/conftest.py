@@ -10,10 +10,12 @@ should on a real cluster): the sample's incident would then name that run, not i
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from store.engine import dispose_all
+from tests.stack.storm import Processes, processes_in
 from tests.stack.up import RunningStack, leftovers, remediate_up
 
 
@@ -25,3 +27,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         yield running
     dispose_all()
     assert leftovers(state) == []
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """The real processes of one storm test (tests/stack/storm.py)."""
+    with processes_in(tmp_path) as running:
+        yield running
