@@ -77,3 +77,27 @@ def record_event(
             "reportingInstance": host or "",
         },
     )
+
+
+def container_event(
+    store: Store,
+    pod: Mapping[str, Any],
+    container: str,
+    reason: str,
+    message: str,
+    *,
+    now: float,
+    type_: str = "Normal",
+) -> Obj:
+    """An Event the kubelet reports about one container of `pod` (its node, its field path)."""
+    return record_event(
+        store,
+        pod,
+        reason,
+        message,
+        now=now,
+        component="kubelet",
+        host=pod["spec"].get("nodeName"),
+        type_=type_,
+        field_path=f"spec.containers{{{container}}}",
+    )

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sandbox.cluster import SandboxCluster
-from sandbox.events import record_event
+from sandbox.events import container_event, record_event
 from sandbox.processes import OWNER_ENV, ROLE_ENV, die_with_parent, kill_group, signal_group
 from sandbox.resources import JOB, NODE, POD, SECRET
 from sandbox.scheduler import schedule_pod
@@ -486,18 +486,8 @@ class JobPods:
     def _event(
         self, pod: Mapping[str, Any], reason: str, message: str, now: float, type_: str = "Normal"
     ) -> None:
-        c = pod["spec"]["containers"][0]["name"]
-        record_event(
-            self.cluster.store,
-            pod,
-            reason,
-            message,
-            now=now,
-            component="kubelet",
-            host=pod["spec"].get("nodeName"),
-            type_=type_,
-            field_path=f"spec.containers{{{c}}}",
-        )
+        container = pod["spec"]["containers"][0]["name"]
+        container_event(self.cluster.store, pod, container, reason, message, now=now, type_=type_)
 
     def pids(self) -> dict[str, int]:
         """Pod name -> pid of its running process."""

@@ -30,7 +30,7 @@ from typing import Any
 
 from sandbox.behaviour import PodBehaviour, backoff_seconds
 from sandbox.cluster import SandboxCluster
-from sandbox.events import record_event
+from sandbox.events import container_event
 from sandbox.resources import NODE, POD
 from sandbox.shapes import (
     container_id,
@@ -210,17 +210,15 @@ class Kubelet:
         self.cluster.store.update(POD, meta["namespace"], meta["name"], back_off)
         for c in spec["containers"]:
             self.cluster.runtime.retire_log(meta["uid"], c["name"])
-            record_event(
+            container_event(
                 self.cluster.store,
                 pod,
+                c["name"],
                 "BackOff",
                 f"Back-off restarting failed container {c['name']} in pod "
                 f"{meta['name']}_{meta['namespace']}({meta['uid']})",
                 now=now,
-                component="kubelet",
-                host=spec.get("nodeName"),
                 type_="Warning",
-                field_path=f"spec.containers{{{c['name']}}}",
             )
 
     def _restart(self, pod: Mapping[str, Any], behaviour: PodBehaviour, now: float) -> None:
@@ -273,16 +271,14 @@ class Kubelet:
         if not ready and probe_failed:
             for c in pod["spec"]["containers"]:
                 if c.get("readinessProbe"):
-                    record_event(
+                    container_event(
                         self.cluster.store,
                         pod,
+                        c["name"],
                         "Unhealthy",
                         "Readiness probe failed: HTTP probe failed with statuscode: 503",
                         now=now,
-                        component="kubelet",
-                        host=pod["spec"].get("nodeName"),
                         type_="Warning",
-                        field_path=f"spec.containers{{{c['name']}}}",
                     )
 
     def _terminate(self, pod: Mapping[str, Any], now: float) -> None:
@@ -301,15 +297,13 @@ class Kubelet:
         self._removal[uid] = self._tick - 1 + termination_ticks(30 if grace is None else int(grace))
         if _state(pod) == "running":
             for c in pod["spec"]["containers"]:
-                record_event(
+                container_event(
                     self.cluster.store,
                     pod,
+                    c["name"],
                     "Killing",
                     f"Stopping container {c['name']}",
                     now=now,
-                    component="kubelet",
-                    host=pod["spec"].get("nodeName"),
-                    field_path=f"spec.containers{{{c['name']}}}",
                 )
         if is_ready(pod):
             self._set_ready(pod, False, now, probe_failed=False)
@@ -322,16 +316,7 @@ class Kubelet:
                 ("Created", f"Created container {c['name']}"),
                 ("Started", f"Started container {c['name']}"),
             ):
-                record_event(
-                    self.cluster.store,
-                    pod,
-                    reason,
-                    message,
-                    now=now,
-                    component="kubelet",
-                    host=pod["spec"].get("nodeName"),
-                    field_path=f"spec.containers{{{c['name']}}}",
-                )
+                container_event(self.cluster.store, pod, c["name"], reason, message, now=now)
 
     def _fresh_container(self, pod: Mapping[str, Any], container: str, now: float) -> None:
         meta = pod["metadata"]

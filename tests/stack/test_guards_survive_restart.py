@@ -17,44 +17,28 @@ The sandbox's journal shows the one restart, and nothing after it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from remediate.stack import Stack, StackOptions, start
+from remediate.stack import Stack
 from sandbox import injections
 from sandbox.flow_env import flow_env
 from sandbox.server import SandboxServer
-from store.engine import dispose_all, session_for
+from store.engine import session_for
 from store.models import ActionStatus, IncidentAction
 from tests.flows.sandbox_state import settle
 from tests.flows.test_triage import crash_looping
 from tests.stack.test_warm_start import FINAL, wait_for
-from tests.stack.up import api_call
+from tests.stack.up import api_call, stack_on
 
 pytestmark = pytest.mark.timeout(900)
 
 CORE = "Deployment/alphaswarm/alphaswarm-core"
 RESTART = r"/deployments/alphaswarm-core$"
 KILL_SWITCH = "remediate_kill_switch"
-
-
-@contextmanager
-def stack_on(state: Path, sandbox: SandboxServer) -> Iterator[Stack]:
-    with ExitStack() as exits:
-        options = StackOptions(
-            state_dir=state,
-            kubeconfig=state / "kubeconfig.yaml",
-            prefect_port=0,
-            intake_port=0,
-            sample=False,
-        )
-        yield start(options, lambda _: None, exits)
-    dispose_all()
 
 
 def run_pod_crash(stack: Stack) -> str:
@@ -112,7 +96,7 @@ def test_guard_state_survives_a_restart_of_every_process(tmp_path: Path) -> None
             env.setenv(key, value)
 
         crash(sandbox)
-        with stack_on(tmp_path, sandbox) as first:
+        with stack_on(tmp_path, tmp_path / "kubeconfig.yaml") as first:
             assert run_pod_crash(first) == "COMPLETED"
             set_kill_switch(first, on=True)
         assert [r.status for r in core_rows(store)] == [ActionStatus.APPLIED]
@@ -120,7 +104,7 @@ def test_guard_state_survives_a_restart_of_every_process(tmp_path: Path) -> None
         assert restarts == 1
 
         crash(sandbox)
-        with stack_on(tmp_path, sandbox) as second:
+        with stack_on(tmp_path, tmp_path / "kubeconfig.yaml") as second:
             assert run_pod_crash(second) == "FAILED"  # refused: the change is not made
             set_kill_switch(second, on=False)
             assert run_pod_crash(second) == "FAILED"

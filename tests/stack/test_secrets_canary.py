@@ -21,7 +21,6 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,14 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from remediate.stack import Stack, StackOptions, start
+from remediate.stack import Stack
 from sandbox import injections
 from sandbox.flow_env import flow_env
 from sandbox.server import SandboxServer
 from store.engine import dispose_all, session_for
 from tasks.settings import SECRETS_DIR_VARIABLE
 from tests.flows.sandbox_settings import alert_payload
-from tests.stack.up import api_call, flow_runs
+from tests.stack.up import api_call, flow_runs, stack_on
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -163,22 +162,13 @@ def test_no_secret_is_written_anywhere_a_run_writes(
     # The scan would find them where they are meant to be: it is not blind.
     assert all(files_holding(tmp_path / "secrets", values).values())
 
-    with ExitStack() as exits:
-        options = StackOptions(
-            state_dir=state,
-            kubeconfig=state / "kubeconfig.yaml",
-            prefect_port=0,
-            intake_port=0,
-            sample=False,
-        )
-        stack = start(options, lambda _: None, exits)
+    with stack_on(state, state / "kubeconfig.yaml") as stack:
         ended: dict[str, set[str]] = {}
         for incident_name, alert in INCIDENTS:
             injections.inject(sandbox.cluster, incident_name)
             incidents = fire(stack, values["REMEDIATE_INTAKE_TOKEN"], alert_payload(alert))
             ended[incident_name] = {r["state_type"] for r in follow(stack, incidents)}
         metrics = httpx.get(stack.intake_url.replace("/api/v1/alerts", "/metrics")).text
-    dispose_all()
 
     assert {n: s for n, s in ended.items() if s != {"COMPLETED"}} == {}
     # C went through the control plane: its token was used, and accepted.

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from deployments.warm_start import process_name
-from remediate.stack import Stack, StackOptions, start
+from remediate.stack import Stack
 from sandbox.flow_env import flow_env
 from sandbox.journal import Fault
 from sandbox.server import SandboxServer
-from tests.stack.up import api_call, processes_with
+from tests.stack.up import api_call, processes_with, stack_on
 
 TRIAGE = "triage/triage"
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
@@ -121,10 +121,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             kubeconfig = sandbox.write_kubeconfig(state / "kubeconfig.yaml")
             for key, value in flow_env(sandbox.url, sandbox.cluster, kubeconfig).items():
                 env.setenv(key, value)
-            options = StackOptions(
-                state_dir=state, kubeconfig=kubeconfig, prefect_port=0, intake_port=0, sample=False
-            )
-            stack = start(options, lambda _: None, exits)
+            stack = exits.enter_context(stack_on(state, kubeconfig))
             served = Served(stack, sandbox)
             warm_up(served)
             yield served

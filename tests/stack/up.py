@@ -11,12 +11,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from remediate.stack import Stack, StackOptions, start
+from store.engine import dispose_all
 
 ROOT = Path(__file__).resolve().parents[2]
 REMEDIATE = str(Path(sys.executable).with_name("remediate"))
@@ -143,3 +146,15 @@ def flow_runs(api_url: str, **flow_run_filter: Any) -> list[dict[str, Any]]:
         api_url, "POST", "/flow_runs/filter", json={"flow_runs": flow_run_filter, "limit": 200}
     )
     return runs
+
+
+@contextmanager
+def stack_on(state: Path, kubeconfig: Path) -> Iterator[Stack]:
+    """`remediate up`'s parts started from this process (`remediate.stack.start`), on free ports,
+    without the sample, on the cluster `kubeconfig` names; every one stopped when the block ends."""
+    with ExitStack() as exits:
+        options = StackOptions(
+            state_dir=state, kubeconfig=kubeconfig, prefect_port=0, intake_port=0, sample=False
+        )
+        yield start(options, lambda _: None, exits)
+    dispose_all()
