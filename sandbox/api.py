@@ -24,7 +24,14 @@ from sandbox.api_objects import details, not_found, qualified, require, to_scale
 from sandbox.api_pods import exec_pod, read_log
 from sandbox.api_sandbox import add_routes as add_sandbox_routes
 from sandbox.api_watch import serve_watch
-from sandbox.api_wire import ApiError, json_response, parse_bool, parse_int, status_body
+from sandbox.api_wire import (
+    ApiError,
+    json_response,
+    parse_bool,
+    parse_int,
+    split_api_path,
+    status_body,
+)
 from sandbox.cluster import SandboxCluster
 from sandbox.journal import Request
 from sandbox.patching import (
@@ -521,12 +528,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         found = _discovery(request, parts)
         if found is not None:
             return found
-    if parts[0] == "api" and len(parts) >= 3:
-        group, version, rest = "", parts[1], parts[2:]
-    elif parts[0] == "apis" and len(parts) >= 4:
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:
+    resource_path = split_api_path(parts)
+    if resource_path is None:
         raise _not_found_path()
+    group, version, rest = resource_path
     if group == discovery.METRICS_GROUP:
         return serve_metrics(request, cluster, version, rest)
     target = parse_target(group, version, rest)

@@ -107,3 +107,13 @@ def parse_int(value: str | None, name: str) -> int | None:
         raise ApiError(
             400, f'invalid value for {name}: strconv.ParseInt: parsing "{value}"'
         ) from None
+
+
+def split_api_path(parts: list[str]) -> tuple[str, str, list[str]] | None:
+    """(group, version, the rest) of a resource path, `/api/v1/...` (the core group, "") or
+    `/apis/GROUP/VERSION/...`; None for any other path (discovery, /version, /healthz)."""
+    if parts[:1] == ["api"] and len(parts) >= 3:
+        return "", parts[1], parts[2:]
+    if parts[:1] == ["apis"] and len(parts) >= 4:
+        return parts[1], parts[2], parts[3:]
+    return None

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from sandbox.api_wire import ApiError, json_response, status_body
+from sandbox.api_wire import ApiError, json_response, split_api_path, status_body
 
 # The token `SandboxServer.kubeconfig()` carries; under RBAC it authenticates as `as_user`.
 KUBECONFIG_TOKEN = "sandbox"
@@ -206,12 +206,10 @@ def request_attributes(user: str, method: str, path: str, query: Mapping[str, st
     """The attributes the API server's RequestInfoFactory derives from a request's path."""
     verb = _VERBS.get(method, method.lower())
     parts = [p for p in path.split("/") if p]
-    if parts[:1] == ["api"] and len(parts) >= 3:
-        group, version, rest = "", parts[1], parts[2:]
-    elif parts[:1] == ["apis"] and len(parts) >= 4:
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:  # /version, /healthz, /api, /apis/GROUP/VERSION: discovery and other non-resource URLs
+    resource_path = split_api_path(parts)
+    if resource_path is None:  # /version, /healthz, /api, /apis/GROUP/VERSION: non-resource URLs
         return Attributes(user, verb, path, resource_request=False)
+    group, version, rest = resource_path
     if rest[0] == "watch" and method == "GET":  # the legacy /watch/ prefix
         verb, rest = "watch", rest[1:]
     namespace = ""
