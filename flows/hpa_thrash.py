@@ -249,6 +249,6 @@ def _remediate(params: HpaThrashParams) -> Outcome:
         dry_run=params.dry_run,
         flow="hpa-thrash",
         check=VERIFY_CHECK,
-        verify=lambda: (_verify(params, target or params.hpa, change.at, crashed),),
+        verify=lambda: (_verify(params, target or params.hpa, change.since, crashed),),
         did_not_fix="the wider window did not stop it",
     )

@@ -209,6 +209,6 @@ def _remediate(params: Ingress503Params) -> Outcome:
         dry_run=params.dry_run,
         flow="ingress-503",
         check=VERIFY_CHECK,
-        verify=lambda: (_verify(diagnosis, params, changes[0].at),),
+        verify=lambda: (_verify(diagnosis, params, changes[0].since),),
         did_not_fix="the restart did not bring the endpoints back",
     )

@@ -105,11 +105,13 @@ def restart_and_prove(
     crashed = [c.pod.name for c in snapshot.crashing]
 
     def verify() -> tuple[Verification, ...]:
+        # Pods first: a new pod that crashes answers at once, where the rollout would only
+        # never complete.
+        ready = verify_pods_not_crashing.with_options(retries=attempts, retry_delay_seconds=delay)(
+            ns, name, crashed, change.since
+        )
         rollout = verify_rollout_complete.with_options(retries=attempts, retry_delay_seconds=delay)(
             ns, name
-        )
-        ready = verify_pods_not_crashing.with_options(retries=attempts, retry_delay_seconds=delay)(
-            ns, name, crashed, change.at
         )
         detail = f"{rollout.message}; {ready} pod(s) ready, none crashed since the restart"
         return (Verification(check=VERIFY_CHECK, passed=True, detail=detail),)

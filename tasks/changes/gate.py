@@ -84,8 +84,9 @@ class Guards(Protocol):
         """The target's lock across processes, held while the change is decided and sent."""
         ...
 
-    def recently_done(self, change: Change) -> Verdict | None:
-        """The same change already took effect moments ago (another run's): not repeated."""
+    def recently_done(self, change: Change) -> tuple[Verdict, datetime] | None:
+        """The same change already took effect moments ago (another run's), and when: not
+        repeated."""
         ...
 
     def limits(
@@ -281,9 +282,11 @@ def _decide(
     if guards is not None:
         recent = guards.recently_done(change) if attempt.tries == 0 else None
         if recent is not None:
-            verdicts.append(recent)
+            verdict, took_effect = recent
+            verdicts.append(verdict)
             summary = f"done moments ago, not repeated: {change.describe()}"
-            return record(ChangeStatus.ALREADY_DONE, summary, now_facts, recent.detail)
+            done = record(ChangeStatus.ALREADY_DONE, summary, now_facts, verdict.detail)
+            return done.model_copy(update={"done_earlier_at": took_effect})
         verdicts += guards.limits(change, change.disruption(reach, attempt.before), approved_by)
         if not dry_run and not all(v.passed for v in verdicts):
             return record(ChangeStatus.REFUSED, change.describe(), now_facts)

@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prefect.variables import Variable
 
@@ -105,7 +105,7 @@ class StoreGuards:
                 session, target_key=key, holder=holder, seconds=self._safety.lease_seconds
             )
 
-    def recently_done(self, change: Change) -> Verdict | None:
+    def recently_done(self, change: Change) -> tuple[Verdict, datetime] | None:
         cooldown = self._safety.cooldown_seconds
         if cooldown <= 0:
             return None
@@ -120,13 +120,14 @@ class StoreGuards:
             )
         if last is None:
             return None
-        age = (now - last.finished_at).total_seconds() if last.finished_at else 0.0
+        took_effect = last.finished_at or now
+        age = (now - took_effect).total_seconds()
         by = last.flow_run_name or last.flow_run_id or "another run"
         detail = (
             f"the same change took effect {age:.0f} s ago (action {last.id}, {by}): "
             f"not repeated within the {cooldown:.0f} s cooldown"
         )
-        return Verdict(guard="cooldown", passed=True, detail=detail)
+        return Verdict(guard="cooldown", passed=True, detail=detail), took_effect
 
     def limits(
         self, change: Change, disruption: Disruption | None, approved_by: str = ""

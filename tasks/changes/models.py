@@ -106,10 +106,18 @@ class ChangeRecord(BaseModel):
     note: str = ""
     at: datetime
     verdicts: tuple[Verdict, ...] = ()
+    # Set when the cooldown found this very change made moments ago by another run: when that
+    # one took effect. A verification measures from the change, not from this record.
+    done_earlier_at: datetime | None = None
 
     @property
     def changed_anything(self) -> bool:
         return self.status is ChangeStatus.APPLIED
+
+    @property
+    def since(self) -> datetime:
+        """When the change took effect: what "no crash since the fix" counts from."""
+        return self.done_earlier_at or self.at
 
 
 class Performed(BaseModel):

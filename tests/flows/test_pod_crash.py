@@ -86,6 +86,27 @@ def test_apply_restarts_once_and_the_crash_is_gone(
     assert outcome.verification and all(v.passed for v in outcome.verification)
 
 
+def test_crashes_back_within_the_cooldown_are_not_restarted_again_and_fail_at_once(
+    sandbox: SandboxServer, single_crash: str
+) -> None:
+    # A's restart fixed the crash; moments later a pod that restart started crashes too. The
+    # cooldown does not repeat the restart, and the new pod's crash is the verdict on it: the
+    # run fails (a human decides) rather than wait out the verification for a rollout that
+    # cannot complete.
+    assert remediate_pod_crash(dry_run=False).status is OutcomeStatus.MITIGATED
+    fresh = core_pods(sandbox)[0]
+    sandbox.cluster.behaviour.set_pod(fresh["metadata"]["uid"], crash_looping=True)
+    settle(sandbox, lambda: crash_looping(sandbox) == [fresh["metadata"]["name"]])
+
+    outcome = remediate_pod_crash(dry_run=False)
+    assert outcome.status is OutcomeStatus.FAILED, outcome.message
+    (change,) = outcome.changes
+    assert change.status is ChangeStatus.ALREADY_DONE
+    assert change.verdicts[-1].guard == "cooldown" and change.since < change.at
+    assert f"{fresh['metadata']['name']}, started by the fix, crashed since" in outcome.message
+    assert len(sandbox.cluster.journal.mutations()) == 1
+
+
 def test_a_503_on_the_restart_is_retried_and_lands_once(
     sandbox: SandboxServer, single_crash: str
 ) -> None:

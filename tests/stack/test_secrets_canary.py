@@ -33,6 +33,7 @@ from sandbox import injections
 from sandbox.flow_env import flow_env
 from sandbox.server import SandboxServer
 from store.engine import dispose_all, session_for
+from store.models import Incident
 from tasks.settings import SECRETS_DIR_VARIABLE
 from tests.flows.sandbox_settings import alert_payload
 from tests.stack.up import api_call, flow_runs, stack_on
@@ -128,6 +129,16 @@ def store_rows_holding(url: str, values: dict[str, str]) -> dict[str, list[str]]
     return found
 
 
+def incident_statuses(url: str, opened: dict[str, list[int]]) -> dict[str, set[str]]:
+    """Each incident's status; two alerts that opened two incidents for one target leave the
+    one triage merged them into."""
+    with session_for(url) as session:
+        found = {name: [session.get(Incident, i) for i in ids] for name, ids in opened.items()}
+        return {
+            name: {i.status.value for i in rows if i is not None} for name, rows in found.items()
+        }
+
+
 @pytest.fixture
 def canary_env(
     tmp_path: Path, postgres_url: str
@@ -150,6 +161,10 @@ def canary_env(
                 env.setenv(key, value)
         env.setenv(SECRETS_DIR_VARIABLE, str(secrets))
         env.setenv("REMEDIATE_INCIDENTS__REPORTS_DIR", str(tmp_path / "state" / "incidents"))
+        # A then B restart alphaswarm-core a minute apart for two incidents: the cooldown would
+        # rightly refuse B's restart (tests/flows/test_pod_crash.py), and this test needs each
+        # branch to run its mitigation.
+        env.setenv("REMEDIATE_SAFETY__COOLDOWN_SECONDS", "0")
         yield {**values, "store password": password}, values["REMEDIATE_STORE__URL"], sandbox
     dispose_all()
 
@@ -164,13 +179,19 @@ def test_no_secret_is_written_anywhere_a_run_writes(
 
     with stack_on(state, state / "kubeconfig.yaml") as stack:
         ended: dict[str, set[str]] = {}
+        opened: dict[str, list[int]] = {}
         for incident_name, alert in INCIDENTS:
             injections.inject(sandbox.cluster, incident_name)
-            incidents = fire(stack, values["REMEDIATE_INTAKE_TOKEN"], alert_payload(alert))
-            ended[incident_name] = {r["state_type"] for r in follow(stack, incidents)}
+            opened[incident_name] = fire(
+                stack, values["REMEDIATE_INTAKE_TOKEN"], alert_payload(alert)
+            )
+            ended[incident_name] = {r["state_type"] for r in follow(stack, opened[incident_name])}
         metrics = httpx.get(stack.intake_url.replace("/api/v1/alerts", "/metrics")).text
 
     assert {n: s for n, s in ended.items() if s != {"COMPLETED"}} == {}
+    # Every branch mitigated its incident; D's stays verified until its revert, 15 minutes on.
+    statuses = incident_statuses(store, opened)
+    assert statuses == {n: {"verified" if n == "jwks-503" else "resolved"} for n, _ in INCIDENTS}
     # C went through the control plane: its token was used, and accepted.
     assert sandbox.cluster.control_plane.rows, "C never reached the control plane"
     leaks = {
