@@ -15,5 +15,10 @@ os.environ["PREFECT_HOME"] = str(_home)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 # The real-Celery fixtures (redis_server, redis_url, no_orphans), for tests/workers and tests/flows;
-# the real PostgreSQL server; the incident store on SQLite or PostgreSQL.
-pytest_plugins = ["tests.celery_plugin", "tests.postgres_plugin", "tests.store_plugin"]
+# the real PostgreSQL server; the incident store on SQLite or PostgreSQL; the Prefect harness.
+pytest_plugins = [
+    "tests.celery_plugin",
+    "tests.postgres_plugin",
+    "tests.store_plugin",
+    "tests.prefect_plugin",
+]

@@ -1,5 +1,6 @@
-"""The CLI's engine tests reuse the flows' harness, sandbox and incident-store fixtures."""
+"""The CLI's engine tests reuse the flows' sandbox and incident-store fixtures (the Prefect
+harness is a plugin: tests/prefect_plugin.py)."""
 
-from tests.flows.conftest import conditioned, prefect_harness, sandbox, store
+from tests.flows.conftest import conditioned, sandbox, store
 
-__all__ = ["conditioned", "prefect_harness", "sandbox", "store"]
+__all__ = ["conditioned", "sandbox", "store"]

@@ -8,12 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect.settings import (
-    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-    PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED,
-    temporary_settings,
-)
-from prefect.testing.utilities import prefect_test_harness
 
 from sandbox.flow_env import flow_env
 from sandbox.server import SandboxServer
@@ -24,21 +18,6 @@ from tests.flows.gate_journal import ungated_writes
 # verb missing from infra/rbac.yaml fails the flow test with the 403 a cluster would answer.
 RBAC_FILE = Path(__file__).resolve().parents[2] / "infra" / "rbac.yaml"
 SERVICE_ACCOUNT = "system:serviceaccount:alphaswarm-admin:alphaswarm-remediate"
-
-
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    # The heartbeat thread's join costs up to 1 s per sync flow in Prefect 3.9.
-    with (
-        temporary_settings(
-            {
-                PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
-                PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED: False,
-            }
-        ),
-        prefect_test_harness(server_startup_timeout=120),
-    ):
-        yield
 
 
 @pytest.fixture(autouse=True)

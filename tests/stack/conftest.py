@@ -1,7 +1,8 @@
 """The running stack the stack tests share: `remediate up` (a Prefect server with its UI, the
-served deployments, the intake and the sandbox with its sample incident), started once for the
-session on free ports with its state in a temporary folder, stopped at the end with nothing
-left running.
+served deployments, the intake and the sandbox with its sample incident), started once on free
+ports with its state in a temporary folder, stopped with nothing left running as soon as the
+worker leaves this package: a session fixture would idle on after its tests, its Prefect
+server's services taking CPU from every test that runs later.
 
 The tests get it once its sample incident has ended. A test's own triage run on the same
 target while the sample is still open would be the same incident, and the two merge (as they
@@ -19,7 +20,7 @@ from tests.stack.storm import Processes, processes_in
 from tests.stack.up import RunningStack, leftovers, remediate_up
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     state = tmp_path_factory.mktemp("stack")
     with remediate_up(state) as running:

@@ -6,7 +6,7 @@ the run to Completed (on the run page, and through the API to fail fast with the
 opens the run's Artifacts, where the `triage-decision` artifact must show. The run page is kept
 as a screenshot in var/test-artifacts/ (its path is printed; on a failure, the page as it was).
 
-It runs on the session's `remediate up` stack (tests/stack/conftest.py).
+It runs on the shared `remediate up` stack (tests/stack/conftest.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tests.stack.browser import PrefectUI, chromium
 from tests.stack.up import RunningStack
 
 # The stack's start (a fresh Prefect server, 10-15 s; the served deployments) counts too.
-# One worker runs both modules under xdist: they share the session's stack (conftest.py).
+# One worker runs both modules under xdist: they share one stack (conftest.py).
 pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("stack")]
 
 ROOT = Path(__file__).resolve().parents[2]

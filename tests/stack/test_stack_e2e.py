@@ -24,7 +24,7 @@ from store.models import ActionStatus, Incident, IncidentAction, IncidentStatus,
 from tests.flows.sandbox_settings import ALERTS
 from tests.stack.up import REMEDIATE, RunningStack, api_call, flow_runs
 
-# One worker runs both modules under xdist: they share the session's stack (conftest.py).
+# One worker runs both modules under xdist: they share one stack (conftest.py).
 pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("stack")]
 
 

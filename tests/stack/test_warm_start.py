@@ -34,7 +34,9 @@ RUN_SECONDS = 180.0
 # Long enough to outlast the test; the run is cancelled or killed well before.
 HOLD = Fault(path=r"^/api/v1/", methods=frozenset({"GET"}), latency=600.0)
 
-pytestmark = pytest.mark.timeout(900)  # `remediate up` alone takes minutes on a loaded machine
+# `remediate up` alone takes minutes on a loaded machine; the group keeps the module on one xdist
+# worker, so its stack (a module fixture) starts once, not once per worker.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("warm_start")]
 
 
 @dataclass
