@@ -29,6 +29,7 @@ import pytest
 
 from remediate.processes import Child, ProcessFailed, answers
 from sandbox.alerts import crashloop_alert, webhook
+from tests.prefect_plugin import seed_prefect_home
 
 TOKEN = "storm-restart-intake-token"
 INCIDENTS = 10
@@ -245,6 +246,7 @@ def processes_in(tmp_path: Path) -> Iterator[Processes]:
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
     )
+    seed_prefect_home(tmp_path / "prefect")
     with ExitStack() as stack:
         running = Processes(tmp_path, env, marker, stack)
         yield running

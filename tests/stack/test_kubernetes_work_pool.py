@@ -44,6 +44,7 @@ from sandbox.prefect_pools import FINAL, JOB_NAMESPACE, ROOT, PrefectOverSandbox
 from sandbox.processes import owned_processes
 from sandbox.resources import JOB, POD, SECRET
 from sandbox.server import SandboxServer
+from tests.prefect_plugin import seed_prefect_home
 
 # The group keeps the module on one xdist worker: its pool (a module fixture) starts once.
 pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("k8s_pool")]
@@ -168,6 +169,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
                 },
             },
         )
+        seed_prefect_home(state / "prefect")
         prefect = PrefectOverSandbox(sandbox, state, exits).start_server()
         prefect.create_pool(POOL, "kubernetes")
         prefect.start_worker(POOL, "kubernetes")

@@ -20,6 +20,7 @@ import httpx
 
 from remediate.stack import Stack, StackOptions, start
 from store.engine import dispose_all
+from tests.prefect_plugin import seed_prefect_home
 
 ROOT = Path(__file__).resolve().parents[2]
 REMEDIATE = str(Path(sys.executable).with_name("remediate"))
@@ -152,6 +153,8 @@ def flow_runs(api_url: str, **flow_run_filter: Any) -> list[dict[str, Any]]:
 def stack_on(state: Path, kubeconfig: Path) -> Iterator[Stack]:
     """`remediate up`'s parts started from this process (`remediate.stack.start`), on free ports,
     without the sample, on the cluster `kubeconfig` names; every one stopped when the block ends."""
+    if "PREFECT_HOME" not in os.environ:  # else `start` uses that home, not the state's
+        seed_prefect_home(state / "prefect")
     with ExitStack() as exits:
         options = StackOptions(
             state_dir=state, kubeconfig=kubeconfig, prefect_port=0, intake_port=0, sample=False

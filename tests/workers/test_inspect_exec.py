@@ -23,7 +23,9 @@ INSPECT = ["celery", "-A", "alphaswarm.tasks.celery_app", "inspect", "active"]
 
 
 def _busy(workers: CeleryWorkers, redis_url: str, count: int) -> None:
-    enqueue_backlog(redis_url, count=20, min_seconds=0.5, max_seconds=0.5)
+    # 20 s of work per worker: `celery inspect active` starts a Celery process of its own, which
+    # took over 5 s on a loaded machine and found the workers idle when the tasks took 0.5 s.
+    enqueue_backlog(redis_url, count=20, min_seconds=2.0, max_seconds=2.0)
     wait_until(
         lambda: len(workers.active_tasks(timeout=0.5).busy_workers) == count,
         timeout=20,
