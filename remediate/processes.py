@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +20,12 @@ STOP_GRACE_SECONDS = 10.0
 
 class ProcessFailed(RuntimeError):
     """A child exited before it was ready; the message carries the end of its log."""
+
+
+def prefect_cli() -> str:
+    """The `prefect` command of this interpreter's environment (a venv not on PATH), else PATH's."""
+    beside = Path(sys.executable).with_name("prefect")
+    return str(beside) if beside.exists() else "prefect"
 
 
 def free_port() -> int:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remediate.processes import Child, answers, free_port
+from remediate.processes import Child, answers, free_port, prefect_cli
 
 PREFECT_READY_SECONDS = 120.0  # a fresh SQLite database is migrated first
 SERVE_READY_SECONDS = 90.0
@@ -85,11 +85,6 @@ def _python(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def _prefect_cli() -> str:
-    beside = Path(sys.executable).with_name("prefect")
-    return str(beside) if beside.exists() else "prefect"
-
-
 def _deployment_served(api_url: str, name: str) -> Any:
     """The deployment exists and its runner polls for runs (Prefect marks it READY): before
     that, a run created for it waits for the runner's first poll."""
@@ -133,7 +128,7 @@ def start(options: StackOptions, say: Any, exits: ExitStack) -> Stack:
         stack,
         exits,
         "prefect-server",
-        [_prefect_cli(), "server", "start", "--host", options.host, "--port", str(prefect_port)],
+        [prefect_cli(), "server", "start", "--host", options.host, "--port", str(prefect_port)],
         server_env,
         logs,
     )

@@ -15,7 +15,6 @@ group and is stopped with everything it started when the ExitStack closes.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from remediate.processes import Child, answers, free_port
+from remediate.processes import Child, answers, free_port, prefect_cli
 from sandbox.flow_env import flow_env
 from sandbox.server import SandboxServer
 
@@ -37,11 +36,6 @@ WORKER_READY_SECONDS = 90.0
 # not the poll, and the benchmark compares submission, not polling luck (both pools alike).
 QUERY_SECONDS = "1"
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
-
-
-def _prefect() -> str:
-    beside = Path(sys.executable).with_name("prefect")
-    return str(beside) if beside.exists() else "prefect"
 
 
 @dataclass
@@ -69,7 +63,7 @@ class PrefectOverSandbox:
         port = free_port()
         server = self._child(
             "prefect-server",
-            [_prefect(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            [prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
             env,
         )
         self.api_url = f"http://127.0.0.1:{port}/api"
@@ -85,7 +79,9 @@ class PrefectOverSandbox:
 
     def cli(self, *args: str) -> None:
         """A `prefect` CLI command against this server; its output goes to the CLI log."""
-        child = Child("prefect-cli", [_prefect(), *args], self.env, self.logs / "cli.log").start()
+        child = Child(
+            "prefect-cli", [prefect_cli(), *args], self.env, self.logs / "cli.log"
+        ).start()
         assert child.process is not None
         if child.process.wait(timeout=120) != 0:
             raise RuntimeError(f"prefect {' '.join(args)} failed:\n{child.tail()}")
@@ -105,7 +101,7 @@ class PrefectOverSandbox:
             "PREFECT_INTEGRATIONS_KUBERNETES_OBSERVER_NAMESPACES": JOB_NAMESPACE,
         }
         name = f"{pool}-worker"
-        argv = [_prefect(), "worker", "start", "--pool", pool, "--type", type_, "--name", name]
+        argv = [prefect_cli(), "worker", "start", "--pool", pool, "--type", type_, "--name", name]
         worker = self._child(name, argv, env)
         worker.wait_until(self._worker_online(pool, name), WORKER_READY_SECONDS, "worker online")
         return worker

@@ -11,7 +11,6 @@ import atexit
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from functools import cache
@@ -24,6 +23,8 @@ from prefect.settings import (
     temporary_settings,
 )
 from prefect.testing.utilities import prefect_test_harness
+
+from remediate.processes import prefect_cli
 
 
 @pytest.fixture(scope="session")
@@ -48,9 +49,8 @@ def _migrated_database() -> Path:
     atexit.register(shutil.rmtree, home, ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    prefect = str(Path(sys.executable).with_name("prefect"))
     subprocess.run(
-        [prefect, "server", "database", "upgrade", "-y"],
+        [prefect_cli(), "server", "database", "upgrade", "-y"],
         env=env,
         check=True,
         capture_output=True,

@@ -254,7 +254,11 @@ def _decide(
     approved_by: str,
 ) -> ChangeRecord:
     def record(
-        status: ChangeStatus, summary: str, after: dict[str, Fact], note: str = ""
+        status: ChangeStatus,
+        summary: str,
+        after: dict[str, Fact],
+        note: str = "",
+        done_earlier_at: datetime | None = None,
     ) -> ChangeRecord:
         changed = status is ChangeStatus.APPLIED
         return ChangeRecord(
@@ -270,6 +274,7 @@ def _decide(
             note=note,
             at=datetime.now(UTC),
             verdicts=tuple(verdicts),
+            done_earlier_at=done_earlier_at,
         )
 
     if change.is_done(now_facts, attempt.before, attempt.since):
@@ -285,8 +290,9 @@ def _decide(
             verdict, took_effect = recent
             verdicts.append(verdict)
             summary = f"done moments ago, not repeated: {change.describe()}"
-            done = record(ChangeStatus.ALREADY_DONE, summary, now_facts, verdict.detail)
-            return done.model_copy(update={"done_earlier_at": took_effect})
+            return record(
+                ChangeStatus.ALREADY_DONE, summary, now_facts, verdict.detail, took_effect
+            )
         verdicts += guards.limits(change, change.disruption(reach, attempt.before), approved_by)
         if not dry_run and not all(v.passed for v in verdicts):
             return record(ChangeStatus.REFUSED, change.describe(), now_facts)

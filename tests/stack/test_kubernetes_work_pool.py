@@ -275,14 +275,15 @@ def test_deleting_a_running_job_reschedules_or_crashes_its_run(pool: Pool, tmp_p
             outcome = "new Job"
         elif ("SCHEDULED", "AwaitingRetry") in after and after[-1][0] == "CRASHED":
             outcome = "crashed"
-    history = [(s["type"], s["name"], s["message"]) for s in pool.prefect.states(run_id)]
+    states = pool.prefect.states(run_id)
+    history = [(s["type"], s["name"], s["message"]) for s in states]
     print("after delete:", outcome, history)
     # What the two reporters said, in order (the new Job's own PENDING and RUNNING left out).
     said = [
         {"AwaitingRetry": "rescheduled", "Kubernetes job was deleted": "crashed"}.get(
             s["name"] if s["type"] == "SCHEDULED" else s["message"], str(s)
         )
-        for s in pool.prefect.states(run_id)
+        for s in states
         if s["timestamp"] > since and s["type"] in ("SCHEDULED", "CRASHED")
     ]
     allowed = {
