@@ -1,6 +1,8 @@
 """`remediate up`: the running system on one machine.
 
-    prefect server start          the API and the UI (SQLite under var/prefect unless
+    python -m remediate.prefect_server
+                                  the API and the UI, as `prefect server start` runs them,
+                                  503s retried in the server (SQLite under var/prefect unless
                                   PREFECT_API_DATABASE_CONNECTION_URL names PostgreSQL)
     python -m deployments.serve   every deployment, each run in a process of its own
     python -m deployments.intake  the Alertmanager webhook, with its outbox
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remediate.processes import Child, answers, free_port, prefect_cli
+from remediate.processes import Child, answers, free_port
 
 PREFECT_READY_SECONDS = 120.0  # a fresh SQLite database is migrated first
 SERVE_READY_SECONDS = 90.0
@@ -128,7 +130,7 @@ def start(options: StackOptions, say: Any, exits: ExitStack) -> Stack:
         stack,
         exits,
         "prefect-server",
-        [prefect_cli(), "server", "start", "--host", options.host, "--port", str(prefect_port)],
+        _python("remediate.prefect_server", "--host", options.host, "--port", str(prefect_port)),
         server_env,
         logs,
     )

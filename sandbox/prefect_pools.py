@@ -1,7 +1,8 @@
 """A real Prefect server and real workers over a sandbox: what the Kubernetes-work-pool test and
 the job-start benchmark share.
 
-    prefect server start                               on a free port, its state in a temp dir
+    python -m remediate.prefect_server                 `remediate up`'s Prefect server, on a free
+                                                       port, its state in a temp dir
     prefect work-pool create NAME --type kubernetes    with infra/'s base job template
     prefect worker start --pool NAME --type kubernetes KUBECONFIG = the sandbox's kubeconfig
     prefect worker start --pool NAME --type process    the baseline the benchmark compares with
@@ -15,6 +16,7 @@ group and is stopped with everything it started when the ExitStack closes.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -63,7 +65,7 @@ class PrefectOverSandbox:
         port = free_port()
         server = self._child(
             "prefect-server",
-            [prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "remediate.prefect_server", "--port", str(port)],
             env,
         )
         self.api_url = f"http://127.0.0.1:{port}/api"
