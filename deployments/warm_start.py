@@ -132,11 +132,24 @@ def _import_packages() -> None:
                 continue
     ready = os.environ.pop(_READY, "")
     if ready:
+        _rehearse_store()
         # Everything imported stays: out of the collector's sight (gc.freeze, made for servers
         # that fork). Otherwise a run's first full collection walks the half-million objects
         # it inherited, 0.6 s of CPU on this machine, and copies every page it touches.
         gc.freeze()
         Path(ready).touch()
+
+
+def _rehearse_store() -> None:
+    """Compile what a run records, once, on the store's engine, which every run inherits
+    (store/rehearsal.py: on SQLite a run's first records compiled it holding the write lock)."""
+    from store.rehearsal import rehearse
+    from tasks.records.steps import store_url
+
+    try:
+        rehearse(store_url())
+    except Exception:  # no store, or not migrated: each run says so itself, as before
+        return
 
 
 def warm() -> bool:
