@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from store import actions, incidents, queries, safety
+from store import actions, follow_ups, incidents, lifecycle, queries, safety
 from store.engine import engine_for
 from store.models import ActionStatus, IncidentStatus
 from store.types import utcnow
@@ -43,7 +43,8 @@ def rehearse(url: str) -> bool:
 
 def _an_incident_lifecycle(session: Session) -> None:
     """The store calls of a triage run that mitigates: the alert opens an incident (and a copy
-    joins it), the decision, the lease and the audited change, the outcome, the report."""
+    joins it), the decision and its follow-up, the lease and the audited change, the outcome,
+    the report."""
     now = utcnow()
     alert = incidents.AlertEvidence(fingerprint=REHEARSAL, alertname=REHEARSAL, starts_at=now)
     evidence = incidents.Evidence(target_key=REHEARSAL, title=REHEARSAL, alerts=(alert,))
@@ -56,7 +57,15 @@ def _an_incident_lifecycle(session: Session) -> None:
         decision=incidents.DecisionEvidence(scenario="A", reason=REHEARSAL),
         target_key=f"{REHEARSAL}-decided",  # as a run's: the alert's pod, then its Deployment
     )
-    for status in (IncidentStatus.TRIAGED, IncidentStatus.MITIGATING, IncidentStatus.VERIFIED):
+    lifecycle.triaged(
+        session, incident_id=incident.id, escalate=False, summary=REHEARSAL, flow_run_id=None
+    )
+    follow_ups.upsert_follow_up(
+        session,
+        incident_id=incident.id,
+        spec=follow_ups.FollowUpSpec(key=REHEARSAL, kind=REHEARSAL, priority="P2", title=""),
+    )
+    for status in (IncidentStatus.MITIGATING, IncidentStatus.VERIFIED):
         incidents.transition(session, incident_id=incident.id, to=status, summary=REHEARSAL)
     safety.take_lease(session, target_key=REHEARSAL, holder=REHEARSAL, seconds=1)
     safety.last_applied_since(

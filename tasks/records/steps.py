@@ -157,6 +157,7 @@ def record_evidence(batch: AlertBatch) -> IncidentRef | None:
     flow_run_id, _ = current_flow_run()
     evidence = tuple(alert_evidence(a, batch.group_key) for a in batch.alerts)
     firing = [a for a in batch.alerts if a.firing]
+    environment = Settings().environment.value  # read before the write lock is taken
     with session_for(store_url()) as session:
         if not firing:
             found = incidents.record_resolved(
@@ -170,7 +171,7 @@ def record_evidence(batch: AlertBatch) -> IncidentRef | None:
                 title=alert_title(firing),
                 alerts=evidence,
                 trigger="alertmanager",
-                environment=Settings().environment.value,
+                environment=environment,
                 flow_run_id=flow_run_id,
             ),
         )
