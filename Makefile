@@ -71,6 +71,7 @@ test: lint typecheck contracts unit
 bench: $(STAMP)
 	$(BIN)/python bench/sandbox_list.py
 	$(BIN)/python bench/incident_store.py
+	$(BIN)/python bench/sqlite_handoff.py
 	$(BIN)/python bench/alert_to_mitigation.py
 	$(BIN)/python bench/intake_storm.py
 	$(BIN)/python bench/health_sweep.py
