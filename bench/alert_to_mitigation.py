@@ -36,9 +36,10 @@ through the Kubernetes client on the same kubeconfig: the floor the same work co
 orchestration.
 
 `--prefect-db postgresql` puts the Prefect server on a private PostgreSQL server instead of its
-default SQLite file: on SQLite, creating a subflow run often meets "database is locked" (the
-server's own recorders write at the same time), answered 503, and Prefect's client retries after
-about 2 s.
+default SQLite file. On SQLite, creating a subflow's parent task run (and sometimes a run from
+the outbox) often meets "database is locked" (the server's own recorders write at the same time),
+answered 503: Prefect's client would retry after 2 s, then 4 s; `remediate.prefect_server`
+retries it in the server within milliseconds.
 
 Run: `.venv/bin/python bench/alert_to_mitigation.py [--incidents 20] [--cold]
 [--prefect-db sqlite|postgresql] [--logs DIR]`.

@@ -135,9 +135,10 @@ class PrefectUI:
             with page.expect_response(created) as answer:
                 page.get_by_role("button", name="Submit").click()
             response = answer.value
-            # A busy SQLite server answers 503 ("database is locked"); Prefect's Python client
-            # retries that, the UI does not: it shows "Unknown error while creating flow run"
-            # and keeps the form, so the operator submits again.
+            # A busy SQLite server answers 503 ("database is locked") once its own retries
+            # (remediate.prefect_server) have failed too; the UI does not retry: it shows
+            # "Unknown error while creating flow run" and keeps the form, so the operator
+            # submits again.
             if response.status < 500 or attempt == SUBMIT_ATTEMPTS:
                 break
             print(f"\nsubmit {attempt}: the API answered {response.status}; again", flush=True)
