@@ -424,7 +424,7 @@ def probe_flow_run_active(flow_run_id: str) -> bool:
 
 @_store_task("load-incident")
 def load_incident(incident_id: int) -> IncidentRecord:
-    with session_for(store_url()) as session:
+    with session_for(store_url(), read_only=True) as session:
         return queries.load_incident(session, incident_id=incident_id)
 
 
@@ -450,7 +450,7 @@ def restarts_made(ref: IncidentRef | None, namespace: str, deployment: str) -> i
     if ref is None:
         return 0
     target = Target(kind="Deployment", namespace=namespace, name=deployment)
-    with session_for(store_url()) as session:
+    with session_for(store_url(), read_only=True) as session:
         return actions.count_applied(
             session, incident_id=ref.id, action=ActionKind.RESTART.value, target_key=target.key
         )

@@ -44,7 +44,7 @@ class Delivery(BaseModel):
 def deliver_pending(limit: int = 100) -> Delivery:
     """Create the triage runs of the rows that are due; never raises for an unreachable
     Prefect (the rows stay pending)."""
-    with session_for(store_url()) as session:
+    with session_for(store_url(), read_only=True) as session:
         rows = ledger.due(session, limit=limit)
     if not rows:
         return Delivery()
@@ -117,5 +117,5 @@ def _failed(row: TriageOutbox, exc: BaseException) -> str:
 
 def pending() -> int:
     """Triage runs owed and not yet created (the outbox's depth)."""
-    with session_for(store_url()) as session:
+    with session_for(store_url(), read_only=True) as session:
         return ledger.pending_count(session)

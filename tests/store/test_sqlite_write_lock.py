@@ -76,3 +76,13 @@ def test_every_other_statement_keeps_sqlites_busy_timeout(incident_store: str) -
     with session_for(incident_store) as session:
         timeout = session.execute(text("PRAGMA busy_timeout")).scalar_one()
     assert timeout == store_engine.SQLITE_BUSY_TIMEOUT_SECONDS * 1000
+
+
+def test_a_reader_reads_while_a_writer_holds_the_lock(
+    incident_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with write_lock_held(incident_store):
+        monkeypatch.setattr(store_engine, "SQLITE_BUSY_TIMEOUT_SECONDS", 0.2)
+        with session_for(incident_store, read_only=True) as session:
+            tables = session.execute(text("SELECT count(*) FROM sqlite_master")).scalar_one()
+    assert tables > 0
