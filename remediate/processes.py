@@ -28,6 +28,12 @@ def prefect_cli() -> str:
     return str(beside) if beside.exists() else "prefect"
 
 
+def prefect_server(host: str, port: int) -> list[str]:
+    """The command that serves Prefect's API and UI on host:port (remediate/prefect_server.py),
+    with this interpreter."""
+    return [sys.executable, "-m", "remediate.prefect_server", "--host", host, "--port", str(port)]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

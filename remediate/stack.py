@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remediate.processes import Child, answers, free_port
+from remediate.processes import Child, answers, free_port, prefect_server
 
 PREFECT_READY_SECONDS = 120.0  # a fresh SQLite database is migrated first
 SERVE_READY_SECONDS = 90.0
@@ -130,7 +130,7 @@ def start(options: StackOptions, say: Any, exits: ExitStack) -> Stack:
         stack,
         exits,
         "prefect-server",
-        _python("remediate.prefect_server", "--host", options.host, "--port", str(prefect_port)),
+        prefect_server(options.host, prefect_port),
         server_env,
         logs,
     )

@@ -16,7 +16,6 @@ group and is stopped with everything it started when the ExitStack closes.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from remediate.processes import Child, answers, free_port, prefect_cli
+from remediate.processes import Child, answers, free_port, prefect_cli, prefect_server
 from sandbox.flow_env import flow_env
 from sandbox.server import SandboxServer
 
@@ -65,7 +64,7 @@ class PrefectOverSandbox:
         port = free_port()
         server = self._child(
             "prefect-server",
-            [sys.executable, "-m", "remediate.prefect_server", "--port", str(port)],
+            prefect_server("127.0.0.1", port),
             env,
         )
         self.api_url = f"http://127.0.0.1:{port}/api"
