@@ -28,9 +28,16 @@ from store.schema import check_migrated
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 SQLITE_POLL_SECONDS = 0.001
 READ_ONLY = "remediate_read_only"  # an execution option: the unit of work only reads
+LOCK_WAIT = "remediate_lock_wait"  # an execution option: seconds to wait for the write lock
 
 # What a caller catches when the database cannot do its part (unreachable, locked, refused).
 StoreError = SQLAlchemyError
+
+
+class WriteLockBusy(StoreError):
+    """Another connection held SQLite's write lock longer than the unit of work would wait
+    (`session_for(lock_wait=...)`): nothing was done, and it may be tried again."""
+
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -54,28 +61,35 @@ def _sqlite_connect(connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    """Take the write lock, polling for it every millisecond while another writer holds it; a
-    reader (`session_for(read_only=True)`) takes none: in WAL it reads a snapshot, and writers go
-    on meanwhile.
+    """Take the write lock, polling for it every millisecond while another writer holds it, up
+    to the unit of work's `lock_wait` (WriteLockBusy past it); a reader
+    (`session_for(read_only=True)`) takes none: in WAL it reads a snapshot, and writers go on
+    meanwhile.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms and more between its tries, so
     a lock released after 40 ms is taken at 53 ms (bench/sqlite_handoff.py: 12 ms after the
     release at the median, against 0.5 ms polling). The intake's answers queue behind its
     transactions: under an alert storm that starts runs, every wait of one is theirs too."""
-    if connection.get_execution_options().get(READ_ONLY):
+    options = connection.get_execution_options()
+    if options.get(READ_ONLY):
         connection.exec_driver_sql("BEGIN")
         return
+    wait = options.get(LOCK_WAIT)
     raw = connection.connection.driver_connection
     raw.execute("PRAGMA busy_timeout = 0")
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+    deadline = time.monotonic() + (SQLITE_BUSY_TIMEOUT_SECONDS if wait is None else wait)
     try:
-        while time.monotonic() < deadline:
+        while True:
             try:
                 raw.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
                 if not _busy(exc):
                     break
+            if time.monotonic() >= deadline:
+                if wait is not None:
+                    raise WriteLockBusy(f"another writer holds the store (waited {wait} s)")
+                break
             time.sleep(SQLITE_POLL_SECONDS)
         # The last try through SQLAlchemy: its error is a StoreError, as any other statement's.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -116,11 +130,18 @@ def engine_for(url: str) -> Engine:
 
 
 @contextmanager
-def session_for(url: str, *, read_only: bool = False) -> Iterator[Session]:
+def session_for(
+    url: str, *, read_only: bool = False, lock_wait: float | None = None
+) -> Iterator[Session]:
     """A unit of work: committed when the block ends, rolled back when it raises. `read_only`:
-    it only reads, and on SQLite it does not hold up the writers."""
+    it only reads, and on SQLite it does not hold up the writers. `lock_wait`: on SQLite, the
+    seconds to wait for the write lock before WriteLockBusy (0: take it now or not at all);
+    None waits SQLITE_BUSY_TIMEOUT_SECONDS."""
     engine = engine_for(url)
-    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    options: dict[str, object] = {READ_ONLY: True} if read_only else {}
+    if lock_wait is not None:
+        options[LOCK_WAIT] = lock_wait
+    bind = engine.execution_options(**options) if options else engine
     with Session(bind, expire_on_commit=False) as session:
         try:
             yield session

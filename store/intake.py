@@ -13,15 +13,19 @@ racing on one alert store it once, whichever wins.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, update
+from sqlalchemy import Table, and_, bindparam, func, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from store.models import AlertReceipt, Incident, ReceiptDisposition, TriageOutbox
 from store.types import utcnow
+
+# An alert's identity in the ledger: (fingerprint, status, starts_at).
+Identity = tuple[str, str, datetime]
 
 # Redelivery backs off from one second up to this, so a Prefect outage costs little.
 OUTBOX_LONGEST_BACKOFF_SECONDS = 30.0
@@ -38,15 +42,48 @@ _COUNT_COPY = (
             _receipts.c.starts_at == bindparam("the_starts_at"),
         )
     )
-    .values(copies=_receipts.c.copies + 1)
+    .values(copies=_receipts.c.copies + bindparam("more"))
 )
+_STORED = (
+    select(func.count())
+    .select_from(_receipts)
+    .where(
+        tuple_(_receipts.c.fingerprint, _receipts.c.status, _receipts.c.starts_at).in_(
+            bindparam("identities", expanding=True)
+        )
+    )
+)
+
+
+def all_stored(session: Session, identities: Iterable[Identity]) -> bool:
+    """Whether every one of these alerts has a receipt already: one read, no lock taken."""
+    wanted = set(identities)
+    return session.connection().execute(_STORED, {"identities": list(wanted)}).scalar() == len(
+        wanted
+    )
+
+
+def count_copies(session: Session, seen: Mapping[Identity, int]) -> None:
+    """Add copies counted elsewhere (the intake's read-only path) to their receipts."""
+    session.connection().execute(
+        _COUNT_COPY,
+        [
+            {"the_fingerprint": f, "the_status": s, "the_starts_at": t, "more": n}
+            for (f, s, t), n in seen.items()
+        ],
+    )
 
 
 def count_copy(session: Session, *, fingerprint: str, status: str, starts_at: datetime) -> bool:
     """Count one more copy of the stored receipt with this identity; False: none is stored.
     Under a storm nearly every alert is a copy: ask this first, and build a receipt only when
     it is not."""
-    identity = {"the_fingerprint": fingerprint, "the_status": status, "the_starts_at": starts_at}
+    identity = {
+        "the_fingerprint": fingerprint,
+        "the_status": status,
+        "the_starts_at": starts_at,
+        "more": 1,
+    }
     return bool(session.connection().execute(_COUNT_COPY, identity).rowcount)
 
 

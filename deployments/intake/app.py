@@ -12,7 +12,8 @@ Alertmanager retries only on 5xx and time-outs and drops a 4xx for good, so the 
   503  the store could not take the alerts: nothing stored, retry
   200  every alert is stored (or was already), and the body says what became of each
 The triage runs are created after the answer, from the outbox (`OutboxDispatcher`), so a slow
-or absent Prefect never makes Alertmanager wait or retry.
+or absent Prefect never makes Alertmanager wait or retry. A payload of copies only (a retry, the
+other replica's, a group re-sent) is answered without the write lock (`storing.py`).
 """
 
 from __future__ import annotations
@@ -20,29 +21,28 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-import threading
 import time
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from deployments.intake.background import Chore, CopyWriter, OutboxDispatcher
 from deployments.intake.metrics import IntakeMetrics
+from deployments.intake.storing import PayloadStore
 from store.engine import StoreError
 from store.schema import StoreNotMigrated
 from tasks.models.alerts import AlertBatch, InvalidAlertPayload, parse_alertmanager
 from tasks.settings import Settings
 from tasks.triggers import outbox
-from tasks.triggers.intake import Receipt, incidents_named, receive
+from tasks.triggers.intake import Receipt, incidents_named
 
 log = logging.getLogger("remediate.intake")
 
 WEBHOOK_PATH = "/api/v1/alerts"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # Alertmanager's max_alerts keeps real groups far below this
-DISPATCH_POLL_SECONDS = 1.0
 
 
 class Accepted(BaseModel):
@@ -79,47 +79,6 @@ def _summary(receipt: Receipt) -> str:
     return "; ".join(parts)
 
 
-class OutboxDispatcher:
-    """Creates the owed triage runs in the background: woken by each payload that owes one,
-    and every DISPATCH_POLL_SECONDS for the rows that wait on a Prefect that was down."""
-
-    def __init__(self, metrics: IntakeMetrics, poll_seconds: float = DISPATCH_POLL_SECONDS):
-        self._metrics = metrics
-        self._poll = poll_seconds
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="outbox", daemon=True)
-        self.last_error = ""
-
-    def start(self) -> OutboxDispatcher:
-        self._thread.start()
-        return self
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self._poll)
-            self._wake.clear()
-            try:
-                delivery = outbox.deliver_pending()
-            except Exception as exc:  # the store itself is down: try again next round
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("outbox: %s", self.last_error)
-                continue
-            self._metrics.runs_started.inc(len(delivery.started))
-            if delivery.failed:
-                self.last_error = delivery.error
-            elif delivery.started:
-                self.last_error = ""
-
-
 def _pending_or_nan() -> float:
     try:
         return float(outbox.pending())
@@ -132,24 +91,30 @@ def create_app(token: str, *, dispatch: bool = True) -> FastAPI:
     if not token:
         raise ValueError("the intake needs a bearer token (REMEDIATE_INTAKE_TOKEN)")
     settings = Settings()  # read once: building it costs more than storing a copy
-    # SQLite takes one writer at a time, and a writer that finds it taken sleeps in its busy
-    # handler (milliseconds, backing off): this process writes its payloads one after another,
-    # on the event loop itself. Handed to worker threads they only queued on a lock, at the
-    # price of two thread switches each (a fifth of the intake's CPU in a storm, and a p99 of
-    # 40 to 100 ms instead of 30). PostgreSQL writes them side by side, from the thread pool.
-    serial = settings.store.url.get_secret_value().startswith("sqlite")
-
-    def store(batch: AlertBatch) -> Receipt:
-        return receive(batch, settings=settings)
-
+    payloads = PayloadStore(settings)
     metrics = IntakeMetrics(_pending_or_nan)
     dispatcher = OutboxDispatcher(metrics) if dispatch else None
+    chores: list[Chore] = [CopyWriter(payloads.copies), *([dispatcher] if dispatcher else [])]
+
+    def start() -> None:
+        try:
+            payloads.rehearse()
+        except (StoreError, StoreNotMigrated) as exc:  # the first alert will say it, with a 503
+            log.warning("rehearsal skipped: %s", exc)
+        for chore in chores:
+            chore.start()
+
+    def stop() -> None:
+        for chore in chores:
+            chore.stop()  # the copy writer writes what it holds
+        payloads.close()
+
     app = FastAPI(
         title="AlphaSwarm remediation intake",
         version="1",
         description=__doc__,
-        on_startup=[dispatcher.start] if dispatcher else [],
-        on_shutdown=[dispatcher.stop] if dispatcher else [],
+        on_startup=[start],
+        on_shutdown=[stop],
     )
     expected = f"Bearer {token}".encode()
 
@@ -187,7 +152,7 @@ def create_app(token: str, *, dispatch: bool = True) -> FastAPI:
             except InvalidAlertPayload as exc:
                 return refuse(422, "invalid", f"not an Alertmanager v4 payload: {exc}")
             try:
-                receipt = store(batch) if serial else await run_in_threadpool(store, batch)
+                receipt = await payloads.store(batch)
             except (StoreError, StoreNotMigrated) as exc:
                 log.error("alerts not stored: %s", exc)
                 return refuse(

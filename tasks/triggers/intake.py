@@ -24,10 +24,10 @@ from sqlmodel import Session
 
 from store import incidents
 from store import intake as ledger
-from store.engine import session_for
+from store.engine import engine_for, session_for
 from store.models import AlertReceipt, EventKind, ReceiptDisposition
 from store.types import utcnow
-from tasks.models.alerts import Alert, AlertBatch, alert_target, out_of_scope
+from tasks.models.alerts import Alert, AlertBatch, AlertStatus, alert_target, out_of_scope
 from tasks.records.steps import (
     ALERTS_RESOLVED,
     alert_evidence,
@@ -36,6 +36,8 @@ from tasks.records.steps import (
 )
 from tasks.run_context import incident_tag
 from tasks.settings import Settings
+
+REHEARSAL = "rehearsal"  # every name and key `rehearse` writes, none of it kept
 
 
 class Receipt(BaseModel):
@@ -54,32 +56,43 @@ class Receipt(BaseModel):
 
 
 def receive(
-    batch: AlertBatch, *, source: str = "alertmanager", settings: Settings | None = None
+    batch: AlertBatch,
+    *,
+    source: str = "alertmanager",
+    settings: Settings | None = None,
+    lock_wait: float | None = None,
 ) -> Receipt:
     """Store the payload's alerts and what they mean for incidents, in one transaction.
-    `settings`: the caller's, read once (the intake's, at start); None reads them now."""
+    `settings`: the caller's, read once (the intake's, at start); None reads them now.
+    `lock_wait`: as `session_for`'s (WriteLockBusy, nothing stored, when another writer holds
+    SQLite's lock longer)."""
     settings = settings or Settings()
+    url = settings.store.url.get_secret_value()
+    with session_for(url, lock_wait=lock_wait) as session:
+        return _receive(session, batch, source, settings)
+
+
+def _receive(session: Session, batch: AlertBatch, source: str, settings: Settings) -> Receipt:
     scope = settings.workloads.scope
     fresh_firing: list[Alert] = []
     fresh_resolved: list[Alert] = []
     ignored: list[str] = []
     duplicates = 0
-    with session_for(settings.store.url.get_secret_value()) as session:
-        for alert in batch.alerts:
-            if ledger.count_copy(session, **_identity(alert)):
-                duplicates += 1
-                continue
-            why = out_of_scope(alert, scope)
-            if not ledger.claim(session, receipt=_receipt(alert, batch, source, why)):
-                duplicates += 1  # stored by another intake since count_copy looked
-            elif why is not None:
-                ignored.append(why)
-            else:
-                (fresh_firing if alert.firing else fresh_resolved).append(alert)
-        opened, joined, owed = _join(session, batch, fresh_firing, source, settings)
-        resolved = _resolve(session, batch, fresh_resolved)
-        if batch.truncated_alerts:
-            _note_truncated(session, batch, (*opened, *joined, *resolved))
+    for alert in batch.alerts:
+        if ledger.count_copy(session, **_identity(alert)):
+            duplicates += 1
+            continue
+        why = out_of_scope(alert, scope)
+        if not ledger.claim(session, receipt=_receipt(alert, batch, source, why)):
+            duplicates += 1  # stored by another intake since count_copy looked
+        elif why is not None:
+            ignored.append(why)
+        else:
+            (fresh_firing if alert.firing else fresh_resolved).append(alert)
+    opened, joined, owed = _join(session, batch, fresh_firing, source, settings)
+    resolved = _resolve(session, batch, fresh_resolved)
+    if batch.truncated_alerts:
+        _note_truncated(session, batch, (*opened, *joined, *resolved))
     return Receipt(
         accepted=len(batch.alerts) - duplicates,
         duplicates=duplicates,
@@ -90,6 +103,45 @@ def receive(
         runs_owed=owed,
         truncated=batch.truncated_alerts,
     )
+
+
+def rehearse(settings: Settings) -> bool:
+    """Receive made-up payloads in a transaction rolled back, so that the intake's first real
+    alert finds its statements compiled: compiling them (tens of milliseconds) it would hold the
+    write lock, and every copy of it waits for that write. False (nothing done) when the store
+    is not SQLite: on PostgreSQL a rolled-back insert still uses up an incident number."""
+    url = settings.store.url.get_secret_value()
+    if not url.startswith("sqlite"):
+        return False
+    with Session(engine_for(url)) as session:
+        try:
+            for batch in _rehearsal_payloads(settings):
+                _receive(session, batch, REHEARSAL, settings)
+        finally:
+            session.rollback()
+    return True
+
+
+def _rehearsal_payloads(settings: Settings) -> list[AlertBatch]:
+    """An alert of the first namespace in scope and one outside it, in a truncated group; the
+    same again (copies); the first resolved."""
+    inside, outside = settings.workloads.scope[0], f"{REHEARSAL}-{settings.workloads.scope[0]}"
+    alerts = [
+        {
+            "status": "firing",
+            "labels": {"alertname": REHEARSAL, "namespace": namespace, "pod": REHEARSAL},
+            "startsAt": "2000-01-01T00:00:00Z",
+            "fingerprint": f"{REHEARSAL}-{namespace}",
+        }
+        for namespace in (inside, outside)
+    ]
+    firing = AlertBatch.model_validate(
+        {"version": "4", "status": "firing", "alerts": alerts, "truncatedAlerts": 1}
+    )
+    resolved = firing.model_copy(
+        update={"alerts": (firing.alerts[0].model_copy(update={"status": AlertStatus.RESOLVED}),)}
+    )
+    return [firing, firing, resolved]
 
 
 def _receipt(alert: Alert, batch: AlertBatch, source: str, ignored: str | None) -> AlertReceipt:
@@ -108,12 +160,14 @@ def _receipt(alert: Alert, batch: AlertBatch, source: str, ignored: str | None) 
     )
 
 
+def identity(alert: Alert) -> ledger.Identity:
+    """The alert's key in the ledger: the same fingerprint, status and startsAt is a copy."""
+    return (alert.fingerprint, alert.status.value, alert.starts_at)
+
+
 def _identity(alert: Alert) -> dict[str, Any]:
-    return {
-        "fingerprint": alert.fingerprint,
-        "status": alert.status.value,
-        "starts_at": alert.starts_at,
-    }
+    fingerprint, status, starts_at = identity(alert)
+    return {"fingerprint": fingerprint, "status": status, "starts_at": starts_at}
 
 
 def _join(

@@ -3,6 +3,8 @@ outbox keeps the runs owed; tests/intake/test_outbox.py delivers them)."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +26,7 @@ from store.models import (
     ReceiptDisposition,
     TriageOutbox,
 )
+from tasks.triggers.copies import FLUSH_SECONDS
 from tests.intake.conftest import running_intake
 
 TOKEN = "s3cret-intake-token"
@@ -106,19 +109,58 @@ def test_unknown_keys_are_accepted(client: httpx.Client, store: str) -> None:
     assert post(client, body).status_code == 200
 
 
+def copies_written(url: str, expected: int) -> AlertReceipt:
+    """The one receipt, once the copy writer (a write a second) has counted `expected` copies."""
+    deadline = time.monotonic() + 10 * FLUSH_SECONDS
+    while True:
+        (receipt,) = receipts(url)
+        if receipt.copies == expected or time.monotonic() > deadline:
+            return receipt
+        time.sleep(0.05)
+
+
 def test_copies_are_counted_and_start_one_run(client: httpx.Client, store: str) -> None:
     body = webhook([core()])
     answers = [post(client, body).json() for _ in range(5)]
     assert [a["accepted"] for a in answers] == [1, 0, 0, 0, 0]
     assert [a["duplicates"] for a in answers] == [0, 1, 1, 1, 1]
     assert [a["runs_queued"] for a in answers] == [1, 0, 0, 0, 0]
-    (receipt,) = receipts(store)
+    receipt = copies_written(store, 4)
     assert receipt.copies == 4 and receipt.disposition is ReceiptDisposition.INCIDENT
     (owed,) = outbox(store)
     (incident,) = incidents(store)
     assert owed.incident_id == incident.id and receipt.incident_id == incident.id
     assert owed.parameters["dry_run"] is False  # the intake applies unless told not to
     assert owed.parameters["alerts"]["alerts"][0]["fingerprint"] == body["alerts"][0]["fingerprint"]
+
+
+def test_copies_are_answered_while_a_writer_holds_the_lock_and_new_alerts_wait(
+    incident_store: str,
+) -> None:
+    """Under a storm the starting runs hold SQLite's write lock in turns: a copy is answered
+    from a read meanwhile, a payload with a new alert waits for the lock, and the copies stay
+    answered while it waits."""
+    stored, fresh = webhook([core()]), webhook([core(), core("alphaswarm-core-7d9f-b")])
+    with running_intake(TOKEN) as client:
+        assert post(client, stored).json()["accepted"] == 1
+        writer = sqlite3.connect(incident_store.removeprefix("sqlite:///"), isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # a run's records, holding the write lock
+        try:
+            with (
+                httpx.Client(base_url=client.base_url, headers=AUTH) as other,
+                pytest.raises(httpx.ReadTimeout),
+            ):
+                other.post(WEBHOOK_PATH, json=fresh, timeout=1.0)
+            copy = post(client, stored)  # while the fresh payload still waits for the lock
+            assert copy.status_code == 200 and copy.json()["duplicates"] == 1
+        finally:
+            writer.execute("COMMIT")
+            writer.close()
+        again = post(client, fresh).json()  # the waiting one is stored, once
+        assert again["duplicates"] == 2 and again["accepted"] == 0
+    # The copy writer writes what it holds when the intake stops.
+    by_pod = {r.labels["pod"]: r.copies for r in receipts(incident_store)}
+    assert by_pod == {"alphaswarm-core-7d9f-a": 3, "alphaswarm-core-7d9f-b": 1}
 
 
 def test_a_firing_alert_that_starts_again_is_a_new_receipt_joining_the_open_incident(

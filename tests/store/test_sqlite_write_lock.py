@@ -1,12 +1,13 @@
 """SQLite's one write lock, as the store takes it (store/engine.py `_sqlite_begin`): a writer
 waits while another holds it and goes on once it is released; past the busy timeout it fails
 with a StoreError; and the connection keeps SQLite's own busy timeout for every other
-statement."""
+statement; a unit of work with a `lock_wait` gives up past it, having written nothing."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from store import engine as store_engine
-from store.engine import StoreError, session_for
+from store.engine import StoreError, WriteLockBusy, session_for
 
 
 @contextmanager
@@ -86,3 +87,24 @@ def test_a_reader_reads_while_a_writer_holds_the_lock(
         with session_for(incident_store, read_only=True) as session:
             tables = session.execute(text("SELECT count(*) FROM sqlite_master")).scalar_one()
     assert tables > 0
+
+
+def write_within(url: str, lock_wait: float) -> None:
+    with session_for(url, lock_wait=lock_wait) as session:
+        session.execute(text("CREATE TABLE lock_wait_probe (x INTEGER)"))
+
+
+@pytest.mark.parametrize("lock_wait", [0, 0.2])
+def test_a_writer_with_a_lock_wait_gives_up_past_it_and_writes_nothing(
+    incident_store: str, lock_wait: float
+) -> None:
+    with write_lock_held(incident_store):
+        began = time.monotonic()
+        with pytest.raises(WriteLockBusy, match="another writer holds the store"):
+            write_within(incident_store, lock_wait)
+        waited = time.monotonic() - began
+    assert lock_wait <= waited < lock_wait + 1  # not SQLite's 30 s busy timeout
+    with session_for(incident_store, read_only=True) as session:
+        probe = "SELECT count(*) FROM sqlite_master WHERE name = 'lock_wait_probe'"
+        assert session.execute(text(probe)).scalar_one() == 0
+    write_within(incident_store, 0)  # the lock is free: taken at once
