@@ -10,7 +10,8 @@ joined to its incident, and a triage run owed to each incident that has none.
          nothing
 
 One transaction per payload: everything above is stored, or nothing is and the caller answers
-5xx so Alertmanager retries. The health sweep hands its findings over through the same door.
+5xx so Alertmanager retries. The health sweep hands its findings over through the same door. The
+intake answers a payload of copies only before this (tasks/triggers/copies.py).
 """
 
 from __future__ import annotations
