@@ -57,10 +57,9 @@ _STORED = (
 
 def all_stored(session: Session, identities: Iterable[Identity]) -> bool:
     """Whether every one of these alerts has a receipt already: one read, no lock taken."""
-    wanted = set(identities)
-    return session.connection().execute(_STORED, {"identities": list(wanted)}).scalar() == len(
-        wanted
-    )
+    wanted = list(set(identities))
+    found = session.connection().execute(_STORED, {"identities": wanted}).scalar()
+    return found == len(wanted)
 
 
 def count_copies(session: Session, seen: Mapping[Identity, int]) -> None:

@@ -134,6 +134,20 @@ def test_copies_are_counted_and_start_one_run(client: httpx.Client, store: str) 
     assert owed.parameters["alerts"]["alerts"][0]["fingerprint"] == body["alerts"][0]["fingerprint"]
 
 
+def test_a_restarted_intake_tells_copies_from_the_store(store: str) -> None:
+    """A new intake process remembers nothing: it reads which alerts are stored."""
+    first, second = core(), core("alphaswarm-core-7d9f-b")
+    with running_intake(TOKEN) as client:
+        assert post(client, webhook([first])).json()["accepted"] == 1
+    with running_intake(TOKEN) as client:
+        copy = post(client, webhook([first])).json()
+        assert (copy["accepted"], copy["duplicates"]) == (0, 1)
+        both = post(client, webhook([first, second])).json()  # one new: written, whole
+        assert (both["accepted"], both["duplicates"]) == (1, 1)
+    by_pod = {r.labels["pod"]: r.copies for r in receipts(store)}
+    assert by_pod == {"alphaswarm-core-7d9f-a": 2, "alphaswarm-core-7d9f-b": 0}
+
+
 def test_copies_are_answered_while_a_writer_holds_the_lock_and_new_alerts_wait(
     incident_store: str,
 ) -> None:
@@ -143,6 +157,7 @@ def test_copies_are_answered_while_a_writer_holds_the_lock_and_new_alerts_wait(
     stored, fresh = webhook([core()]), webhook([core(), core("alphaswarm-core-7d9f-b")])
     with running_intake(TOKEN) as client:
         assert post(client, stored).json()["accepted"] == 1
+    with running_intake(TOKEN) as client:  # a new intake remembers nothing: it reads the store
         writer = sqlite3.connect(incident_store.removeprefix("sqlite:///"), isolation_level=None)
         writer.execute("BEGIN IMMEDIATE")  # a run's records, holding the write lock
         try:
