@@ -29,6 +29,8 @@ POSTGRES_WRITERS = 8
 
 
 class PayloadStore:
+    """The intake's way to store a payload (`store`), and what it remembers (`copies`)."""
+
     def __init__(self, settings: Settings):
         self._settings = settings
         url = settings.store.url.get_secret_value()

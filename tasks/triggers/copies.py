@@ -52,6 +52,11 @@ class Copies:
         with self._lock:
             self._seen.update(identities)
 
+    def pending(self) -> int:
+        """Copies counted and not written yet."""
+        with self._lock:
+            return self._seen.total()
+
     def flush(self) -> int:
         """Write the copies counted so far; on a store error they are kept for the next try."""
         with self._lock:
