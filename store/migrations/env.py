@@ -15,6 +15,11 @@ def run_migrations_online() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "alembic_config() sets sqlalchemy.url"
     engine = create_engine(url, poolclass=pool.NullPool)
+    if engine.dialect.name == "sqlite":
+        # WAL is kept in the file: set it while only this process has the new file open. Left to
+        # the first runtime connection, it fails at once if another process holds a lock then.
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
     with engine.connect() as connection:
         context.configure(
             connection=connection,

@@ -3,6 +3,7 @@ declare (on SQLite and PostgreSQL), and an unmigrated database is refused with w
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,3 +74,15 @@ def test_upgrading_twice_changes_nothing(empty_url: str) -> None:
 def test_a_shown_url_hides_the_password() -> None:
     url = "postgresql+psycopg://remediate:s3cret@127.0.0.1:1/none"
     assert "s3cret" not in shown(url) and "***" in shown(url)
+
+
+def test_a_new_sqlite_store_is_in_wal_mode_from_its_migration(tmp_path: Path) -> None:
+    """Set at the first runtime connection instead, `PRAGMA journal_mode=WAL` failed at once
+    ("database is locked") whenever another process held a lock on the new file then."""
+    path = tmp_path / "new.db"
+    upgrade(f"sqlite:///{path}")
+    raw = sqlite3.connect(path)
+    try:
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        raw.close()
