@@ -99,8 +99,8 @@ def create_app(token: str, *, dispatch: bool = True) -> FastAPI:
     def start() -> None:
         try:
             payloads.rehearse()
-        except (StoreError, StoreNotMigrated) as exc:  # the first alert will say it, with a 503
-            log.warning("rehearsal skipped: %s", exc)
+        except Exception as exc:  # only speed is lost; a store that is down 503s the first alert
+            log.warning("rehearsal skipped: %s: %s", type(exc).__name__, exc)
         for chore in chores:
             chore.start()
 
