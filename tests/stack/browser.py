@@ -23,6 +23,7 @@ from playwright.sync_api import Locator, Page, expect, sync_playwright
 # The machine is slow: a page of the UI can take several seconds to settle.
 ACTION_TIMEOUT_MS = 30_000
 SUBMIT_ATTEMPTS = 4
+ADD_ITEM_ATTEMPTS, ADD_ITEM_SECONDS = 3, 10
 
 
 def chromium_path() -> str | None:
@@ -102,9 +103,19 @@ class PrefectUI:
         self._choose(alerts.get_by_role("button", name="Select AlertStatus").first, "firing")
         # The batch's own list of alerts: the label after the `alerts` parameter's.
         items = field(alerts, "alerts", last=True)
-        items.get_by_role("button", name="Add item").click()
+        status = items.get_by_role("button", name="Select AlertStatus")
+        for _ in range(ADD_ITEM_ATTEMPTS):
+            # A click that lands while the form re-renders the batch adds nothing (seen once
+            # in CI: no item after 30 s); one that did add shows its fields within seconds.
+            items.get_by_role("button", name="Add item").click()
+            try:
+                expect(status.first).to_be_visible(timeout=ADD_ITEM_SECONDS * 1000)
+                break
+            except AssertionError:
+                continue
+        expect(status).to_have_count(1)
         (alert,) = payload["alerts"]
-        self._choose(items.get_by_role("button", name="Select AlertStatus").first, "firing")
+        self._choose(status.first, "firing")
         labels = field(items, "labels").locator("[contenteditable=true]")
         labels.click()
         # One input event: CodeMirror's bracket closing acts on typed keys only.
