@@ -319,14 +319,9 @@ def record_decision(
             **decision.model_dump(mode="python"),
         )
     )
+    session.flush()  # the decision stays if keying below rolls back its savepoint
     if target_key is not None and target_key != incident.open_key:
-        other = find_open(session, target_key=target_key)
-        if other is not None and other.id != incident_id:
-            assert other.id is not None
-            merge(session, source_id=incident_id, into_id=other.id)
-            incident = other
-        else:
-            incident.target_key, incident.open_key = target_key, target_key
+        incident = _key_or_merge(session, incident, target_key)
     incident.scenario = decision.scenario
     incident.namespace = decision.namespace
     incident.target = decision.target
@@ -337,6 +332,31 @@ def record_decision(
     session.add(incident)
     session.flush()
     return incident
+
+
+def _key_or_merge(session: Session, incident: Incident, target_key: str) -> Incident:
+    """Key the incident by `target_key`, or merge it into the open incident keyed so.
+
+    Two runs may key their incidents by one target at once (two crash-looping pods of one
+    Deployment, an incident each): neither sees the other's uncommitted key, the unique
+    `open_key` lets one win, and the other merges into the winner's incident instead of failing
+    (PostgreSQL; SQLite's one writer at a time never races here)."""
+    assert incident.id is not None
+    for _ in range(3):
+        other = find_open(session, target_key=target_key)
+        if other is not None and other.id != incident.id:
+            assert other.id is not None
+            merge(session, source_id=incident.id, into_id=other.id)
+            return other
+        try:
+            with session.begin_nested():
+                incident.target_key, incident.open_key = target_key, target_key
+                session.add(incident)
+                session.flush()
+            return incident
+        except IntegrityError:
+            continue  # another run keyed its incident first: merge into theirs
+    raise RuntimeError(f"could neither key incident {incident.id} by {target_key} nor merge it")
 
 
 def merge(session: Session, *, source_id: int, into_id: int) -> None:

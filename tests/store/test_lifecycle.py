@@ -5,9 +5,11 @@ audit rows and the follow-ups."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import SQLModel, func, select
 
 from store import actions, follow_ups, incidents
@@ -191,6 +193,62 @@ def test_a_decision_for_a_target_already_open_merges_the_incidents(store: str) -
     assert [a.change_key for a in record.actions] == ["k1"]
     assert len(record.decisions) == 1
     assert any(e.kind is EventKind.MERGED for e in record.events)
+
+
+def test_racing_decisions_for_one_target_merge_into_one_incident(store: str) -> None:
+    """Two pods of one Deployment crash: an incident each, and both runs decide on the
+    Deployment at once. The first run's key is not committed when the second keys its incident:
+    on PostgreSQL the second waits on the unique open key, then merges into the first instead
+    of failing with UniqueViolation (seen in CI)."""
+    with session_for(store) as s:
+        first, _ = incidents.open_or_join(s, evidence=evidence(alert("f1"), key="pod:ns/core-1"))
+        second, _ = incidents.open_or_join(s, evidence=evidence(alert("f2"), key="pod:ns/core-2"))
+    keyed, release = threading.Event(), threading.Event()
+    survivors: dict[int, int] = {}
+
+    def decide(incident_id: int, hold: bool) -> None:
+        with session_for(store) as s:
+            survivor = incidents.record_decision(
+                s,
+                incident_id=incident_id,
+                decision=incidents.DecisionEvidence(scenario="B", reason="two pods crash"),
+                target_key="B:ns/core",
+            )
+            if hold:  # the transaction stays open, its key uncommitted
+                keyed.set()
+                release.wait(30)
+            survivors[incident_id] = survivor.id or 0
+
+    holder = threading.Thread(target=decide, args=(first.id, True))
+    holder.start()
+    assert keyed.wait(30)
+    racer = threading.Thread(target=decide, args=(second.id, False))
+    racer.start()
+    wait_until_blocked(store)
+    release.set()
+    holder.join(30)
+    racer.join(30)
+    assert survivors == {first.id: first.id, second.id: first.id}
+    assert count(store, Incident) == 1
+    with session_for(store) as s:
+        record = load_incident(s, incident_id=first.id or 0)
+    assert len(record.decisions) == 2 and {a.fingerprint for a in record.alerts} == {"f1", "f2"}
+
+
+def wait_until_blocked(url: str) -> None:
+    """Until another connection waits on a lock: on PostgreSQL, the racer on the unique key
+    (pg_stat_activity); on SQLite, on the write lock, which no view shows: a moment."""
+    if not url.startswith("postgresql"):
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + 30
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    while time.monotonic() < deadline:
+        with session_for(url, read_only=True) as s:
+            if s.execute(text(waiting)).scalar_one():
+                return
+        time.sleep(0.02)
+    raise AssertionError("the second decision never waited on the first's key")
 
 
 def test_the_audit_row_counts_attempts_and_keeps_before_and_after(store: str) -> None:
