@@ -14,6 +14,7 @@ advances its sequence, so incident numbers would skip one per rehearsal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlmodel import Session
@@ -26,15 +27,16 @@ from store.types import utcnow
 REHEARSAL = "rehearsal"  # every key and name the rehearsal writes, none of it kept
 
 
-def rehearse(url: str) -> bool:
-    """Run a run's records against the store at `url` and roll them back; False (nothing done)
-    when the store is not SQLite. The engine stays, its connections closed: fork-safe."""
+def rehearse(url: str, records: Callable[[Session], None] | None = None) -> bool:
+    """Run `records` (by default a run's) against the store at `url` and roll them back; False
+    (nothing done) when the store is not SQLite. The engine stays, its connections closed:
+    fork-safe. The intake rehearses its own records through here too."""
     if not url.startswith("sqlite"):
         return False
     engine = engine_for(url)
     with Session(engine) as session:
         try:
-            _an_incident_lifecycle(session)
+            (records or _an_incident_lifecycle)(session)
         finally:
             session.rollback()
     engine.dispose()  # its connections closed, the engine and its compiled statements kept

@@ -23,10 +23,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session
 
-from store import incidents
+from store import incidents, rehearsal
 from store import intake as ledger
-from store.engine import engine_for, session_for
+from store.engine import session_for
 from store.models import AlertReceipt, EventKind, ReceiptDisposition
+from store.rehearsal import REHEARSAL
 from store.types import utcnow
 from tasks.models.alerts import Alert, AlertBatch, AlertStatus, alert_target, out_of_scope
 from tasks.records.steps import (
@@ -37,8 +38,6 @@ from tasks.records.steps import (
 )
 from tasks.run_context import incident_tag
 from tasks.settings import Settings
-
-REHEARSAL = "rehearsal"  # every name and key `rehearse` writes, none of it kept
 
 
 class Receipt(BaseModel):
@@ -107,20 +106,16 @@ def _receive(session: Session, batch: AlertBatch, source: str, settings: Setting
 
 
 def rehearse(settings: Settings) -> bool:
-    """Receive made-up payloads in a transaction rolled back, so that the intake's first real
-    alert finds its statements compiled: compiling them (tens of milliseconds) it would hold the
-    write lock, and every copy of it waits for that write. False (nothing done) when the store
-    is not SQLite: on PostgreSQL a rolled-back insert still uses up an incident number."""
-    url = settings.store.url.get_secret_value()
-    if not url.startswith("sqlite"):
-        return False
-    with Session(engine_for(url)) as session:
-        try:
-            for batch in _rehearsal_payloads(settings):
-                _receive(session, batch, REHEARSAL, settings)
-        finally:
-            session.rollback()
-    return True
+    """Receive made-up payloads in a transaction rolled back (`store.rehearsal`), so that the
+    intake's first real alert finds its statements compiled: compiling them (tens of
+    milliseconds) it would hold the write lock, and every copy of it waits for that write.
+    False (nothing done) when the store is not SQLite."""
+
+    def payloads(session: Session) -> None:
+        for batch in _rehearsal_payloads(settings):
+            _receive(session, batch, REHEARSAL, settings)
+
+    return rehearsal.rehearse(settings.store.url.get_secret_value(), payloads)
 
 
 def _rehearsal_payloads(settings: Settings) -> list[AlertBatch]:
