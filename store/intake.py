@@ -65,11 +65,7 @@ def all_stored(session: Session, identities: Iterable[Identity]) -> bool:
 def count_copies(session: Session, seen: Mapping[Identity, int]) -> None:
     """Add copies counted elsewhere (the intake's read-only path) to their receipts."""
     session.connection().execute(
-        _COUNT_COPY,
-        [
-            {"the_fingerprint": f, "the_status": s, "the_starts_at": t, "more": n}
-            for (f, s, t), n in seen.items()
-        ],
+        _COUNT_COPY, [_copies_of(identity, more) for identity, more in seen.items()]
     )
 
 
@@ -77,13 +73,19 @@ def count_copy(session: Session, *, fingerprint: str, status: str, starts_at: da
     """Count one more copy of the stored receipt with this identity; False: none is stored.
     Under a storm nearly every alert is a copy: ask this first, and build a receipt only when
     it is not."""
-    identity = {
+    copy = _copies_of((fingerprint, status, starts_at), 1)
+    return bool(session.connection().execute(_COUNT_COPY, copy).rowcount)
+
+
+def _copies_of(identity: Identity, more: int) -> dict[str, Any]:
+    """`_COUNT_COPY`'s parameters: `more` copies of the receipt with this identity."""
+    fingerprint, status, starts_at = identity
+    return {
         "the_fingerprint": fingerprint,
         "the_status": status,
         "the_starts_at": starts_at,
-        "more": 1,
+        "more": more,
     }
-    return bool(session.connection().execute(_COUNT_COPY, identity).rowcount)
 
 
 def claim(session: Session, *, receipt: AlertReceipt) -> bool:
