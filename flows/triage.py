@@ -20,7 +20,7 @@ incident's runs. When the incident resolves or escalates, `post-incident` writes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -37,8 +37,8 @@ from flows.runs import run_name, run_parameters, tell, tell_change, tell_outcome
 from flows.stateful_failover import StatefulFailoverParams, remediate_stateful_failover
 from store.models import IncidentStatus
 from tasks.changes.gate import GuardRefused
-from tasks.diagnoses.triage import diagnose_incident, symptom_present
-from tasks.models.alerts import AlertBatch, alert_target, firing, in_scope
+from tasks.diagnoses.triage import alert_symptom, diagnose_incident, symptom_present
+from tasks.models.alerts import Alert, AlertBatch, alert_target, firing, in_scope
 from tasks.models.diagnosis import Action, Diagnosis, Scenario, TriageDecision
 from tasks.models.outcome import Outcome, OutcomeStatus
 from tasks.models.scenario_call import ScenarioCall, VerifyPolicy
@@ -47,6 +47,7 @@ from tasks.records.artifacts import publish_outcome, publish_triage
 from tasks.records.steps import (
     IncidentRef,
     probe_flow_run_active,
+    record_alerts_outstanding,
     record_evidence,
     record_failure,
     record_hold,
@@ -54,6 +55,7 @@ from tasks.records.steps import (
     record_outcome,
     record_triage,
     restarts_made,
+    wait_for_incident_change,
 )
 from tasks.retries import spread_polls
 from tasks.run_context import current_flow_run
@@ -160,7 +162,9 @@ def _under_way_elsewhere(incident: IncidentRef | None) -> str | None:
 
 
 def _hold(params: TriageParams, decision: TriageDecision, incident: IncidentRef) -> IncidentRef:
-    """Wait out the hold period, then look once more: resolved if the fix held."""
+    """Wait out the hold period, then look once more, at the decision's symptom and at every
+    symptom the incident's alerts report: held if all are gone. Resolved once its alerts have
+    resolved too; until then, watch for the symptom to come back."""
     settings = Settings()
     hold = params.verify.hold_seconds
     hold = settings.incidents.hold_seconds if hold is None else hold
@@ -168,9 +172,54 @@ def _hold(params: TriageParams, decision: TriageDecision, incident: IncidentRef)
     since = datetime.now(UTC)
     retries, delay = spread_polls(hold, shortest=0.1, longest=5.0)
     verify_hold_elapsed.with_options(retries=retries, retry_delay_seconds=delay)(since, hold)
-    snapshot = probe_incident(settings, decision=decision)
-    came_back = symptom_present(decision, snapshot, since, settings.environment)
-    return record_hold(incident, came_back, hold)
+    alerts = _firing_in_scope(params, settings)
+    incident = record_hold(incident, _still_wrong(settings, decision, alerts, since), hold)
+    if incident.status is IncidentStatus.VERIFIED:
+        incident = _await_alerts(settings, decision, alerts, incident, since, hold)
+    return incident
+
+
+def _firing_in_scope(params: TriageParams, settings: Settings) -> tuple[Alert, ...]:
+    batch = in_scope(params.alerts, settings.workloads.scope)[0] if params.alerts else None
+    return firing(batch) if batch is not None else ()
+
+
+def _still_wrong(
+    settings: Settings, decision: TriageDecision, alerts: Sequence[Alert], since: datetime
+) -> str | None:
+    """What the cluster still shows of the decision's symptom or of any symptom its alerts
+    report (the queue an alert names, not only the pods the branch restarted); None: nothing."""
+    snapshot = probe_incident(settings, alerts, decision=decision)
+    return symptom_present(decision, snapshot, since, settings.environment) or alert_symptom(
+        alerts, decision, snapshot, since, settings.environment
+    )
+
+
+def _await_alerts(
+    settings: Settings,
+    decision: TriageDecision,
+    alerts: Sequence[Alert],
+    incident: IncidentRef,
+    since: datetime,
+    hold: float,
+) -> IncidentRef:
+    """The fix held but alerts still fire: watch until they resolve (the intake's resolved
+    notification resolves the incident), the symptom comes back (escalated), or
+    `alert_wait_seconds` pass with the alerts still firing (escalated: the rule and the probes
+    disagree, a human decides)."""
+    waited, patience = 0.0, settings.incidents.alert_wait_seconds
+    period = min(max(hold, 1.0), 30.0)
+    tell("incident %d held: waiting up to %g s for its alerts to resolve", incident.id, patience)
+    while incident.status is IncidentStatus.VERIFIED:
+        if waited >= patience:
+            return record_alerts_outstanding(incident, patience)
+        incident = wait_for_incident_change(incident, min(period, patience - waited))
+        waited += period
+        if incident.status is IncidentStatus.VERIFIED:
+            came_back = _still_wrong(settings, decision, alerts, since)
+            if came_back is not None:
+                return record_hold(incident, came_back, waited + hold)
+    return incident
 
 
 def _run_scenario(

@@ -1,18 +1,21 @@
 """An incident's lifecycle: opened on first evidence, joined by later evidence, moved through
 its statuses, resolved. Keyword-only data functions that take the session explicitly.
 
-    open ──► triaged ──► mitigating ──► verified ──► resolved
+    open ──► triaged ──► mitigating ──► verified ──► resolved ──(relapse)──► open
       │         │            │             │
       └─────────┴────────────┴──► escalated ─► (triaged, mitigating, resolved)
 
 A new alert joins the open incident that already holds its fingerprint, or the one open for the
-same target; only then is a new incident opened. Every transition is an event with its time;
-the timeline is those events, in order.
+same target; failing that, a firing alert about the object of an incident that resolved within
+the relapse window reopens it (`reopen`: the same incident, so its earlier fix is in its record
+and the runbook's restart cap counts across the relapse); only then is a new incident opened.
+Every transition is an event with its time; the timeline is those events, in order.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import update
@@ -20,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from store.models import (
+    ActionStatus,
     EventKind,
     Incident,
     IncidentAction,
@@ -86,6 +90,9 @@ class Evidence(BaseModel):
     trigger: str = "alertmanager"
     environment: str = "dev"
     flow_run_id: str | None = None
+    # Reopen an incident about the same object that resolved at most this long ago (a relapse);
+    # None: never reopen, always open a new one.
+    relapse_window: timedelta | None = None
 
 
 class DecisionEvidence(BaseModel):
@@ -152,8 +159,24 @@ def find_open(
     return None
 
 
+class Arrival(StrEnum):
+    """What evidence did to incidents: opened one, joined an open one, reopened a resolved one."""
+
+    OPENED = "opened"
+    JOINED = "joined"
+    REOPENED = "reopened"
+
+
 def open_or_join(session: Session, *, evidence: Evidence) -> tuple[Incident, bool]:
-    """The incident this evidence belongs to, and whether it joined one already open.
+    """The incident this evidence belongs to, and whether it was there already (open, or
+    reopened as a relapse)."""
+    incident, arrival = arrive(session, evidence=evidence)
+    return incident, arrival is not Arrival.OPENED
+
+
+def arrive(session: Session, *, evidence: Evidence) -> tuple[Incident, Arrival]:
+    """The incident this evidence belongs to: the open one, a relapsed one reopened (with
+    `evidence.relapse_window`), or a new one.
 
     Two runs may race to open the same target: the unique `open_key` lets only one insert win,
     and the loser joins the winner's incident instead of failing."""
@@ -161,10 +184,14 @@ def open_or_join(session: Session, *, evidence: Evidence) -> tuple[Incident, boo
     now = utcnow()
     for _ in range(3):
         found = find_open(session, fingerprints=fingerprints, target_key=evidence.target_key)
+        arrival = Arrival.JOINED
+        if found is None and evidence.relapse_window is not None:
+            found = _reopen_relapsed(session, evidence, now - evidence.relapse_window, now)
+            arrival = Arrival.REOPENED
         if found is not None:
             assert found.id is not None
             record_alerts(session, incident_id=found.id, alerts=evidence.alerts, at=now)
-            return found, True
+            return found, arrival
         started = min((a.starts_at for a in evidence.alerts), default=now)
         incident = Incident(
             title=evidence.title,
@@ -194,8 +221,119 @@ def open_or_join(session: Session, *, evidence: Evidence) -> tuple[Incident, boo
             flow_run_id=evidence.flow_run_id,
         )
         record_alerts(session, incident_id=incident.id, alerts=evidence.alerts, at=now)
-        return incident, False
+        return incident, Arrival.OPENED
     raise RuntimeError(f"could neither open nor join an incident for {evidence.target_key}")
+
+
+def find_relapsed(
+    session: Session, *, fingerprints: tuple[str, ...], target_key: str, since: datetime
+) -> Incident | None:
+    """The incident resolved since `since` that these alerts or this target were about, newest
+    first: it held one of the fingerprints, or triage decided it on the object `target_key`
+    names (`alert:ns/name`, `A:ns/name`: a crash-looping pod's alert names a new pod after the
+    restart, so its fingerprint is new while the Deployment is the same)."""
+    resolved = (
+        select(Incident)
+        .where(col(Incident.status) == IncidentStatus.RESOLVED)
+        .where(col(Incident.resolved_at) >= since)
+        .order_by(col(Incident.resolved_at).desc())
+    )
+    if fingerprints:
+        by_alert = session.exec(
+            resolved.join(IncidentAlert, col(IncidentAlert.incident_id) == col(Incident.id)).where(
+                col(IncidentAlert.fingerprint).in_(fingerprints)
+            )
+        ).first()
+        if by_alert is not None:
+            return by_alert
+    namespace, _, name = target_key.partition(":")[2].partition("/")
+    if not name or name == "-":
+        return None
+    return session.exec(
+        resolved.where(col(Incident.namespace) == namespace).where(col(Incident.target) == name)
+    ).first()
+
+
+def _reopen_relapsed(
+    session: Session, evidence: Evidence, since: datetime, now: datetime
+) -> Incident | None:
+    """Reopen the incident these alerts relapse, or None (none, or its target is open again
+    under another incident: the caller joins or opens as usual)."""
+    earlier = find_relapsed(
+        session,
+        fingerprints=tuple(a.fingerprint for a in evidence.alerts if a.status == "firing"),
+        target_key=evidence.target_key,
+        since=since,
+    )
+    if earlier is None:
+        return None
+    try:
+        with session.begin_nested():
+            reopen(session, incident=earlier, why=_relapse_signal(evidence), at=now)
+    except IntegrityError:
+        return None
+    return earlier
+
+
+def _relapse_signal(evidence: Evidence) -> str:
+    names = sorted({a.alertname or a.fingerprint for a in evidence.alerts})
+    return f"{', '.join(names)} fired" if names else f"the {evidence.trigger} found it again"
+
+
+def reopen(session: Session, *, incident: Incident, why: str, at: datetime | None = None) -> None:
+    """A resolved incident came back: open again (keyed by its target, so later evidence joins
+    it), with its earlier resolution and fix on the timeline and in its evidence. Its actions
+    stay its own, so the runbook's caps (A: one restart, then escalate) count across it."""
+    assert incident.id is not None and incident.resolved_at is not None
+    when = at or utcnow()
+    incident.relapses += 1
+    fix = earlier_fix(session, incident_id=incident.id)
+    line = (
+        f"relapse {incident.relapses}: {why} {_ago(when - incident.resolved_at)} after it "
+        f"resolved ({incident.resolution}); the earlier fix: {fix}"
+    )
+    incident.status, incident.open_key = IncidentStatus.OPEN, incident.target_key
+    incident.held_at = incident.resolved_at = None
+    incident.evidence = [*incident.evidence, line]
+    session.add(incident)
+    session.flush()
+    add_event(
+        session,
+        incident_id=incident.id,
+        kind=EventKind.RELAPSE,
+        status=IncidentStatus.OPEN,
+        summary=line,
+        at=when,
+    )
+
+
+def earlier_fix(session: Session, *, incident_id: int) -> str:
+    """The changes applied for the incident so far, one phrase."""
+    applied = session.exec(
+        select(IncidentAction.summary)
+        .where(IncidentAction.incident_id == incident_id)
+        .where(col(IncidentAction.status) == ActionStatus.APPLIED)
+        .where(col(IncidentAction.dry_run).is_(False))
+        .order_by(col(IncidentAction.id))
+    ).all()
+    return "; ".join(applied) if applied else "none applied by this automation"
+
+
+def relapse_lines(session: Session, *, incident_id: int) -> list[str]:
+    """What each relapse said (the earlier fix among it), oldest first."""
+    return list(
+        session.exec(
+            select(IncidentEvent.summary)
+            .where(IncidentEvent.incident_id == incident_id)
+            .where(col(IncidentEvent.kind) == EventKind.RELAPSE)
+            .order_by(col(IncidentEvent.at), col(IncidentEvent.id))
+        ).all()
+    )
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = max(delta.total_seconds(), 0.0)
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def record_alerts(
@@ -234,6 +372,25 @@ def record_alerts(
     session.flush()
 
 
+def awaits_hold(incident: Incident) -> bool:
+    """A fix is being applied, or was verified and has not held for the hold period yet: the
+    cluster has not shown the symptom gone for long enough to call it resolved."""
+    status = IncidentStatus(incident.status)
+    return status is IncidentStatus.MITIGATING or (
+        status is IncidentStatus.VERIFIED and incident.held_at is None
+    )
+
+
+def firing_alerts(session: Session, *, incident_id: int) -> list[str]:
+    """The names of the incident's alerts that still fire."""
+    rows = session.exec(
+        select(IncidentAlert.alertname, IncidentAlert.fingerprint)
+        .where(IncidentAlert.incident_id == incident_id)
+        .where(IncidentAlert.status != "resolved")
+    ).all()
+    return sorted(name or fingerprint for name, fingerprint in rows)
+
+
 def all_alerts_resolved(session: Session, *, incident_id: int) -> bool:
     statuses = session.exec(
         select(IncidentAlert.status).where(IncidentAlert.incident_id == incident_id)
@@ -249,11 +406,14 @@ def record_resolved(
     flow_run_id: str | None = None,
 ) -> Incident | None:
     """Resolved alerts annotate the open incident holding them, and resolve it once every one of
-    its alerts has resolved. None: they belong to no open incident."""
+    its alerts has resolved, unless a fix is under way and has not held yet: then the end of
+    its hold resolves it (`store.lifecycle.held`). None: they belong to no open incident."""
     found = find_open(session, fingerprints=tuple(a.fingerprint for a in alerts))
     if found is None or found.id is None:
         return None
     record_alerts(session, incident_id=found.id, alerts=alerts, at=utcnow())
+    if awaits_hold(found):
+        return found
     if all_alerts_resolved(session, incident_id=found.id):
         return transition(
             session,
@@ -284,6 +444,8 @@ def transition(
     column = _REACHED.get(to)
     if column is not None and getattr(incident, column) is None:
         setattr(incident, column, when)
+    if to not in (IncidentStatus.VERIFIED, IncidentStatus.RESOLVED):
+        incident.held_at = None  # worked on again: a new fix must hold anew
     if to is IncidentStatus.RESOLVED:
         incident.open_key = None  # a later incident for this target may open again
         incident.resolution = summary
@@ -322,11 +484,12 @@ def record_decision(
     session.flush()  # the decision stays if keying below rolls back its savepoint
     if target_key is not None and target_key != incident.open_key:
         incident = _key_or_merge(session, incident, target_key)
+    assert incident.id is not None
     incident.scenario = decision.scenario
     incident.namespace = decision.namespace
     incident.target = decision.target
     incident.root_cause = decision.reason
-    incident.evidence = list(decision.evidence)
+    incident.evidence = [*relapse_lines(session, incident_id=incident.id), *decision.evidence]
     if title is not None:
         incident.title = title
     session.add(incident)

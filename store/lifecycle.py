@@ -1,8 +1,13 @@
 """The incident's status rules, in one place: what each step of triage moves it to.
 
-    open ──► triaged ──► mitigating ──► verified ──► resolved
-      │         │            │             │
-      └─────────┴────────────┴──► escalated ─► (triaged, mitigating, resolved)
+    open ──► triaged ──► mitigating ──► verified ──► held ──► resolved ──(relapse)──► open
+      │         │            │             │          │
+      └─────────┴────────────┴─────────────┴──────────┴──► escalated ─► (triaged, mitigating,
+                                                                        resolved)
+
+Resolved takes both sides: the cluster shows the symptom gone for the hold period (`held`), and
+every alert of the incident has resolved (Alertmanager's resolved notification; an incident no
+alert opened needs only the first). Whichever comes last resolves it.
 
 The tasks (`tasks.records.steps`) only translate a decision or an outcome into these calls; the
 transitions themselves are checked by `store.incidents.transition`.
@@ -12,8 +17,16 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from store.incidents import add_event, get_incident, mark_automated, transition
+from store.incidents import (
+    add_event,
+    all_alerts_resolved,
+    firing_alerts,
+    get_incident,
+    mark_automated,
+    transition,
+)
 from store.models import EventKind, IncidentStatus
+from store.types import utcnow
 
 # Already being fixed, or fixed and holding: a new decision is a line on the timeline.
 UNDER_WAY = (IncidentStatus.MITIGATING, IncidentStatus.VERIFIED)
@@ -83,15 +96,44 @@ def held(
     held_seconds: float,
     flow_run_id: str | None,
 ) -> None:
-    """The end of the hold period: resolved if the fix held, escalated if the symptom is back."""
-    if came_back is None:
-        summary, to = (
-            f"the fix held for {held_seconds:g} s: the probes see nothing wrong",
-            IncidentStatus.RESOLVED,
+    """The end of the hold period: escalated if the symptom is back; otherwise held, and
+    resolved if its alerts have resolved too (or it has none), else waiting for them."""
+    if came_back is not None:
+        summary = f"verified, but it came back within {held_seconds:g} s: {came_back}"
+        transition(
+            session,
+            incident_id=incident_id,
+            to=IncidentStatus.ESCALATED,
+            summary=summary,
+            flow_run_id=flow_run_id,
         )
-    else:
-        summary, to = (
-            f"verified, but it came back within {held_seconds:g} s: {came_back}",
-            IncidentStatus.ESCALATED,
+        return
+    summary = f"the fix held for {held_seconds:g} s: the probes see nothing wrong"
+    fixed(session, incident_id=incident_id, summary=summary, flow_run_id=flow_run_id)
+
+
+def fixed(session: Session, *, incident_id: int, summary: str, flow_run_id: str | None) -> None:
+    """The cluster shows the symptom gone: resolved if every alert of the incident has resolved
+    too (or it has none); else a note, and the last resolved notification resolves it."""
+    incident = get_incident(session, incident_id=incident_id)
+    incident.held_at = utcnow()
+    session.add(incident)
+    still = firing_alerts(session, incident_id=incident_id)
+    if still:
+        note(
+            session,
+            incident_id=incident_id,
+            summary=f"{summary}; waiting for its alerts to resolve ({', '.join(still)} still "
+            "firing)",
+            flow_run_id=flow_run_id,
         )
-    transition(session, incident_id=incident_id, to=to, summary=summary, flow_run_id=flow_run_id)
+        return
+    if all_alerts_resolved(session, incident_id=incident_id):
+        summary += ", and every alert of the incident resolved"
+    transition(
+        session,
+        incident_id=incident_id,
+        to=IncidentStatus.RESOLVED,
+        summary=summary,
+        flow_run_id=flow_run_id,
+    )

@@ -29,9 +29,9 @@ class IncidentStatus(StrEnum):
     OPEN = "open"  # evidence arrived, not triaged yet
     TRIAGED = "triaged"  # a branch (or none) was decided; a dry run stops here
     MITIGATING = "mitigating"  # a scenario flow is changing the cluster
-    VERIFIED = "verified"  # the fix was proven; waiting for it to hold
+    VERIFIED = "verified"  # the fix was proven; waiting for it to hold and its alerts to resolve
     ESCALATED = "escalated"  # a human must act; the evidence says why
-    RESOLVED = "resolved"  # the fix held, or the alerts resolved
+    RESOLVED = "resolved"  # the symptom is gone on the cluster and every alert resolved
 
     @property
     def is_open(self) -> bool:
@@ -45,6 +45,7 @@ class EventKind(StrEnum):
     FOLLOW_UP = "follow-up"  # a follow-up was created, scheduled or closed
     REPORT = "report"  # the post-incident report was written
     MERGED = "merged"  # another incident turned out to be this one
+    RELAPSE = "relapse"  # it came back after it resolved: reopened
     NOTE = "note"
 
 
@@ -135,6 +136,10 @@ class Incident(SQLModel, table=True):
     verified_at: datetime | None = _when()
     escalated_at: datetime | None = _when()
     resolved_at: datetime | None = _when()
+    # The fix held on the cluster for the hold period; a resolved notification may now resolve
+    # it. Cleared when it relapses.
+    held_at: datetime | None = _when()
+    relapses: int = 0  # times it came back after it resolved (each one reopened it)
     root_cause: str = ""  # the diagnosis that explains it
     evidence: list[str] = _json_list()
     resolution: str = ""  # how it ended

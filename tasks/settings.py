@@ -12,6 +12,7 @@ holding one value (a trailing newline is ignored). A variable set in the environ
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -128,6 +129,23 @@ class Incidents(BaseModel):
         ge=0,
         description="how long a verified fix must hold before the incident resolves",
     )
+    relapse_window_seconds: float = Field(
+        default=86400.0,
+        ge=0,
+        description="a firing alert about the object of an incident resolved at most this long "
+        "ago reopens it as a relapse (0: always a new incident)",
+    )
+    alert_wait_seconds: float = Field(
+        default=1800.0,
+        ge=0,
+        description="after the fix held, how long triage watches for the incident's alerts to "
+        "resolve (and for the symptom to come back) before it escalates",
+    )
+
+    @property
+    def relapse_window(self) -> timedelta | None:
+        seconds = self.relapse_window_seconds
+        return timedelta(seconds=seconds) if seconds > 0 else None
 
 
 DEFAULT_QUEUE_DEPTH_ALARM = 1000

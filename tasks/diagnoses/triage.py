@@ -274,6 +274,59 @@ def symptom_present(
     return None
 
 
+def alert_symptom(
+    alerts: Sequence[Alert],
+    decision: TriageDecision,
+    snapshot: TriageSnapshot,
+    since: datetime | None,
+    env: Environment,
+) -> str | None:
+    """What the cluster still shows of a symptom an alert reports beyond the decision's own:
+    each firing alert is looked at as the branch it points at, on the object it names (a
+    CeleryHighQueueLength while B restarted crashing workers: is the queue still deep?).
+    None when every alert's symptom is gone, or the alert names nothing a probe can check."""
+    for alert in alerts:
+        scenario = alert_hint(alert)
+        if scenario is None or not alert.firing:
+            continue
+        target = alert_target(alert)
+        name = target.deployment or target.named
+        if scenario is Scenario.POD_CRASH and target.pod:
+            owner = _deployment_of(snapshot.crashes, target.namespace, target.pod)
+            name = owner or name
+        if (scenario, target.namespace or decision.namespace, name) == (
+            decision.scenario,
+            decision.namespace,
+            decision.target,
+        ):
+            continue  # the decision's own symptom, already looked at
+        if (
+            scenario is Scenario.POD_CRASH
+            and name is not None
+            and not any(s.deployment_name == name for s in snapshot.crashes)
+        ):
+            continue  # the pod's workload is not one the probes read: nothing to judge
+        as_decided = TriageDecision(
+            scenario=scenario,
+            reason=f"alert {alert.name}",
+            namespace=target.namespace or decision.namespace,
+            target=name,
+        )
+        still = symptom_present(as_decided, snapshot, since, env)
+        if still is not None:
+            return f"alert {alert.name or alert.fingerprint} still reports: {still}"
+    return None
+
+
+def _deployment_of(
+    crashes: Sequence[PodCrashSnapshot], namespace: str | None, pod: str
+) -> str | None:
+    for snap in crashes:
+        if snap.namespace == namespace and any(p.name == pod for p in snap.pods):
+            return snap.deployment_name
+    return None
+
+
 def _crashing_again(
     crashes: Sequence[PodCrashSnapshot], decision: TriageDecision, since: datetime | None
 ) -> list[str]:

@@ -7,7 +7,8 @@
     record_mitigating a scenario flow is about to change the cluster
     record_outcome    what the scenario did: verified, escalated, or still only planned; its
                       follow-ups (D's P1 revert)
-    record_hold       the fix held for the hold period (resolved), or the incident came back
+    record_hold       the fix held for the hold period (resolved once its alerts have, too), or
+                      the incident came back
 
 Each step is a Prefect task, so the run page shows it, and returns an `IncidentRef`: the
 incident's id and status as the store now has them.
@@ -16,6 +17,7 @@ incident's id and status as the store now has them.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 from uuid import UUID
@@ -157,7 +159,8 @@ def record_evidence(batch: AlertBatch) -> IncidentRef | None:
     flow_run_id, _ = current_flow_run()
     evidence = tuple(alert_evidence(a, batch.group_key) for a in batch.alerts)
     firing = [a for a in batch.alerts if a.firing]
-    environment = Settings().environment.value  # read before the write lock is taken
+    settings = Settings()  # read before the write lock is taken
+    environment, relapse_window = settings.environment.value, settings.incidents.relapse_window
     with session_for(store_url()) as session:
         if not firing:
             found = incidents.record_resolved(
@@ -173,6 +176,7 @@ def record_evidence(batch: AlertBatch) -> IncidentRef | None:
                 trigger="alertmanager",
                 environment=environment,
                 flow_run_id=flow_run_id,
+                relapse_window=relapse_window,
             ),
         )
         assert incident.id is not None
@@ -192,6 +196,7 @@ def record_triage(
     if ref is None and decision.scenario is None and not decision.escalate:
         return None
     key = decided_target_key(decision)
+    settings = Settings()
     with session_for(store_url()) as session:
         if ref is None:
             opened, _ = incidents.open_or_join(
@@ -200,8 +205,9 @@ def record_triage(
                     target_key=key or f"sweep:{decision.reason[:80]}",
                     title=decided_title(decision),
                     trigger="sweep",
-                    environment=Settings().environment.value,
+                    environment=settings.environment.value,
                     flow_run_id=flow_run_id,
+                    relapse_window=settings.incidents.relapse_window,
                 ),
             )
             assert opened.id is not None
@@ -356,7 +362,8 @@ def record_failure(ref: IncidentRef, error: str, *, dry_run: bool) -> IncidentRe
 
 @_store_task("record-hold")
 def record_hold(ref: IncidentRef, came_back: str | None, held_seconds: float) -> IncidentRef:
-    """The end of the hold period: resolved if the fix held, escalated if the incident is back."""
+    """The end of the hold period (or a later look): escalated if the incident is back, else
+    held, and resolved if its alerts have resolved too (`store.lifecycle.held`)."""
     with session_for(store_url()) as session:
         lifecycle.held(
             session,
@@ -366,6 +373,33 @@ def record_hold(ref: IncidentRef, came_back: str | None, held_seconds: float) ->
             flow_run_id=current_flow_run()[0],
         )
         return _ref(session, ref.id)
+
+
+@_store_task("record-alerts-outstanding")
+def record_alerts_outstanding(ref: IncidentRef, waited_seconds: float) -> IncidentRef:
+    """The fix held, yet the incident's alerts still fire after the wait: the rule and the
+    probes disagree, so a human decides (never resolved on the probes' word alone)."""
+    with session_for(store_url()) as session:
+        still = ", ".join(incidents.firing_alerts(session, incident_id=ref.id))
+    return _step(
+        ref,
+        IncidentStatus.ESCALATED,
+        f"the fix held, but {still or 'its alerts'} still fire(s) {waited_seconds:g} s later "
+        "while the probes see nothing wrong: a human decides",
+    )
+
+
+@task(name="wait-for-incident-change", cache_policy=NO_CACHE)
+def wait_for_incident_change(ref: IncidentRef, seconds: float) -> IncidentRef:
+    """The incident as the store has it once its status changes (a resolved notification
+    resolved it), or after `seconds`; polled twice a second, read-only."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with session_for(store_url(), read_only=True) as session:
+            now = _ref(session, ref.id)
+        if now.status is not ref.status or time.monotonic() >= deadline:
+            return now
+        time.sleep(min(0.5, max(deadline - time.monotonic(), 0.0)))
 
 
 @_store_task("record-rescheduled-follow-up")
@@ -389,7 +423,7 @@ def close_follow_up(
     key: str, note: str, placeholder: FollowUp | None = None, resolve: str | None = None
 ) -> IncidentRef | None:
     """Close a follow-up from the run that did it; `resolve` also resolves its incident (D's
-    revert: the bypass was the last thing the incident owed)."""
+    revert: the bypass was the last thing the incident owed), once its alerts have resolved."""
     flow_run_id, flow_run_name = current_flow_run()
     with session_for(store_url()) as session:
         row = follow_ups.close_follow_up(
@@ -403,12 +437,8 @@ def close_follow_up(
             return None
         incident = incidents.get_incident(session, incident_id=row.incident_id)
         if resolve is not None and IncidentStatus(incident.status).is_open:
-            incidents.transition(
-                session,
-                incident_id=row.incident_id,
-                to=IncidentStatus.RESOLVED,
-                summary=resolve,
-                flow_run_id=flow_run_id,
+            lifecycle.fixed(
+                session, incident_id=row.incident_id, summary=resolve, flow_run_id=flow_run_id
             )
         return _ref(session, row.incident_id)
 

@@ -4,8 +4,10 @@ joined to its incident, and a triage run owed to each incident that has none.
     receive(batch)
       ├─ a copy (same fingerprint, status, startsAt): counted, nothing more
       ├─ outside the configured namespaces: stored as ignored, with why
-      ├─ firing: joins the open incident for its target, or opens one; a triage run is owed
-      │  to an incident the intake has not started one for (the outbox, same transaction)
+      ├─ firing: joins the open incident for its target, reopens one about the same object that
+      │  resolved within the relapse window (a relapse), or opens one; a triage run is owed to
+      │  an incident the intake has not started one for since it (re)opened (the outbox, same
+      │  transaction)
       └─ resolved: annotates its incident, resolves it once all of its alerts have; starts
          nothing
 
@@ -50,6 +52,7 @@ class Receipt(BaseModel):
     ignored: tuple[str, ...] = ()  # why each out-of-scope alert starts nothing
     incidents_opened: tuple[int, ...] = ()
     incidents_joined: tuple[int, ...] = ()
+    incidents_reopened: tuple[int, ...] = ()  # relapses: resolved incidents open again
     incidents_resolved: tuple[int, ...] = ()
     runs_owed: tuple[int, ...] = ()  # incidents a triage run was queued for
     truncated: int = 0  # alerts Alertmanager left out of the group (max_alerts)
@@ -89,7 +92,7 @@ def _receive(session: Session, batch: AlertBatch, source: str, settings: Setting
             ignored.append(why)
         else:
             (fresh_firing if alert.firing else fresh_resolved).append(alert)
-    opened, joined, owed = _join(session, batch, fresh_firing, source, settings)
+    opened, joined, reopened, owed = _join(session, batch, fresh_firing, source, settings)
     resolved = _resolve(session, batch, fresh_resolved)
     if batch.truncated_alerts:
         _note_truncated(session, batch, (*opened, *joined, *resolved))
@@ -99,6 +102,7 @@ def _receive(session: Session, batch: AlertBatch, source: str, settings: Setting
         ignored=tuple(ignored),
         incidents_opened=opened,
         incidents_joined=joined,
+        incidents_reopened=reopened,
         incidents_resolved=resolved,
         runs_owed=owed,
         truncated=batch.truncated_alerts,
@@ -168,17 +172,19 @@ def _identity(alert: Alert) -> dict[str, Any]:
 
 def _join(
     session: Session, batch: AlertBatch, alerts: list[Alert], source: str, settings: Settings
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """Firing alerts, grouped by the object they name: each group joins or opens one incident,
-    and an incident the intake never started triage for is owed a run."""
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Firing alerts, grouped by the object they name: each group joins, reopens (a relapse) or
+    opens one incident, and an incident the intake started no triage for since it (re)opened is
+    owed a run."""
     by_target: dict[str, list[Alert]] = defaultdict(list)
     for alert in alerts:
         by_target[alert_target_key([alert])].append(alert)
     opened: list[int] = []
     joined: list[int] = []
+    reopened: list[int] = []
     owed: list[int] = []
     for target_key, group in by_target.items():
-        incident, was_open = incidents.open_or_join(
+        incident, arrival = incidents.arrive(
             session,
             evidence=incidents.Evidence(
                 target_key=target_key,
@@ -186,10 +192,15 @@ def _join(
                 alerts=tuple(alert_evidence(a, batch.group_key) for a in group),
                 trigger=source,
                 environment=settings.environment.value,
+                relapse_window=settings.incidents.relapse_window,
             ),
         )
         assert incident.id is not None
-        (joined if was_open else opened).append(incident.id)
+        {
+            incidents.Arrival.OPENED: opened,
+            incidents.Arrival.JOINED: joined,
+            incidents.Arrival.REOPENED: reopened,
+        }[arrival].append(incident.id)
         for alert in group:
             ledger.settle(
                 session,
@@ -200,12 +211,12 @@ def _join(
         if ledger.owe_run(
             session,
             incident_id=incident.id,
-            idempotency_key=run_key(incident.id),
+            idempotency_key=run_key(incident.id, incident.relapses),
             run_name=run_name(incident.id, group),
             parameters=triage_parameters(batch, group, apply=settings.intake.apply),
         ):
             owed.append(incident.id)
-    return tuple(opened), tuple(dict.fromkeys(joined)), tuple(owed)
+    return tuple(opened), tuple(dict.fromkeys(joined)), tuple(reopened), tuple(owed)
 
 
 def _resolve(session: Session, batch: AlertBatch, alerts: list[Alert]) -> tuple[int, ...]:
@@ -237,9 +248,11 @@ def _note_truncated(session: Session, batch: AlertBatch, incident_ids: tuple[int
         incidents.add_event(session, incident_id=incident_id, kind=EventKind.NOTE, summary=summary)
 
 
-def run_key(incident_id: int) -> str:
-    """The idempotency key of the incident's triage run: one run per incident, in Prefect too."""
-    return f"triage-{incident_tag(incident_id)}"
+def run_key(incident_id: int, relapses: int = 0) -> str:
+    """The idempotency key of the incident's triage run: one run per incident and relapse, in
+    Prefect too."""
+    key = f"triage-{incident_tag(incident_id)}"
+    return f"{key}-relapse-{relapses}" if relapses else key
 
 
 def run_name(incident_id: int, alerts: list[Alert]) -> str:
@@ -260,6 +273,11 @@ def incidents_named(receipt: Receipt) -> tuple[int, ...]:
     """Every incident the payload touched, once."""
     return tuple(
         dict.fromkeys(
-            chain(receipt.incidents_opened, receipt.incidents_joined, receipt.incidents_resolved)
+            chain(
+                receipt.incidents_opened,
+                receipt.incidents_joined,
+                receipt.incidents_reopened,
+                receipt.incidents_resolved,
+            )
         )
     )
