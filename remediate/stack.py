@@ -7,11 +7,16 @@
     python -m deployments.serve   every deployment, each run in a process of its own
     python -m deployments.intake  the Alertmanager webhook, with its outbox
     the sandbox                   unless --kubeconfig names a real cluster; in this process
+    prometheus, 2 alertmanagers   on the sandbox, when Debian's binaries are installed: the
+                                  monitoring loop (remediate.monitoring), infra/prometheus's
+                                  rules at rehearsal speed, notifying the intake
 
 Each child runs in its own process group with its output in var/stack/logs/, and is stopped,
-with whatever it started, on Ctrl-C or SIGTERM. On the sandbox a sample incident is injected
-and the Alertmanager payload it would raise is POSTed to the intake, so the first thing an
-operator sees in the UI is a real alert becoming a verified mitigation.
+with whatever it started, on Ctrl-C or SIGTERM. On the sandbox a sample incident is injected;
+Prometheus raises its alert and Alertmanager notifies the intake, so the first thing an operator
+sees in the UI is a real alert becoming a verified mitigation, and Alertmanager's resolved
+notification closing it. Without the binaries the sample sends the payload Alertmanager would
+(and its resolved notification once the fix held), and says so.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ SANDBOX_TICK_SECONDS = 0.2
 SAMPLE_INCIDENT = "crashloop-single"
 SAMPLE_TARGET = ("alphaswarm", "alphaswarm-core")
 SAMPLE_TIMEOUT_SECONDS = 180.0
+# The monitoring loop's speed: every production duration of the rules and routes divided by
+# this (remediate/monitoring/timing.py), so `for: 15m` fires after 15 s.
+MONITORING_SPEED = 60.0
 
 
 @dataclass
@@ -47,6 +55,8 @@ class StackOptions:
     intake_port: int = 9095
     sample: bool = True
     host: str = "127.0.0.1"
+    monitoring: bool = True  # on the sandbox, when the binaries are installed
+    speed: float = MONITORING_SPEED
 
 
 @dataclass
@@ -58,6 +68,10 @@ class Stack:
     intake_url: str = ""
     kubeconfig: Path | None = None
     token_source: str = ""
+    prometheus_url: str = ""  # empty: no monitoring loop runs
+    alertmanager_urls: tuple[str, ...] = ()
+    monitoring_note: str = ""  # why no loop runs, when it does not
+    sample_alert: dict[str, Any] | None = None  # without the loop: the payload the sample sent
     children: list[Child] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
 
@@ -167,11 +181,48 @@ def start(options: StackOptions, say: Any, exits: ExitStack) -> Stack:
     intake.wait_until(
         answers(f"http://{options.host}:{intake_port}/healthz"), INTAKE_READY_SECONDS, "health"
     )
+    if sandbox is not None:
+        _start_monitoring(stack, sandbox, token, state, logs, exits)
     if sandbox is not None and options.sample:
         threading.Thread(
             target=_sample, args=(stack, sandbox, token, say), name="sample", daemon=True
         ).start()
     return stack
+
+
+def _start_monitoring(
+    stack: Stack, sandbox: Any, token: str, state: Path, logs: Path, exits: ExitStack
+) -> None:
+    """Prometheus and two Alertmanagers watching the sandbox, when asked for and installed."""
+    from remediate.monitoring.loop import missing_binaries, start_loop
+    from sandbox.blackbox_probe import CLIENT_URL
+
+    if not stack.options.monitoring:
+        stack.monitoring_note = "off (--no-monitoring)"
+        return
+    missing = missing_binaries()
+    if missing:
+        stack.monitoring_note = (
+            f"off: {', '.join(missing)} not installed (apt-get install prometheus "
+            "prometheus-alertmanager; `make setup` does)"
+        )
+        return
+    token_file = state / "monitoring" / "intake-token"
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.touch(mode=0o600)
+    token_file.write_text(token)
+    loop = start_loop(
+        sandbox_url=sandbox.url,
+        intake_url=stack.intake_url,
+        token_file=token_file,
+        state_dir=state,
+        log_dir=logs,
+        speed=stack.options.speed,
+        probe_urls=(stack.env["REMEDIATE_AUTH__JWKS_URL"], CLIENT_URL),
+        exits=exits,
+    )
+    stack.children.extend(loop.children)
+    stack.prometheus_url, stack.alertmanager_urls = loop.prometheus_url, loop.alertmanager_urls
 
 
 def _announce(state: Path, api_url: str, exits: ExitStack) -> None:
@@ -226,26 +277,73 @@ def _start_sandbox(state: Path, env: dict[str, str], exits: ExitStack) -> Any:
 
 
 def _sample(stack: Stack, sandbox: Any, token: str, say: Any) -> None:
-    """Inject the sample incident, send the alert it raises, and follow its incident."""
+    """Inject the sample incident and follow the incident its alert opens to its end. With the
+    monitoring loop, Prometheus raises the alert and Alertmanager notifies and resolves it;
+    without, the payloads Alertmanager would send are posted here."""
     from sandbox import injections
+
+    try:
+        opened_after = _utcnow()
+        injections.inject(sandbox.cluster, SAMPLE_INCIDENT)
+        deadline = time.monotonic() + SAMPLE_TIMEOUT_SECONDS
+        if stack.prometheus_url:
+            say(
+                f"sample: {SAMPLE_INCIDENT} injected; Prometheus raises KubePodCrashLooping "
+                f"once it has lasted its `for:` (rules at {stack.options.speed:g}x speed)"
+            )
+        else:
+            _send_sample_alert(stack, sandbox, token, say, deadline)
+        _follow(
+            opened_after,
+            say,
+            deadline,
+            resolve=None
+            if stack.prometheus_url
+            else (lambda: _send_sample_resolved(stack, sandbox, token, say)),
+        )
+    except Exception as exc:  # the stack serves on; the operator reads why the sample failed
+        say(f"sample: failed: {type(exc).__name__}: {exc}")
+
+
+def _utcnow() -> Any:
+    from store.types import utcnow
+
+    return utcnow()
+
+
+def _send_sample_alert(stack: Stack, sandbox: Any, token: str, say: Any, deadline: float) -> None:
     from sandbox.alerts import crashloop_payload
     from sandbox.symptoms import showing
 
-    try:
-        injections.inject(sandbox.cluster, SAMPLE_INCIDENT)
-        deadline = time.monotonic() + SAMPLE_TIMEOUT_SECONDS
-        while not showing(sandbox.cluster, SAMPLE_INCIDENT):
-            if time.monotonic() > deadline:
-                say(f"sample: {SAMPLE_INCIDENT} never showed its symptoms")
-                return
-            time.sleep(SANDBOX_TICK_SECONDS)
-        body = crashloop_payload(sandbox.cluster, *SAMPLE_TARGET)
-        answer = _post(stack.intake_url, token, body)
-        say(f"sample: {SAMPLE_INCIDENT} injected; Alertmanager payload sent: {answer['message']}")
-        fingerprint = body["alerts"][0]["fingerprint"]
-        _follow(fingerprint, say, deadline)
-    except Exception as exc:  # the stack serves on; the operator reads why the sample failed
-        say(f"sample: failed: {type(exc).__name__}: {exc}")
+    while not showing(sandbox.cluster, SAMPLE_INCIDENT):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{SAMPLE_INCIDENT} never showed its symptoms")
+        time.sleep(SANDBOX_TICK_SECONDS)
+    stack.sample_alert = crashloop_payload(sandbox.cluster, *SAMPLE_TARGET)
+    answer = _post(stack.intake_url, token, stack.sample_alert)
+    say(
+        f"sample: {SAMPLE_INCIDENT} injected; the Alertmanager payload it raises sent "
+        f"(monitoring {stack.monitoring_note}): {answer['message']}"
+    )
+
+
+def _send_sample_resolved(stack: Stack, sandbox: Any, token: str, say: Any) -> bool:
+    """What Alertmanager sends once Prometheus sees the symptom gone: only then."""
+    from sandbox.alerts import ZERO_TIME
+    from sandbox.symptoms import showing
+
+    if stack.sample_alert is None or showing(sandbox.cluster, SAMPLE_INCIDENT):
+        return False
+    body = json.loads(json.dumps(stack.sample_alert))
+    body["status"] = "resolved"
+    for alert in body["alerts"]:
+        alert["status"] = "resolved"
+        alert["endsAt"] = _utcnow().isoformat().replace("+00:00", "Z")
+    assert body["alerts"][0]["endsAt"] != ZERO_TIME
+    answer = _post(stack.intake_url, token, body)
+    say(f"sample: the symptom is gone; the resolved notification sent: {answer['message']}")
+    stack.sample_alert = None
+    return True
 
 
 def _post(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -260,10 +358,10 @@ def _post(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
         return result
 
 
-def _follow(fingerprint: str, say: Any, deadline: float) -> None:
-    """Print the status of the incident holding the sample alert as it changes, until it ends
-    or the deadline passes. Followed by the alert, not the incident's id: when triage finds the
-    incident is another one's (the health sweep may have opened it first), the two merge."""
+def _follow(opened_after: Any, say: Any, deadline: float, resolve: Any = None) -> None:
+    """Print the sample's incident (the first opened since the injection) and its alerts as
+    they change, until it ends with its report or the deadline passes. `resolve`, without the
+    monitoring loop: called once the fix held, to send the resolved notification."""
     from sqlmodel import col, select
 
     from store.engine import session_for
@@ -272,17 +370,35 @@ def _follow(fingerprint: str, say: Any, deadline: float) -> None:
 
     url = Settings().store.url.get_secret_value()
     seen: tuple[int | None, str | None] = (None, None)
+    alerts_seen: set[tuple[str, str]] = set()
     while time.monotonic() < deadline:
-        with session_for(url) as session:
+        with session_for(url, read_only=True) as session:
             incident = session.exec(
                 select(Incident)
-                .join(IncidentAlert, col(IncidentAlert.incident_id) == col(Incident.id))
-                .where(IncidentAlert.fingerprint == fingerprint)
+                .where(col(Incident.opened_at) >= opened_after)
+                .order_by(col(Incident.id))
             ).first()
+            alerts = (
+                session.exec(
+                    select(IncidentAlert).where(IncidentAlert.incident_id == incident.id)
+                ).all()
+                if incident is not None
+                else []
+            )
+        for alert in alerts:
+            if (alert.fingerprint, alert.status) not in alerts_seen:
+                alerts_seen.add((alert.fingerprint, alert.status))
+                what = "firing" if alert.status == "firing" else "resolved"
+                pod = alert.labels.get("pod", "")
+                say(
+                    f"sample: alert {alert.alertname} {pod} {what} at the intake".replace("  ", " ")
+                )
         if incident is not None:
             if (incident.id, incident.status) != seen:
                 seen = (incident.id, incident.status)
                 say(f"sample: incident {incident.id} is {incident.status}")
+            if resolve is not None and incident.held_at is not None and resolve():
+                resolve = None
             ended = incident.status in (IncidentStatus.RESOLVED, IncidentStatus.ESCALATED)
             if ended and incident.report_path:
                 say(f"sample: incident {incident.id} report: {incident.report_path}")

@@ -37,14 +37,33 @@ def up(
             help="On the sandbox, inject a sample incident and send its alert to the intake.",
         ),
     ] = True,
+    monitoring: Annotated[
+        bool,
+        typer.Option(
+            "--monitoring/--no-monitoring",
+            help="On the sandbox, run Prometheus and two Alertmanagers (Debian's prometheus and "
+            "prometheus-alertmanager) with infra/prometheus's rules, notifying the intake; "
+            "skipped, and said, when they are not installed.",
+        ),
+    ] = True,
+    speed: Annotated[
+        float,
+        typer.Option(
+            "--speed",
+            min=1.0,
+            help="The monitoring loop's rehearsal speed: every `for:`, range and interval of "
+            "the rules and routes divided by this (60: `for: 15m` fires after 15 s).",
+        ),
+    ] = 60.0,
     state_dir: Annotated[
         Path,
         typer.Option("--state-dir", file_okay=False, help="Prefect's home, logs, the token."),
     ] = Path("var"),
 ) -> None:
     """Start the running system on this machine: a Prefect server with its UI, the served
-    deployments, the Alertmanager intake and (unless --kubeconfig) the sandbox. Prints
-    `prefect-ui:`, `intake:` and `kubeconfig:` when ready; Ctrl-C stops everything it started."""
+    deployments, the Alertmanager intake and (unless --kubeconfig) the sandbox with Prometheus
+    and two Alertmanagers watching it. Prints `prefect-ui:`, `intake:`, `kubeconfig:`,
+    `prometheus:` and `alertmanager:` when ready; Ctrl-C stops everything it started."""
     from remediate.processes import ProcessFailed
     from remediate.stack import StackOptions, start
 
@@ -61,6 +80,8 @@ def up(
         prefect_port=prefect_port,
         intake_port=intake_port,
         sample=sample,
+        monitoring=monitoring,
+        speed=speed,
     )
     with ExitStack() as exits:
         try:
@@ -71,6 +92,12 @@ def up(
         say(f"prefect-ui: {stack.prefect_url}")
         say(f"intake: {stack.intake_url}")
         say(f"kubeconfig: {stack.kubeconfig}")
+        if stack.prometheus_url:
+            say(f"prometheus: {stack.prometheus_url}")
+            for url in stack.alertmanager_urls:
+                say(f"alertmanager: {url}")
+        elif stack.monitoring_note:
+            say(f"monitoring: {stack.monitoring_note}")
         say(
             f"intake token: {stack.token_source} (Alertmanager sends it as "
             "http_config.authorization credentials; set REMEDIATE_INTAKE_TOKEN to choose it)"

@@ -415,6 +415,8 @@ def record_resolved(
     if awaits_hold(found):
         return found
     if all_alerts_resolved(session, incident_id=found.id):
+        if found.held_at is not None:
+            summary = f"the fix held on the cluster, and {summary}"
         return transition(
             session,
             incident_id=found.id,

@@ -1,6 +1,6 @@
 """The CLI's engine tests reuse the flows' sandbox and incident-store fixtures (the Prefect
 harness is a plugin: tests/prefect_plugin.py)."""
 
-from tests.flows.conftest import conditioned, sandbox, store
+from tests.flows.conftest import alertmanager_resolves, conditioned, sandbox, store
 
-__all__ = ["conditioned", "sandbox", "store"]
+__all__ = ["alertmanager_resolves", "conditioned", "sandbox", "store"]

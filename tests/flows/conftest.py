@@ -12,6 +12,7 @@ import pytest
 from sandbox.flow_env import flow_env
 from sandbox.server import SandboxServer
 from tasks.connection import close_all
+from tests.alertmanager_stand_in import resolving_held_incidents
 from tests.flows.gate_journal import ungated_writes
 
 # The flows run as the project's service account, authorized by the Roles the project ships: a
@@ -64,6 +65,14 @@ def conditioned(
 
 
 # -- every write the sandbox took went through the gate (tests/flows/gate_journal.py) -------
+
+
+@pytest.fixture(autouse=True)
+def alertmanager_resolves(store: str) -> Iterator[None]:
+    """Hand-made firing payloads get their resolved notification once the fix held
+    (tests/alertmanager_stand_in.py)."""
+    with resolving_held_incidents(store):
+        yield
 
 
 @pytest.fixture(autouse=True)
