@@ -49,7 +49,9 @@ contracts: $(STAMP)
 
 # Scenario C's tests start real redis-server processes of their own (never a system service);
 # the store's tests start a throwaway PostgreSQL server unless REMEDIATE_TEST_POSTGRES_URL names
-# one (.ci/run does), so the server binaries must be there.
+# one (.ci/run does), so the server binaries must be there. The rule tests run the real promtool,
+# the monitoring loop's tests the real Prometheus and Alertmanager (Debian's packages start
+# nothing by themselves).
 system-deps:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server with apt-get (needs root)"; \
@@ -60,6 +62,12 @@ system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
 	  echo "installing postgresql with apt-get (needs root)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+	@command -v promtool >/dev/null || { \
+	  echo "installing prometheus with apt-get (needs root): promtool checks and unit-tests the rules"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
+	@command -v prometheus-alertmanager >/dev/null || { \
+	  echo "installing prometheus-alertmanager with apt-get (needs root): the monitoring loop"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager; }
 
 # Two workers; the tests that share the session's `remediate up` stack run on one of them
 # (xdist_group "stack"). A single test or module: `.venv/bin/pytest tests/...` as usual.
