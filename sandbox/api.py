@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox import discovery, openapi
+from sandbox.api_exporters import add_routes as add_exporter_routes
 from sandbox.api_metrics import serve_metrics
 from sandbox.api_objects import details, not_found, qualified, require, to_scale, validate
 from sandbox.api_pods import exec_pod, read_log
@@ -601,7 +602,9 @@ def build_app(cluster: SandboxCluster, authorizer: Authorizer | None = None) -> 
     app[CLUSTER] = cluster
     if authorizer is not None:
         app[AUTHORIZER] = authorizer
-    # The control plane, the JWKS endpoint and the incident API first: the catch-all is last.
+    # The control plane, the JWKS endpoint, the incident API and the exporters' metrics (not
+    # the Kubernetes API, so not behind RBAC) first: the catch-all is last.
     add_sandbox_routes(app, cluster)
+    add_exporter_routes(app, cluster)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
