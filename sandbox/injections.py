@@ -37,6 +37,8 @@ from sandbox.incident_logs import (
     REDIS_CRASH_LOG,
     WEDGED_CLIENT_LOG,
 )
+from sandbox.relapse import EFFECT as RELAPSE_EFFECT
+from sandbox.relapse import Relapse, relapse_after_seconds
 from sandbox.resources import NETWORK_POLICY, POD
 from sandbox.shapes import is_active
 from sandbox.store import Obj
@@ -104,10 +106,23 @@ def _celery_stamp(offset: float, level: str, proc: str) -> str:
 def crashloop_single(cluster: SandboxCluster) -> None:
     """One core pod's local feature cache (an emptyDir) is corrupt: that instance exits on every
     start, its replacement starts with an empty cache."""
-    pod = _pods(cluster, NS, "app=alphaswarm-core")[0]
-    cluster.behaviour.set_pod(
-        pod["metadata"]["uid"], crash_looping=True, crash_log=CORRUPT_CACHE_LOG, exit_code=3
-    )
+    _corrupt_core_cache(cluster)
+
+
+def _corrupt_core_cache(cluster: SandboxCluster) -> str:
+    """Crash the first core pod on a corrupt cache; returns its uid."""
+    uid = str(_pods(cluster, NS, "app=alphaswarm-core")[0]["metadata"]["uid"])
+    cluster.behaviour.set_pod(uid, crash_looping=True, crash_log=CORRUPT_CACHE_LOG, exit_code=3)
+    return uid
+
+
+def crashloop_relapse(cluster: SandboxCluster) -> None:
+    """As crashloop-single, but the corruption comes back once: a while after the rollout
+    restart, one new pod refreshes its cache from the same bad snapshot. The new pods run healthy
+    for `sandbox.relapse.relapse_after_seconds()` (20 s unless set; that module says how), then
+    one of them crash-loops the same way until a second restart, which holds for good."""
+    uid = _corrupt_core_cache(cluster)
+    cluster.effects[RELAPSE_EFFECT] = Relapse(uid, relapse_after_seconds(), CORRUPT_CACHE_LOG)
 
 
 def cp_crashloop(cluster: SandboxCluster) -> None:
@@ -345,6 +360,18 @@ INCIDENTS: dict[str, Incident] = {
             _RESTART_CORE,
             (_WIDEN, _PERMISSIVE),
             crashloop_single,
+        ),
+        Incident(
+            "crashloop-single:relapse",
+            "A",
+            "one alphaswarm-core pod crash-loops on a corrupt cache; after the rollout restart "
+            "the crash returns once, in a new pod",
+            "as crashloop-single; after the restart the core pods run Ready for a while (20 s by "
+            "default), then one pod of the new ReplicaSet cycles Running/Error/CrashLoopBackOff "
+            "with the same `logs --previous`, and stays so until restarted again",
+            _RESTART_CORE + " (twice: the first fix holds for a while, the relapse needs another)",
+            (_WIDEN, _PERMISSIVE),
+            crashloop_relapse,
         ),
         Incident(
             "cp-crashloop",

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from kubernetes import client, config
 
-from sandbox import injections
+from sandbox import injections, relapse
 from sandbox.auth0 import JWKS_URL
 from sandbox.backlog import MAX_DEPTH, REHEARSAL_QUEUE_DEPTH_ALARM, START_DEPTH
 from sandbox.flow_env import flow_env
@@ -148,6 +148,7 @@ def names(api: Api, selector: str, ns: str = NS) -> list[str]:
 def test_registry_names_and_documentation() -> None:
     for base in (
         "crashloop-single",
+        "crashloop-single:relapse",
         "cp-crashloop",
         "crashloop-several",
         "hpa-thrash",
@@ -160,6 +161,7 @@ def test_registry_names_and_documentation() -> None:
         assert base in injections.names()
     assert injections.resolve("egress-blocked").name == "jwks-503:egress-blocked"
     assert injections.resolve("ingress-controller-down").branch == "E"
+    assert injections.resolve("relapse").name == "crashloop-single:relapse"
     for incident in injections.INCIDENTS.values():
         assert incident.symptom and incident.mitigation and incident.wrong and incident.summary
     with pytest.raises(injections.UnknownIncident, match="known: crashloop-single"):
@@ -186,6 +188,64 @@ def test_crashloop_single_healed_by_rollout_restart(api: Api) -> None:
     assert api.crash_looping("app=alphaswarm-core") == []
     assert api.ready("app=alphaswarm-core") == 3
     assert crashing[0] not in [p.metadata.name for p in api.pods("app=alphaswarm-core")]
+
+
+RELAPSE_HOLD = 2.5  # seconds the first fix holds in the test (20 by default)
+
+
+def test_crashloop_relapse_returns_once_after_the_restart_and_a_second_restart_holds(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(relapse, "RELAPSE_AFTER_SECONDS", RELAPSE_HOLD)
+    monkeypatch.delenv(relapse.ENV, raising=False)
+    injections.inject(api.cluster, "relapse")
+    api.tick(2)
+    crashing = api.crashing_now("app=alphaswarm-core")
+    assert len(crashing) == 1
+    first = names(api, "app=alphaswarm-core")
+
+    api.widen_hpa()  # wrong branch
+    api.tick(6)
+    assert api.crash_looping("app=alphaswarm-core") == crashing
+
+    api.restart("alphaswarm-core")
+    api.tick(15)
+    restarted = time.monotonic()
+    assert api.crash_looping("app=alphaswarm-core") == []  # the fix holds, for now
+    assert api.ready("app=alphaswarm-core") == 3
+    replaced = names(api, "app=alphaswarm-core")
+    assert not set(replaced) & set(first)
+    assert time.monotonic() - restarted < RELAPSE_HOLD, "too slow to see the fix hold"
+
+    time.sleep(RELAPSE_HOLD)
+    api.tick(2)
+    relapsed = api.crash_looping("app=alphaswarm-core")
+    assert len(relapsed) == 1 and relapsed[0] in replaced  # one pod of the new ReplicaSet
+    assert "database disk image is malformed" in api.logs(relapsed[0], previous=True)
+    time.sleep(RELAPSE_HOLD)  # no healing by time, and no second relapse
+    assert api.crash_looping("app=alphaswarm-core") == relapsed
+
+    api.restart("alphaswarm-core")
+    api.tick(15)
+    assert api.crash_looping("app=alphaswarm-core") == []
+    time.sleep(RELAPSE_HOLD)
+    assert api.crash_looping("app=alphaswarm-core") == []  # healed for good
+    assert api.ready("app=alphaswarm-core") == 3
+    assert relapse.EFFECT not in api.cluster.effects
+
+
+def test_the_relapse_delay_is_set_by_the_module_default_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(relapse.ENV, raising=False)
+    assert relapse.relapse_after_seconds() == 20.0
+    monkeypatch.setattr(relapse, "RELAPSE_AFTER_SECONDS", 5.0)
+    assert relapse.relapse_after_seconds() == 5.0
+    monkeypatch.setenv(relapse.ENV, "0.5")
+    assert relapse.relapse_after_seconds() == 0.5
+    monkeypatch.setenv(relapse.ENV, "soon")
+    with pytest.raises(ValueError, match="SANDBOX_RELAPSE_AFTER_SECONDS='soon'"):
+        relapse.relapse_after_seconds()
 
 
 def manage_scale(api: Api, replicas: int) -> httpx.Response:
