@@ -1,5 +1,7 @@
 """The running stack the stack tests share: `remediate up` (a Prefect server with its UI, the
-served deployments, the intake and the sandbox with its sample incident), started once on free
+served deployments, the intake and the sandbox with its sample incident; without the monitoring
+loop, whose alerts would join the incidents these tests stage by hand: tests/monitoring/ runs
+it), started once on free
 ports with its state in a temporary folder, stopped with nothing left running as soon as the
 worker leaves this package: a session fixture would idle on after its tests, its Prefect
 server's services taking CPU from every test that runs later.
@@ -23,7 +25,7 @@ from tests.stack.up import RunningStack, leftovers, remediate_up
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     state = tmp_path_factory.mktemp("stack")
-    with remediate_up(state) as running:
+    with remediate_up(state, "--no-monitoring") as running:
         running.wait_for_line("sample: incident ", 240, containing=" report: ")
         yield running
     dispose_all()

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ import httpx
 
 from remediate.stack import Stack, StackOptions, start
 from store.engine import dispose_all
+from tasks.settings import Settings
+from tests.alertmanager_stand_in import resolving_held_incidents
 from tests.prefect_plugin import seed_prefect_home
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +91,14 @@ def remediate_up(state: Path, *args: str) -> Iterator[RunningStack]:
     lines: list[str] = []
     reader = threading.Thread(target=_reader, args=(process, lines), daemon=True)
     reader.start()
+    # Without the monitoring loop nothing resolves the hand-made alerts the tests post.
+    stand_in = (
+        resolving_held_incidents(env["REMEDIATE_STORE__URL"])
+        if "--no-monitoring" in args
+        else nullcontext()
+    )
     try:
+        stand_in.__enter__()
         stack = RunningStack("", "", Path(), state, env, lines)
         value = {
             key: stack.wait_for_line(f"{key}: ", READY_SECONDS).split(": ", 1)[1]
@@ -99,6 +108,7 @@ def remediate_up(state: Path, *args: str) -> Iterator[RunningStack]:
         stack.kubeconfig = Path(value["kubeconfig"])
         yield stack
     finally:
+        stand_in.__exit__(None, None, None)
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -159,5 +169,6 @@ def stack_on(state: Path, kubeconfig: Path) -> Iterator[Stack]:
         options = StackOptions(
             state_dir=state, kubeconfig=kubeconfig, prefect_port=0, intake_port=0, sample=False
         )
+        exits.enter_context(resolving_held_incidents(Settings().store.url.get_secret_value()))
         yield start(options, lambda _: None, exits)
     dispose_all()
