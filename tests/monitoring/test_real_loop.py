@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -40,6 +40,9 @@ pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("monitoring")]
 
 SPEED = "300"
 RELAPSE_AFTER_SECONDS = "12"
+# A crash loop on a Deployment within this long after its incident resolved is that incident's
+# relapse; tests that stage a new incident on the same object wait it out first.
+RELAPSE_WINDOW_SECONDS = 30.0
 INCIDENT_SECONDS = 150.0
 APPROVAL = {"approved": True, "approver": "loop-test", "comment": ""}
 ENDED = (IncidentStatus.RESOLVED, IncidentStatus.ESCALATED)
@@ -51,6 +54,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SANDBOX_RELAPSE_AFTER_SECONDS", RELAPSE_AFTER_SECONDS)
         patch.setenv("REMEDIATE_AUTH__REVERT_CHECK_AFTER_SECONDS", "3")
+        patch.setenv("REMEDIATE_INCIDENTS__RELAPSE_WINDOW_SECONDS", str(RELAPSE_WINDOW_SECONDS))
         with remediate_up(state, "--no-sample", "--speed", SPEED) as running:
             running.wait_for_line("alertmanager: ", 60)
             yield running
@@ -85,15 +89,25 @@ def firing_in_prometheus(stack: RunningStack) -> set[str]:
     return {r["metric"]["alertname"] for r in answer["data"]["result"]}
 
 
-def quiet(stack: RunningStack) -> None:
-    """Nothing fires and no incident is open: the next scenario starts from a healthy cluster."""
-    deadline = time.monotonic() + 60
+def quiet(stack: RunningStack, target: str = "") -> None:
+    """Nothing fires and no incident is open: the next scenario starts from a healthy cluster;
+    with `target`, no incident about it resolved within the relapse window either (a new one
+    would be its relapse)."""
+    deadline = time.monotonic() + 60 + RELAPSE_WINDOW_SECONDS
     while time.monotonic() < deadline:
         with session_for(store_url(stack), read_only=True) as session:
             open_ones = session.exec(
                 select(Incident.id).where(col(Incident.open_key).is_not(None))
             ).all()
-        if not firing_in_prometheus(stack) and not open_ones:
+            recent = session.exec(
+                select(Incident.id)
+                .where(col(Incident.target) == target)
+                .where(
+                    col(Incident.resolved_at)
+                    >= utcnow() - timedelta(seconds=RELAPSE_WINDOW_SECONDS + 1)
+                )
+            ).all()
+        if not firing_in_prometheus(stack) and not open_ones and not recent:
             return
         time.sleep(0.5)
     raise AssertionError(f"still firing: {firing_in_prometheus(stack)}")
@@ -146,9 +160,10 @@ def timeline(record: IncidentRecord) -> list[str]:
     return [f"{e.kind}:{e.status or ''}:{e.summary}" for e in record.events]
 
 
-# (sandbox incident, the runbook branch triage must choose, an alert Prometheus must raise)
+# (sandbox incident, the runbook branch triage must choose, an alert Prometheus must raise);
+# A on the control plane, B on alphaswarm-core, the relapse test on core again after B.
 SCENARIOS = [
-    ("crashloop-single", "A", "KubePodCrashLooping"),
+    ("cp-crashloop", "A", "KubePodCrashLooping"),
     ("crashloop-several", "B", "KubePodCrashLooping"),
     ("queue-backlog", "C", "CeleryHighQueueLength"),
     ("ingress-503", "E", "NginxHighHttp5xxErrorRate"),
@@ -161,7 +176,7 @@ SCENARIOS = [
 def test_each_scenario_closes_through_prometheus_and_alertmanager(
     loop: RunningStack, name: str, branch: str, alertname: str
 ) -> None:
-    quiet(loop)
+    quiet(loop, "alphaswarm-core")
     since = inject(loop, name)
     healed: list[bool] = []
 
@@ -192,7 +207,7 @@ def test_each_scenario_closes_through_prometheus_and_alertmanager(
 
 
 def test_a_relapse_after_resolution_reopens_and_re_triages_it(loop: RunningStack) -> None:
-    quiet(loop)
+    quiet(loop, "alphaswarm-core")
     since = inject(loop, "crashloop-single:relapse")
     deadline = time.monotonic() + INCIDENT_SECONDS
     record: IncidentRecord | None = None
@@ -253,7 +268,7 @@ def alertmanager_pids(stack: RunningStack) -> list[int]:
 
 
 def test_alertmanager_down_for_a_while_then_back_loses_nothing(loop: RunningStack) -> None:
-    quiet(loop)
+    quiet(loop, "alphaswarm-core")
     pids = alertmanager_pids(loop)
     assert len(pids) == 2
     for pid in pids:
