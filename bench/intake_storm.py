@@ -365,7 +365,9 @@ def main() -> None:
         stack = start(
             StackOptions(
                 state_dir=state, prefect_port=0, intake_port=0, sample=False, monitoring=False
-            ), say, exits
+            ),
+            say,
+            exits,
         )
         print(f"stack up in {time.monotonic() - began:.1f} s (remediate up --no-sample)")
         token = stack.env["REMEDIATE_INTAKE_TOKEN"]
