@@ -160,21 +160,24 @@ def timeline(record: IncidentRecord) -> list[str]:
     return [f"{e.kind}:{e.status or ''}:{e.summary}" for e in record.events]
 
 
-# (sandbox incident, the runbook branch triage must choose, an alert Prometheus must raise);
-# A on the control plane, B on alphaswarm-core, the relapse test on core again after B.
+# (sandbox incident, the runbook branch triage must choose, the alerts of which Prometheus raises
+# first: the one whose `for:` ends first opens the incident, and a fix may come before the
+# others fire); A on the control plane, B on alphaswarm-core, the relapse test on core after B.
 SCENARIOS = [
-    ("cp-crashloop", "A", "KubePodCrashLooping"),
-    ("crashloop-several", "B", "KubePodCrashLooping"),
-    ("queue-backlog", "C", "CeleryHighQueueLength"),
-    ("ingress-503", "E", "NginxHighHttp5xxErrorRate"),
-    ("redis-down", "F", "RedisDown"),
-    ("jwks-503", "D", "BlackboxProbeFailed"),
+    # /manage answers 503 while the control plane has no ready pod: ingress-nginx's 5xx rate
+    # (for: 1m) fires before the crash loop (for: 15m)
+    ("cp-crashloop", "A", ("KubePodCrashLooping", "NginxHighHttp5xxErrorRate")),
+    ("crashloop-several", "B", ("KubePodCrashLooping",)),
+    ("queue-backlog", "C", ("CeleryHighQueueLength",)),
+    ("ingress-503", "E", ("NginxHighHttp5xxErrorRate", "BlackboxProbeFailed")),
+    ("redis-down", "F", ("RedisDown", "KubeStatefulSetReplicasMismatch")),
+    ("jwks-503", "D", ("BlackboxProbeFailed",)),
 ]
 
 
-@pytest.mark.parametrize(("name", "branch", "alertname"), SCENARIOS)
+@pytest.mark.parametrize(("name", "branch", "alertnames"), SCENARIOS)
 def test_each_scenario_closes_through_prometheus_and_alertmanager(
-    loop: RunningStack, name: str, branch: str, alertname: str
+    loop: RunningStack, name: str, branch: str, alertnames: tuple[str, ...]
 ) -> None:
     quiet(loop, "alphaswarm-core")
     since = inject(loop, name)
@@ -190,12 +193,14 @@ def test_each_scenario_closes_through_prometheus_and_alertmanager(
     lines = timeline(record)
     assert record.incident.status == IncidentStatus.RESOLVED, "\n".join(lines)
     assert record.incident.scenario == branch, record.incident.root_cause
-    assert alertname in {a.alertname for a in record.alerts}, [a.alertname for a in record.alerts]
+    fired = {a.alertname for a in record.alerts}
+    assert fired & set(alertnames), fired
     assert all(a.status == "resolved" for a in record.alerts)
     # Alertmanager's notifications, never a hand-made payload: the receipts name its receiver.
     got = receipts(loop, since)
     assert {r.receiver for r in got} == {"alphaswarm-remediate"}
-    assert {"firing", "resolved"} <= {r.status for r in got if r.alertname == alertname}
+    for alertname in fired:
+        assert {"firing", "resolved"} <= {r.status for r in got if r.alertname == alertname}
     applied = [a for a in record.actions if a.status is ActionStatus.APPLIED and not a.dry_run]
     assert len(applied) >= 1, lines
     assert len(triage_runs(loop, record.id)) == 1

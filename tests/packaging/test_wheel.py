@@ -115,7 +115,7 @@ def test_remediate_help(installed: Installed) -> None:
 def test_db_upgrade_migrates_a_fresh_store(migrated: Installed) -> None:
     current = migrated.run("remediate", "db", "current")
     assert current.returncode == 0, current.stderr
-    assert "0003" in current.stdout + current.stderr
+    assert "revision 0004, this code 0004" in current.stdout + current.stderr
 
 
 def test_the_serve_start_up_check(migrated: Installed) -> None:
