@@ -306,6 +306,8 @@ def alert_symptom(
             and not any(s.deployment_name == name for s in snapshot.crashes)
         ):
             continue  # the pod's workload is not one the probes read: nothing to judge
+        if scenario is Scenario.QUEUE_BACKLOG and not target.queue:
+            continue  # a worker offline (CeleryWorkerDown) reports no queue's depth
         as_decided = TriageDecision(
             scenario=scenario,
             reason=f"alert {alert.name}",
