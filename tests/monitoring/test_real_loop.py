@@ -1,6 +1,6 @@
 """Every runbook scenario closes through the real monitoring loop, with no hand-made payload:
 `remediate up` on the sandbox with Debian's Prometheus and two clustered Alertmanagers (rules
-from infra/prometheus at rehearsal speed 300: `for: 15m` is 3 s). For each scenario the incident
+from infra/prometheus at rehearsal speed 60: `for: 15m` is 15 s). For each scenario the incident
 is injected, Prometheus fires, Alertmanager notifies the intake, one triage run fixes it, the
 alert resolves and the incident ends resolved. A relapse after resolution reopens the incident
 and re-triages it (A's restart cap counts across it, so it escalates); Alertmanager frozen for a
@@ -39,11 +39,14 @@ from tests.stack.up import RunningStack, api_call, flow_runs, remediate_up
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("monitoring")]
 
-SPEED = "300"
+# The rehearsal speed of `remediate up` itself. Faster, the rules' windows shrink below the
+# sandbox's crash-loop cycle ([5m] at 300x is 1 s): KubePodCrashLooping resolves and fires again
+# between two crashes, and every flap is, rightly, a relapse.
+SPEED = "60"
 RELAPSE_AFTER_SECONDS = "12"
 # A crash loop on a Deployment within this long after its incident resolved is that incident's
 # relapse; tests that stage a new incident on the same object wait it out first.
-RELAPSE_WINDOW_SECONDS = 30.0
+RELAPSE_WINDOW_SECONDS = 60.0
 INCIDENT_SECONDS = 150.0
 APPROVAL = {"approved": True, "approver": "loop-test", "comment": ""}
 ENDED = (IncidentStatus.RESOLVED, IncidentStatus.ESCALATED)
