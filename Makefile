@@ -14,7 +14,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export NO_PROXY := 127.0.0.1,localhost
 
-.PHONY: setup system-deps run demo test lint typecheck contracts unit bench clean
+.PHONY: setup system-deps monitoring-deps run demo test lint typecheck contracts unit bench clean
 
 setup: $(STAMP)
 
@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml sandbox/pyproject.toml
 
 # `up` migrates the incident store (SQLite under var/ unless REMEDIATE_STORE__URL says otherwise)
 # before it starts anything that writes it.
-run: $(STAMP)
+run: $(STAMP) monitoring-deps
 	$(BIN)/remediate up
 
 demo: $(STAMP)
@@ -47,12 +47,24 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
+# The monitoring loop's binaries (Debian's prometheus, with promtool, and
+# prometheus-alertmanager): `run` starts them on the sandbox, the tests check the rules with
+# promtool and close every scenario through them. Without root `run` goes on without the loop
+# (and says so); the tests need them.
+monitoring-deps:
+	-@command -v promtool >/dev/null || { \
+	  echo "installing prometheus with apt-get (needs root): promtool checks and unit-tests the rules"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
+	-@command -v prometheus-alertmanager >/dev/null || { \
+	  echo "installing prometheus-alertmanager with apt-get (needs root): the monitoring loop"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager; }
+
 # Scenario C's tests start real redis-server processes of their own (never a system service);
 # the store's tests start a throwaway PostgreSQL server unless REMEDIATE_TEST_POSTGRES_URL names
 # one (.ci/run does), so the server binaries must be there. The rule tests run the real promtool,
 # the monitoring loop's tests the real Prometheus and Alertmanager (Debian's packages start
 # nothing by themselves).
-system-deps:
+system-deps: monitoring-deps
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server with apt-get (needs root)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
@@ -62,12 +74,6 @@ system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
 	  echo "installing postgresql with apt-get (needs root)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
-	@command -v promtool >/dev/null || { \
-	  echo "installing prometheus with apt-get (needs root): promtool checks and unit-tests the rules"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
-	@command -v prometheus-alertmanager >/dev/null || { \
-	  echo "installing prometheus-alertmanager with apt-get (needs root): the monitoring loop"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager; }
 
 # Two workers; the tests that share the session's `remediate up` stack run on one of them
 # (xdist_group "stack"). A single test or module: `.venv/bin/pytest tests/...` as usual.
