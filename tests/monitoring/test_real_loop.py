@@ -59,6 +59,10 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         patch.setenv("SANDBOX_RELAPSE_AFTER_SECONDS", RELAPSE_AFTER_SECONDS)
         patch.setenv("REMEDIATE_AUTH__REVERT_CHECK_AFTER_SECONDS", "3")
         patch.setenv("REMEDIATE_INCIDENTS__RELAPSE_WINDOW_SECONDS", str(RELAPSE_WINDOW_SECONDS))
+        # Several scenarios restart alphaswarm-core within minutes, which the cooldown (300 s)
+        # and the per-target breaker (3 an hour) rightly refuse in production.
+        patch.setenv("REMEDIATE_SAFETY__COOLDOWN_SECONDS", "0")
+        patch.setenv("REMEDIATE_SAFETY__MAX_CHANGES_PER_TARGET", "20")
         with remediate_up(state, "--no-sample", "--speed", SPEED) as running:
             running.wait_for_line("alertmanager: ", 60)
             yield running
@@ -221,8 +225,11 @@ def test_each_scenario_closes_through_prometheus_and_alertmanager(
     for alertname in fired:
         assert {"firing", "resolved"} <= {r.status for r in got if r.alertname == alertname}
     applied = [a for a in record.actions if a.status is ActionStatus.APPLIED and not a.dry_run]
-    # One triage run made the fix (D's revert run puts the bypass back afterwards).
-    assert len({a.flow_run_id for a in applied if "revert" not in a.action}) == 1, lines
+    if branch == "D":  # the bypass, then its scheduled revert once Auth0 is back
+        flip, revert = applied
+        assert "permissive" in flip.summary and "enforce" in revert.summary, lines
+    else:  # one triage run made the one fix
+        assert len(applied) == 1, lines
     resolved_at = max(e.at for e in record.events if e.status == IncidentStatus.RESOLVED)
     last_alert = max(a.ends_at or a.last_received_at for a in record.alerts)
     assert resolved_at >= last_alert or any("resolved (Alertmanager)" in x for x in lines)
