@@ -149,8 +149,8 @@ def remediate_pod_crash(
             Deployment (alphaswarm-core)
         dry_run: plan only, with a server-side dry run that changes nothing; untick to change
             the cluster
-        restarts_already_made: rollout restarts already made for this incident; the runbook
-            restarts once, a second crash escalates
+        restarts_already_made: rollout restarts already made for this incident (a relapse
+            included); after two, the next crash escalates instead of restarting again
         verify_attempts: polls of each verification before it counts as failed
     """
     params = PodCrashParams(

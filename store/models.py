@@ -118,6 +118,10 @@ class Incident(SQLModel, table=True):
     """
 
     __tablename__ = "incident"
+    # Ids are never reused: merging deletes an incident, and its id names its triage run's
+    # idempotency key (`triage-incident-<id>`) and its Prefect tag; SQLite would otherwise hand
+    # the deleted id to the next incident, whose triage run would then never be created.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     title: str
