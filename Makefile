@@ -90,6 +90,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/intake_storm.py
 	$(BIN)/python bench/health_sweep.py
 	$(BIN)/python bench/gate_cost.py
+	$(BIN)/python bench/time_to_recover.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
