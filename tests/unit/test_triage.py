@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tasks.adapters.cluster import ContainerState, ContainerStatus, Termination
-from tasks.diagnoses.triage import alert_hint, diagnose_incident, symptom_present
+from tasks.diagnoses.triage import alert_hint, alert_symptom, diagnose_incident, symptom_present
 from tasks.models.alerts import Alert, parse_alertmanager
 from tasks.models.diagnosis import Scenario, TriageDecision
 from tasks.models.snapshots import CrashingPod, ExecCurl, TriageSnapshot
@@ -222,6 +222,56 @@ def test_symptom_after_the_fix(
         assert found is None
     else:
         assert found is not None and came_back.lower() in found.lower(), found
+
+
+def celery_alert(name: str = "CeleryHighQueueLength", **labels: str) -> Alert:
+    """celery-exporter's alerts as the rules label them (queue_name, or hostname)."""
+    body = {
+        "version": "4",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {
+                    "alertname": name,
+                    "namespace": "alphaswarm",
+                    **(labels or {"queue_name": "backtests"}),
+                },
+                "startsAt": "2026-11-28T10:00:00Z",
+                "fingerprint": "fp-queue",
+            }
+        ],
+    }
+    (alert,) = parse_alertmanager(body).alerts
+    return alert
+
+
+@pytest.mark.parametrize(
+    ("fired", "snap", "still"),
+    [
+        # The issue's case: B restarted the workers a Redis outage left backing off, and the hold
+        # looked only at those pods while the queue its alert names was at its peak.
+        ((celery_alert(),), snapshot(queue=queue_snapshot()), "CeleryHighQueueLength"),
+        ((celery_alert(),), snapshot(), None),  # the queue drained: nothing left
+        # A worker offline names no queue: its depth is not that alert's symptom.
+        (
+            (celery_alert("CeleryWorkerDown", hostname="alphaswarm-worker-7d9f8-abcde"),),
+            snapshot(queue=queue_snapshot()),
+            None,
+        ),
+        # The decision's own alert is the decision's symptom, looked at already.
+        (alerts("KubePodCrashLooping"), snapshot(), None),
+    ],
+)
+def test_the_hold_also_looks_at_what_each_alert_reports(
+    fired: tuple[Alert, ...], snap: TriageSnapshot, still: str | None
+) -> None:
+    decision = decided(Scenario.HPA_THRASH, "alphaswarm-worker")
+    found = alert_symptom(fired, decision, snap, FIXED_AT, Environment.DEV)
+    if still is None:
+        assert found is None, found
+    else:
+        assert found is not None and still in found, found
 
 
 # -- real-cluster conditions: only a fault seen picks a branch -------------------------------------
