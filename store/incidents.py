@@ -294,6 +294,7 @@ def reopen(session: Session, *, incident: Incident, why: str, at: datetime | Non
     )
     incident.status, incident.open_key = IncidentStatus.OPEN, incident.target_key
     incident.held_at = incident.resolved_at = None
+    incident.resolution = ""
     incident.evidence = [*incident.evidence, line]
     session.add(incident)
     session.flush()
@@ -415,8 +416,8 @@ def record_resolved(
     if awaits_hold(found):
         return found
     if all_alerts_resolved(session, incident_id=found.id):
-        if found.held_at is not None:
-            summary = f"the fix held on the cluster, and {summary}"
+        if found.held_at is not None:  # the fix's own words (`store.lifecycle.fixed`) first
+            summary = f"{found.resolution or 'the fix held on the cluster'}, and {summary}"
         return transition(
             session,
             incident_id=found.id,
@@ -448,6 +449,7 @@ def transition(
         setattr(incident, column, when)
     if to not in (IncidentStatus.VERIFIED, IncidentStatus.RESOLVED):
         incident.held_at = None  # worked on again: a new fix must hold anew
+        incident.resolution = ""
     if to is IncidentStatus.RESOLVED:
         incident.open_key = None  # a later incident for this target may open again
         incident.resolution = summary

@@ -120,6 +120,7 @@ def fixed(session: Session, *, incident_id: int, summary: str, flow_run_id: str 
     session.add(incident)
     still = firing_alerts(session, incident_id=incident_id)
     if still:
+        incident.resolution = summary  # how it will have ended, once its alerts resolve
         note(
             session,
             incident_id=incident_id,

@@ -14,12 +14,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pydantic import SecretStr
 from sqlmodel import col, select
 
 from store.engine import session_for
 from store.models import Incident, IncidentAlert, IncidentStatus
 from store.types import utcnow
 from tasks.models.alerts import AlertBatch
+from tasks.settings import Settings, Store
 from tasks.triggers.intake import receive
 
 POLL_SECONDS = 0.05
@@ -67,10 +69,12 @@ def send_resolved(url: str) -> int:
             }
             for row in rows
         ]
-    if alerts:
+    if alerts:  # into this store, whichever this process's settings name (a stack's own)
+        settings = Settings().model_copy(update={"store": Store(url=SecretStr(url))})
         receive(
             AlertBatch.model_validate(
                 {"version": "4", "status": "resolved", "receiver": "stand-in", "alerts": alerts}
-            )
+            ),
+            settings=settings,
         )
     return len(alerts)

@@ -106,8 +106,10 @@ def quiet(stack: RunningStack, target: str = "") -> None:
     deadline = time.monotonic() + 60 + RELAPSE_WINDOW_SECONDS
     while time.monotonic() < deadline:
         with session_for(store_url(stack), read_only=True) as session:
-            open_ones = session.exec(
-                select(Incident.id).where(col(Incident.open_key).is_not(None))
+            open_ones = session.exec(  # an escalated one waits for a human, not for us
+                select(Incident.id)
+                .where(col(Incident.open_key).is_not(None))
+                .where(col(Incident.status) != IncidentStatus.ESCALATED)
             ).all()
             recent = session.exec(
                 select(Incident.id)

@@ -165,6 +165,8 @@ def canary_env(
         # rightly refuse B's restart (tests/flows/test_pod_crash.py), and this test needs each
         # branch to run its mitigation.
         env.setenv("REMEDIATE_SAFETY__COOLDOWN_SECONDS", "0")
+        # One unrelated incident after another on alphaswarm-core, minutes apart: not relapses.
+        env.setenv("REMEDIATE_INCIDENTS__RELAPSE_WINDOW_SECONDS", "0")
         yield {**values, "store password": password}, values["REMEDIATE_STORE__URL"], sandbox
     dispose_all()
 
