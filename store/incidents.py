@@ -283,7 +283,7 @@ def _relapse_signal(evidence: Evidence) -> str:
 def reopen(session: Session, *, incident: Incident, why: str, at: datetime | None = None) -> None:
     """A resolved incident came back: open again (keyed by its target, so later evidence joins
     it), with its earlier resolution and fix on the timeline and in its evidence. Its actions
-    stay its own, so the runbook's caps (A: one restart, then escalate) count across it."""
+    stay its own, so the runbook's caps (A: two restarts, then escalate) count across it."""
     assert incident.id is not None and incident.resolved_at is not None
     when = at or utcnow()
     incident.relapses += 1
