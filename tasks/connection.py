@@ -1,41 +1,31 @@
 """Which cluster the tasks talk to: one client per process and per access setting.
 
 Tasks take plain names, not clients, so Prefect can render and record their parameters; they
-reach the cluster through `cluster()`, a read-only view over one connection pool per
-KubeAccess; the gate's writer is `tasks.changes.writer.cluster_writer()`.
+reach the cluster through `cluster()`, a `ReadOnlyCluster`: a separate object with only the
+reads, over the connection pool of `tasks.adapters.pool`. The object that can write is not
+reachable from here: the gate gets it from `tasks.changes.writer.cluster_writer()`, and
+import-linter lets nothing else import the pool or the Kubernetes implementation.
 """
 
 from __future__ import annotations
 
 import threading
 
-from tasks.adapters.cluster import Cluster, ClusterReader
+from tasks.adapters.cluster import ClusterReader, ReadOnlyCluster
 from tasks.adapters.http_endpoints import HttpEndpoints
-from tasks.adapters.kubernetes import KubernetesCluster
+from tasks.adapters.pool import close_pooled, pooled_cluster
 from tasks.adapters.workers import CeleryWorkers, Workers
 from tasks.settings import CeleryBroker, KubeAccess, Settings
 
 _lock = threading.Lock()
-_clusters: dict[str, Cluster] = {}
 _http: list[HttpEndpoints] = []
 _workers: dict[str, CeleryWorkers] = {}
 
 
-def pooled_cluster(access: KubeAccess | None = None) -> Cluster:
-    """The connected cluster for `access` (default: the settings' REMEDIATE_KUBE__*), one per
-    process. Only `tasks.changes.writer` hands it out as is; everything else gets `cluster()`."""
-    access = access or Settings().kube
-    key = access.model_dump_json()
-    with _lock:
-        if key not in _clusters:
-            _clusters[key] = KubernetesCluster(access)
-        return _clusters[key]
-
-
 def cluster(access: KubeAccess | None = None) -> ClusterReader:
-    """The cluster for `access`, as the read-only view: only the gate changes anything
-    (`tasks.changes.writer`)."""
-    return pooled_cluster(access)
+    """The cluster for `access` (default: the settings' REMEDIATE_KUBE__*), read-only: a view
+    with the `ClusterReader` methods and no other, over the process's pooled connection."""
+    return ReadOnlyCluster(pooled_cluster(access or Settings().kube))
 
 
 def http_endpoints() -> HttpEndpoints:
@@ -58,10 +48,8 @@ def workers(broker: CeleryBroker | None = None) -> Workers:
 
 
 def close_all() -> None:
+    close_pooled()
     with _lock:
-        for connected in _clusters.values():
-            connected.close()
-        _clusters.clear()
         for adapter in _workers.values():
             adapter.close()
         _workers.clear()

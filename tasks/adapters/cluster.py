@@ -682,3 +682,174 @@ class Cluster(ClusterReader, Protocol):
     def set_hpa_scale_up_window(
         self, namespace: str, name: str, seconds: int, *, dry_run: bool
     ) -> HpaWindowChange: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# The read-only view
+
+
+class ReadOnlyCluster:
+    """The reads of a `Cluster` and nothing else: what `tasks.connection.cluster()` hands out.
+
+    A different object from the writer it reads through (sharing its connection pool), with
+    exactly the `ClusterReader` methods: no cast or attribute lookup on it finds a change
+    (`delete_pod`, `rollout_restart`, ...), so only the gate, which gets the writer from
+    `tasks.changes.writer`, can change the cluster. `exec` and `exec_in_deployment` are reads
+    here because the runbook's probes exec read-only commands.
+
+    `close` does not close the shared pool (the writer uses it too):
+    `tasks.connection.close_all` does, once per process.
+    """
+
+    __slots__ = ("_reads",)
+
+    def __init__(self, pooled: ClusterReader) -> None:
+        self._reads = pooled
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def close(self) -> None:
+        """Nothing to release: the pool belongs to the process (`tasks.connection.close_all`)."""
+
+    # pods
+    def pods(self, namespace: str, selector: str | None = None) -> tuple[Pod, ...]:
+        return self._reads.pods(namespace, selector)
+
+    def pod(self, namespace: str, name: str) -> Pod | None:
+        return self._reads.pod(namespace, name)
+
+    def workload_of(self, pod: Pod) -> OwnerRef | None:
+        return self._reads.workload_of(pod)
+
+    def describe_pod(self, namespace: str, name: str) -> PodDescription | None:
+        return self._reads.describe_pod(namespace, name)
+
+    def pod_logs(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None = None,
+        tail: int | None = None,
+        previous: bool = False,
+        since_seconds: int | None = None,
+    ) -> str | None:
+        return self._reads.pod_logs(
+            namespace,
+            name,
+            container=container,
+            tail=tail,
+            previous=previous,
+            since_seconds=since_seconds,
+        )
+
+    def deployment_logs(
+        self,
+        namespace: str,
+        deployment: str,
+        *,
+        container: str | None = None,
+        tail: int | None = None,
+        previous: bool = False,
+    ) -> DeploymentLogs | None:
+        return self._reads.deployment_logs(
+            namespace, deployment, container=container, tail=tail, previous=previous
+        )
+
+    def events(self, namespace: str, field_selector: str | None = None) -> tuple[Event, ...]:
+        return self._reads.events(namespace, field_selector)
+
+    def top_pods(
+        self,
+        namespace: str,
+        selector: str | None = None,
+        sort_by: Literal["cpu", "memory"] | None = None,
+    ) -> tuple[PodUsage, ...]:
+        return self._reads.top_pods(namespace, selector, sort_by)
+
+    def exec(
+        self,
+        namespace: str,
+        pod: str,
+        command: Sequence[str],
+        *,
+        container: str | None = None,
+        timeout: float = 30.0,
+    ) -> ExecResult:
+        return self._reads.exec(namespace, pod, command, container=container, timeout=timeout)
+
+    def exec_in_deployment(
+        self,
+        namespace: str,
+        deployment: str,
+        command: Sequence[str],
+        *,
+        container: str | None = None,
+        timeout: float = 30.0,
+    ) -> ExecResult:
+        return self._reads.exec_in_deployment(
+            namespace, deployment, command, container=container, timeout=timeout
+        )
+
+    # workloads
+    def deployment(self, namespace: str, name: str) -> Deployment | None:
+        return self._reads.deployment(namespace, name)
+
+    def deployments(self, namespace: str) -> tuple[Deployment, ...]:
+        return self._reads.deployments(namespace)
+
+    def rollout_status(self, namespace: str, name: str) -> RolloutStatus | None:
+        return self._reads.rollout_status(namespace, name)
+
+    def wait_for_rollout(self, namespace: str, name: str, timeout: float) -> RolloutStatus:
+        return self._reads.wait_for_rollout(namespace, name, timeout)
+
+    def scale(self, namespace: str, kind: ScalableKind, name: str) -> Scale | None:
+        return self._reads.scale(namespace, kind, name)
+
+    def statefulset(self, namespace: str, name: str) -> StatefulSet | None:
+        return self._reads.statefulset(namespace, name)
+
+    def pvc(self, namespace: str, name: str) -> PersistentVolumeClaim | None:
+        return self._reads.pvc(namespace, name)
+
+    def pvcs(
+        self, namespace: str, selector: str | None = None
+    ) -> tuple[PersistentVolumeClaim, ...]:
+        return self._reads.pvcs(namespace, selector)
+
+    def pod_disruption_budget(self, namespace: str, name: str) -> PodDisruptionBudget | None:
+        return self._reads.pod_disruption_budget(namespace, name)
+
+    def pod_disruption_budgets(self, namespace: str) -> tuple[PodDisruptionBudget, ...]:
+        return self._reads.pod_disruption_budgets(namespace)
+
+    # autoscaling
+    def hpa(self, namespace: str, name: str) -> HorizontalPodAutoscaler | None:
+        return self._reads.hpa(namespace, name)
+
+    def hpa_rescales(self, namespace: str, name: str) -> tuple[Rescale, ...]:
+        return self._reads.hpa_rescales(namespace, name)
+
+    # networking
+    def endpoints(self, namespace: str, name: str) -> Endpoints | None:
+        return self._reads.endpoints(namespace, name)
+
+    def all_endpoints(self, namespace: str) -> tuple[Endpoints, ...]:
+        return self._reads.all_endpoints(namespace)
+
+    def endpoint_slices(self, namespace: str, service: str) -> tuple[EndpointSlice, ...]:
+        return self._reads.endpoint_slices(namespace, service)
+
+    def service(self, namespace: str, name: str) -> Service | None:
+        return self._reads.service(namespace, name)
+
+    def services(self, namespace: str) -> tuple[Service, ...]:
+        return self._reads.services(namespace)
+
+    def network_policies(self, namespace: str) -> tuple[NetworkPolicy, ...]:
+        return self._reads.network_policies(namespace)
+
+    def ingresses(self, namespace: str) -> tuple[Ingress, ...]:
+        return self._reads.ingresses(namespace)
