@@ -511,7 +511,7 @@ class HpaWindowChange(Fact):
     namespace: str
     hpa: str
     previous: int | None  # None: scaleUp stabilization window was unset
-    requested: int
+    requested: int | None  # None: remove the field (put back "unset")
     result: int | None  # the window in the server's answer
     behavior_existed: bool
     dry_run: bool
@@ -680,7 +680,7 @@ class Cluster(ClusterReader, Protocol):
         dry_run: bool,
     ) -> EnvChange: ...
     def set_hpa_scale_up_window(
-        self, namespace: str, name: str, seconds: int, *, dry_run: bool
+        self, namespace: str, name: str, seconds: int | None, *, dry_run: bool
     ) -> HpaWindowChange: ...
 
 

@@ -257,8 +257,12 @@ class ScaleWorkload(Change):
 
 
 class PatchHpaWindow(Change):
+    """Set the HPA's scale-up window, or (`seconds` None) remove it: the put-back of a window
+    that was unset before, exactly as it was (no field, and no `behavior` left behind if the
+    change created it)."""
+
     action: ActionKind = ActionKind.HPA_WINDOW
-    seconds: int = Field(ge=0, le=3600)
+    seconds: int | None = Field(ge=0, le=3600)
 
     def observe(self, reach: Reach) -> dict[str, Fact]:
         found = reach.cluster.hpa(self.target.namespace, self.target.name)
@@ -277,10 +281,10 @@ class PatchHpaWindow(Change):
         return Performed(after={"scaleUpWindowSeconds": result.result})
 
     def describe(self) -> str:
-        return (
-            f"kubectl patch hpa -n {self.target.namespace} {self.target.name} "
-            f"scaleUp.stabilizationWindowSeconds={self.seconds}"
-        )
+        where = f"kubectl patch hpa -n {self.target.namespace} {self.target.name}"
+        if self.seconds is None:
+            return f"{where} --type=json remove scaleUp.stabilizationWindowSeconds (unset before)"
+        return f"{where} scaleUp.stabilizationWindowSeconds={self.seconds}"
 
     def revert_for(self, before: dict[str, Fact]) -> Revert | None:
         return Revert(
@@ -455,13 +459,9 @@ def undo(revert: Revert, reason: str = "") -> Change:
     target, value = revert.target, revert.value
     if revert.action is ActionKind.SCALE and isinstance(value, int):
         return ScaleWorkload(target=target, replicas=value, reason=reason)
-    if revert.action is ActionKind.HPA_WINDOW and isinstance(value, int):
+    if revert.action is ActionKind.HPA_WINDOW and (value is None or isinstance(value, int)):
+        # None: the window was unset before the change; putting it back removes the field.
         return PatchHpaWindow(target=target, seconds=value, reason=reason)
-    if revert.action is ActionKind.HPA_WINDOW:
-        raise PermanentError(
-            f"the scale-up window of {target.key} was unset before the change: remove "
-            "spec.behavior.scaleUp.stabilizationWindowSeconds by hand (kubectl patch --type=json)"
-        )
     if revert.action is ActionKind.SET_ENV and value in (FROM_REF, MIXED):
         raise PermanentError(
             f"{revert.variable} of {target.key} was "

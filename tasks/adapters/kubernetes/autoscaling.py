@@ -13,11 +13,64 @@ from tasks.adapters.cluster import (
 from tasks.adapters.errors import PermanentError
 from tasks.adapters.events import rescales
 from tasks.adapters.kubernetes.client import (
+    JSON_PATCH,
     MERGE_PATCH,
     calling,
     dry_run_query,
 )
 from tasks.adapters.kubernetes.core import CoreCalls
+
+WINDOW_PATH = "/spec/behavior/scaleUp/stabilizationWindowSeconds"
+
+# What the API server fills into `behavior` once it is set at all (autoscaling/v2 defaulting,
+# SetDefaults_HorizontalPodAutoscalerBehavior), besides scaleUp's window (0). A real server
+# also defaults the scale-up window to 0 whenever `behavior` exists, so a window that was unset
+# means `behavior` was absent: if what is left is nothing, or only these defaults, the exact
+# state before is "no behavior".
+_DEFAULT_BEHAVIOR: dict[str, Any] = {
+    "scaleUp": {
+        "selectPolicy": "Max",
+        "policies": [
+            {"type": "Pods", "value": 4, "periodSeconds": 15},
+            {"type": "Percent", "value": 100, "periodSeconds": 15},
+        ],
+    },
+    "scaleDown": {
+        "selectPolicy": "Max",
+        "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
+    },
+}
+
+
+def _canonical(rules: Any) -> Any:
+    if not isinstance(rules, dict) or "policies" not in rules:
+        return rules
+    return {**rules, "policies": sorted(rules["policies"] or [], key=lambda p: sorted(p.items()))}
+
+
+def _only_defaults(behavior: dict[str, Any]) -> bool:
+    """`behavior` (scale-up window taken out) holds nothing, or only what the server defaults."""
+    kept = {k: _canonical(v) for k, v in behavior.items() if v}
+    return all(
+        k in _DEFAULT_BEHAVIOR and v == _canonical(_DEFAULT_BEHAVIOR[k]) for k, v in kept.items()
+    )
+
+
+def remove_window_patch(raw_behavior: dict[str, Any], window: int) -> list[dict[str, Any]]:
+    """The JSON patch that removes the scale-up window: `test` that it is still `window` (a
+    concurrent writer makes it fail, 422, rather than be overwritten), then `remove` of the
+    window, of `scaleUp` if nothing else is in it, or of `behavior` if nothing but the server's
+    defaults remain. Other fields a human set stay as they are."""
+    up = dict(raw_behavior.get("scaleUp") or {})
+    up.pop("stabilizationWindowSeconds", None)
+    rest = {**raw_behavior, "scaleUp": up}
+    if _only_defaults(rest):
+        path = "/spec/behavior"
+    elif not up:
+        path = "/spec/behavior/scaleUp"
+    else:
+        path = WINDOW_PATH
+    return [{"op": "test", "path": WINDOW_PATH, "value": window}, {"op": "remove", "path": path}]
 
 
 class AutoscalingCalls(CoreCalls):
@@ -45,7 +98,7 @@ class AutoscalingCalls(CoreCalls):
         return wire.hpa(raw, self.hpa_rescales(namespace, name))
 
     def set_hpa_scale_up_window(
-        self, namespace: str, name: str, seconds: int, *, dry_run: bool
+        self, namespace: str, name: str, seconds: int | None, *, dry_run: bool
     ) -> HpaWindowChange:
         """Set behavior.scaleUp.stabilizationWindowSeconds (runbook B's mitigation).
 
@@ -54,7 +107,12 @@ class AutoscalingCalls(CoreCalls):
         objects are missing, so json-patch needs a read-then-choose dance that races with other
         writers. RFC 7386 merge patch creates the missing parents and merges maps key by key,
         so scaleUp.policies, selectPolicy and scaleDown are left exactly as they were.
+
+        `seconds` None removes the window (the put-back of one that was unset): a JSON patch,
+        see `remove_window_patch`. Already absent: nothing is sent.
         """
+        if seconds is None:
+            return self._remove_hpa_window(namespace, name, dry_run=dry_run)
         if not 0 <= seconds <= 3600:
             raise PermanentError(f"stabilizationWindowSeconds must be 0..3600, not {seconds}")
         before_raw = self._require(self._raw_hpa(namespace, name), "hpa", namespace, name)
@@ -84,6 +142,42 @@ class AutoscalingCalls(CoreCalls):
             hpa=name,
             previous=previous,
             requested=seconds,
+            result=(
+                after.behavior.scale_up.stabilization_window_seconds
+                if after.behavior is not None and after.behavior.scale_up is not None
+                else None
+            ),
+            behavior_existed=before.behavior is not None,
+            dry_run=dry_run,
+        )
+
+    def _remove_hpa_window(self, namespace: str, name: str, *, dry_run: bool) -> HpaWindowChange:
+        raw = self._require(self._raw_hpa(namespace, name), "hpa", namespace, name)
+        before = wire.hpa(raw)
+        up = before.behavior.scale_up if before.behavior is not None else None
+        previous = up.stabilization_window_seconds if up is not None else None
+        after = before
+        if previous is not None:
+            behavior = dict((raw.get("spec") or {}).get("behavior") or {})
+            with calling(f"patch hpa {namespace}/{name}"):
+                after = wire.hpa(
+                    self._json(
+                        self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+                            name,
+                            namespace,
+                            remove_window_patch(behavior, previous),
+                            _content_type=JSON_PATCH,
+                            field_manager="kubectl-patch",
+                            _request_timeout=self._timeout,
+                            dry_run=dry_run_query(dry_run),
+                        )
+                    )
+                )
+        return HpaWindowChange(
+            namespace=namespace,
+            hpa=name,
+            previous=previous,
+            requested=None,
             result=(
                 after.behavior.scale_up.stabilization_window_seconds
                 if after.behavior is not None and after.behavior.scale_up is not None

@@ -34,6 +34,7 @@ watch_api: Any = watch
 LOOPBACK_NO_PROXY = ("127.0.0.1", "localhost", "::1")
 DRY_RUN_ALL = "All"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 PREVIOUS_LOG_MISSING = re.compile(r"previous terminated container .* not found")
 _HANDSHAKE_STATUS = re.compile(r"Handshake status (\d{3})")
 
