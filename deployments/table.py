@@ -42,6 +42,9 @@ from flows.triage import triage
 PREFECT_YAML = Path(__file__).with_name("prefect.yaml")
 PREFECT_VERSION = "3.9.1"
 WORK_POOL = {"name": "alphaswarm-remediate", "work_queue_name": "default"}
+# What the pool's runs are told about where they run (job_variables, over the base job
+# template's own): production, so no run there takes itself for dev.
+JOB_ENV = {"REMEDIATE_ENVIRONMENT": "production"}
 # The image's working directory: the project root, from where the flows package imports.
 PULL = [{"prefect.deployments.steps.set_working_directory": {"directory": "/app"}}]
 
@@ -92,7 +95,8 @@ class DeploymentSpec:
             entry["schedules"] = [{"interval": self.interval_seconds}]
         if self.concurrency_limit is not None:
             entry["concurrency_limit"] = self.concurrency_limit
-        entry["work_pool"] = dict(WORK_POOL)
+        # A new dict each time: the same object twice would be a YAML alias.
+        entry["work_pool"] = {**WORK_POOL, "job_variables": {"env": dict(JOB_ENV)}}
         return entry
 
 

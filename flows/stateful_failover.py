@@ -11,8 +11,9 @@
 
 Then prove it: a replacement pod is Ready, its claims are still Bound to the same volumes, and
 the store answers the same data marker as before (when it could answer before). Where settings
-mark the environment as production the Postgres pod is never deleted: the runbook wants a
-managed Postgres there, so the run escalates with that message. Workers crashing while Redis is
+mark the environment as production, or do not say (REMEDIATE_ENVIRONMENT unset: treated as
+production), the Postgres pod is never deleted: the runbook wants a managed Postgres there, so
+the run escalates with that message. Workers crashing while Redis is
 down are a symptom: they recover with the broker and are never restarted here.
 """
 

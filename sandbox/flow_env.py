@@ -34,6 +34,9 @@ def flow_env(
     the simulated queue's depth the way it can, `kubectl exec redis-master-0 -- redis-cli llen
     backtests`, and the queue setting names that list."""
     env = {
+        # The sandbox is no production: said explicitly, since an unset environment is treated
+        # as production (runbook F then never deletes the Postgres pod).
+        "REMEDIATE_ENVIRONMENT": "dev",
         # The sandbox's controllers tick many times a second: a fix holds (or not), and JWKS is
         # back for good (or not), in seconds.
         "REMEDIATE_INCIDENTS__HOLD_SECONDS": str(REHEARSAL_HOLD_SECONDS),

@@ -88,7 +88,7 @@ class Evidence(BaseModel):
     title: str
     alerts: tuple[AlertEvidence, ...] = ()
     trigger: str = "alertmanager"
-    environment: str = "dev"
+    environment: str = "unknown"  # REMEDIATE_ENVIRONMENT unset: never assumed dev
     flow_run_id: str | None = None
     # Reopen an incident about the same object that resolved at most this long ago (a relapse);
     # None: never reopen, always open a new one.

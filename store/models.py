@@ -132,7 +132,7 @@ class Incident(SQLModel, table=True):
     namespace: str | None = None
     target: str | None = None
     trigger: str = "alertmanager"  # alertmanager, sweep, cli
-    environment: str = "dev"
+    environment: str = "unknown"  # REMEDIATE_ENVIRONMENT unset: never assumed dev
     started_at: datetime = _when(nullable=False)  # the earliest evidence (an alert's startsAt)
     opened_at: datetime = _when(nullable=False, index=True)  # when this tool first saw it
     triaged_at: datetime | None = _when()

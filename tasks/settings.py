@@ -33,6 +33,16 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+# What an incident row, a report or a diagnosis says when REMEDIATE_ENVIRONMENT is unset.
+UNKNOWN_ENVIRONMENT = "unknown"
+ENVIRONMENT_UNSET = "REMEDIATE_ENVIRONMENT is not set"
+
+
+def environment_name(environment: Environment | None) -> str:
+    """The environment as a row or a report shows it: `unknown` when it was not set."""
+    return UNKNOWN_ENVIRONMENT if environment is None else environment.value
+
+
 class KubeAccess(BaseModel):
     """How to reach the Kubernetes API: an explicit kubeconfig, the current one, or in-cluster."""
 
@@ -250,7 +260,13 @@ class Settings(BaseSettings):
         env_prefix="REMEDIATE_", env_nested_delimiter="__", extra="ignore"
     )
 
-    environment: Environment = Environment.DEV
+    # No default: a process that cannot tell where it runs is treated as production wherever
+    # that matters (fail closed), and says so. Every shipped manifest sets it; `remediate up`
+    # and the sandbox's settings (sandbox/flow_env.py) set dev.
+    environment: Environment | None = Field(
+        default=None,
+        description="dev, staging or production; unset: unknown, treated as production",
+    )
     kube: KubeAccess = Field(default_factory=KubeAccess)
     workloads: Workloads = Field(default_factory=Workloads)
     control_plane: ControlPlane = Field(default_factory=ControlPlane)

@@ -24,7 +24,7 @@ from tasks.models.snapshots import (
     ServiceEndpoints,
     StatefulSnapshot,
 )
-from tasks.settings import Environment
+from tasks.settings import ENVIRONMENT_UNSET, Environment
 
 PERMISSIVE = "permissive"
 # Annotations that restrict who may reach an Ingress (ingress-nginx, and its older spelling).
@@ -365,9 +365,10 @@ def _down(pods: tuple[Pod, ...]) -> bool:
     return bool(pods) and not _ready(pods)
 
 
-def diagnose_stateful(snapshot: StatefulSnapshot, environment: Environment) -> Diagnosis:
+def diagnose_stateful(snapshot: StatefulSnapshot, environment: Environment | None) -> Diagnosis:
     """Runbook F: delete the Postgres pod (data stays in its PVC) or redis-master-0 (its
-    StatefulSet brings it back); never the Postgres pod in production."""
+    StatefulSet brings it back); never the Postgres pod in production, nor where the environment
+    is unknown (None: REMEDIATE_ENVIRONMENT unset), which is treated as production."""
     ns = snapshot.namespace
     pg_down = _down(snapshot.postgres_pods)
     redis_pods = (snapshot.redis_pod,) if snapshot.redis_pod is not None else ()
@@ -428,6 +429,10 @@ def diagnose_stateful(snapshot: StatefulSnapshot, environment: Environment) -> D
             )
             return decide(Action.NONE, "Redis is ready; Postgres has no pod here to judge")
         return decide(Action.NONE, "Postgres and Redis are ready")
+    if environment is None:
+        unset = f"{ENVIRONMENT_UNSET}: treated as production, the Postgres pod is not deleted"
+        evidence.append(unset)
+        return decide(Action.ESCALATE, f"Postgres is down; {unset}; {MANAGED_POSTGRES}", **postgres)
     if environment is Environment.PRODUCTION:
         return decide(
             Action.ESCALATE,

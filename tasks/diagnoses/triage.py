@@ -110,7 +110,7 @@ def _named_first(
 
 
 def diagnose_incident(
-    alerts: Sequence[Alert], snapshot: TriageSnapshot, environment: Environment
+    alerts: Sequence[Alert], snapshot: TriageSnapshot, environment: Environment | None
 ) -> TriageDecision:
     """Which runbook branch this incident is, on a fault seen; escalate when alerts fire and
     no probe saw one, naming what could not be probed."""
@@ -234,7 +234,10 @@ def _fronts(hpa: HpaThrashSnapshot, crash: PodCrashSnapshot) -> bool:
 
 
 def symptom_present(
-    decision: TriageDecision, snapshot: TriageSnapshot, since: datetime | None, env: Environment
+    decision: TriageDecision,
+    snapshot: TriageSnapshot,
+    since: datetime | None,
+    env: Environment | None,
 ) -> str | None:
     """What of the incident's symptom the cluster still shows, or None when it is gone.
 
@@ -279,7 +282,7 @@ def alert_symptom(
     decision: TriageDecision,
     snapshot: TriageSnapshot,
     since: datetime | None,
-    env: Environment,
+    env: Environment | None,
 ) -> str | None:
     """What the cluster still shows of a symptom an alert reports beyond the decision's own:
     each firing alert is looked at as the branch it points at, on the object it names (a

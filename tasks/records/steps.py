@@ -37,7 +37,7 @@ from tasks.models.alerts import Alert, AlertBatch, alert_target
 from tasks.models.diagnosis import Scenario, TriageDecision
 from tasks.models.outcome import FollowUp, Outcome, OutcomeStatus
 from tasks.run_context import current_flow_run, incident_tag
-from tasks.settings import Settings
+from tasks.settings import Settings, environment_name
 
 REGRESSION_TEST = "regression-test"
 ALERTS_RESOLVED = "every alert of the incident resolved (Alertmanager)"
@@ -160,7 +160,8 @@ def record_evidence(batch: AlertBatch) -> IncidentRef | None:
     evidence = tuple(alert_evidence(a, batch.group_key) for a in batch.alerts)
     firing = [a for a in batch.alerts if a.firing]
     settings = Settings()  # read before the write lock is taken
-    environment, relapse_window = settings.environment.value, settings.incidents.relapse_window
+    environment = environment_name(settings.environment)
+    relapse_window = settings.incidents.relapse_window
     with session_for(store_url()) as session:
         if not firing:
             found = incidents.record_resolved(
@@ -205,7 +206,7 @@ def record_triage(
                     target_key=key or f"sweep:{decision.reason[:80]}",
                     title=decided_title(decision),
                     trigger="sweep",
-                    environment=settings.environment.value,
+                    environment=environment_name(settings.environment),
                     flow_run_id=flow_run_id,
                     relapse_window=settings.incidents.relapse_window,
                 ),

@@ -39,7 +39,7 @@ from tasks.records.steps import (
     alert_title,
 )
 from tasks.run_context import incident_tag
-from tasks.settings import Settings
+from tasks.settings import Settings, environment_name
 
 
 class Receipt(BaseModel):
@@ -191,7 +191,7 @@ def _join(
                 title=alert_title(group),
                 alerts=tuple(alert_evidence(a, batch.group_key) for a in group),
                 trigger=source,
-                environment=settings.environment.value,
+                environment=environment_name(settings.environment),
                 relapse_window=settings.incidents.relapse_window,
             ),
         )

@@ -35,6 +35,8 @@ def sandbox(
     with SandboxServer(tick_seconds=0.05, rbac=RBAC_FILE, as_user=SERVICE_ACCOUNT) as server:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
         monkeypatch.setenv("REMEDIATE_KUBE__KUBECONFIG", str(kubeconfig))
+        # A sandbox is dev, said explicitly: unset is treated as production (a test may unset it).
+        monkeypatch.setenv("REMEDIATE_ENVIRONMENT", "dev")
         try:
             yield server
         finally:

@@ -156,6 +156,25 @@ def test_production_postgres_escalates_without_deleting(
     assert uid_of(sandbox, "app=postgres") == uid
 
 
+def test_an_unknown_environment_is_production_and_the_postgres_pod_is_kept(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REMEDIATE_ENVIRONMENT unset (a manifest that forgot it): fail closed, even pre-approved,
+    and the diagnosis and the outcome say why."""
+    monkeypatch.delenv("REMEDIATE_ENVIRONMENT", raising=False)
+    uid = uid_of(sandbox, "app=postgres")
+    postgres_down(sandbox)
+    sandbox.cluster.journal.clear()
+    outcome = remediate_stateful_failover(dry_run=False, **FAST)
+    assert outcome.status is OutcomeStatus.ESCALATED
+    why = "REMEDIATE_ENVIRONMENT is not set: treated as production, the Postgres pod is not deleted"
+    assert why in outcome.message
+    assert outcome.diagnosis is not None and why in outcome.diagnosis.evidence
+    assert outcome.changes == ()
+    assert sandbox.cluster.journal.mutations(include_dry_run=True) == []
+    assert uid_of(sandbox, "app=postgres") == uid
+
+
 def test_production_redis_is_still_restarted(
     sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -290,3 +290,19 @@ def test_a_hostile_version_is_refused_without_being_echoed(
     assert answer.status_code == 422
     error = answer.json()["error"]
     assert error.startswith("not an Alertmanager v4 payload: version is") and len(error) <= 500
+
+
+@pytest.mark.parametrize(("set_to", "row_says"), [(None, "unknown"), ("production", "production")])
+def test_the_incident_row_names_the_environment_and_never_assumes_dev(
+    store: str, monkeypatch: pytest.MonkeyPatch, set_to: str | None, row_says: str
+) -> None:
+    """REMEDIATE_ENVIRONMENT unset: the row says `unknown`, not dev (which a flow run reading
+    it would take for leave to delete a Postgres pod)."""
+    if set_to is None:
+        monkeypatch.delenv("REMEDIATE_ENVIRONMENT", raising=False)
+    else:
+        monkeypatch.setenv("REMEDIATE_ENVIRONMENT", set_to)
+    with running_intake(TOKEN) as client:
+        assert post(client, webhook([core()])).status_code == 200
+    (incident,) = incidents(store)
+    assert incident.environment == row_says

@@ -70,6 +70,8 @@ def test_serve_and_prefect_yaml_declare_the_same_deployments() -> None:
         assert declared[name]["work_pool"] == {
             "name": "alphaswarm-remediate",
             "work_queue_name": "default",
+            # The pool's runs are production, never dev by default (issue 21).
+            "job_variables": {"env": {"REMEDIATE_ENVIRONMENT": "production"}},
         }
     assert document["pull"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": "/app"}}

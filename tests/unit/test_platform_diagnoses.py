@@ -305,10 +305,19 @@ DEV, PROD = Environment.DEV, Environment.PRODUCTION
             "not Bound",
         ),
         (stateful(postgres_pods=(PG_DOWN,), redis_pod=REDIS_DOWN), DEV, Action.ESCALATE, "both"),
+        # REMEDIATE_ENVIRONMENT unset: fail closed, as production, and say so.
+        (
+            stateful(postgres_pods=(PG_DOWN,)),
+            None,
+            Action.ESCALATE,
+            "REMEDIATE_ENVIRONMENT is not set: treated as production, the Postgres pod is not "
+            "deleted",
+        ),
+        (stateful(redis_pod=REDIS_DOWN), None, Action.DELETE_PODS, "StatefulSet brings it back"),
     ],
 )
 def test_diagnose_stateful(
-    snapshot: StatefulSnapshot, environment: Environment, action: Action, says: str
+    snapshot: StatefulSnapshot, environment: Environment | None, action: Action, says: str
 ) -> None:
     found = diagnose_stateful(snapshot, environment)
     assert found.action is action and found.scenario is Scenario.STATEFUL_FAILOVER
