@@ -202,6 +202,75 @@ class Policy:
         return None
 
 
+_FIELD_OPERATORS = ("!=", "==", "=")  # fields.termOperators, in the order they are tried
+
+
+def _field_terms(selector: str) -> list[str]:
+    """fields.splitTerms: the selector split at commas that are not escaped."""
+    terms, term, escaped = [], "", False
+    for char in selector:
+        if escaped:
+            term, escaped = term + char, False
+        elif char == "\\":
+            term, escaped = term + char, True
+        elif char == ",":
+            terms, term = [*terms, term], ""
+        else:
+            term += char
+    return [*terms, term]
+
+
+def _field_value(raw: str) -> str | None:
+    """fields.UnescapeValue: a backslash escapes a backslash, a comma or an equals sign; None
+    for any other escape, or an unescaped comma or equals sign (the parse fails)."""
+    value, escaped = "", False
+    for char in raw:
+        if escaped:
+            if char not in "\\,=":
+                return None
+            value, escaped = value + char, False
+        elif char == "\\":
+            escaped = True
+        elif char in ",=":
+            return None
+        else:
+            value += char
+    return None if escaped else value
+
+
+def exact_name(field_selector: str) -> str:
+    """The name a fieldSelector pins, as RequestInfoFactory reads it for a list or a watch
+    (fields.ParseSelector, then RequiresExactMatch("metadata.name")): a term `metadata.name=X`
+    or `metadata.name==X` among any others (the first after sorting the terms, as Go sorts
+    them), X a valid path segment; "" when there is none or the selector does not parse (the
+    request is then authorized as a list of everything)."""
+    found = ""
+    for term in sorted(_field_terms(field_selector)):
+        if not term:
+            continue
+        split = next(
+            (
+                (term[:i], op, term[i + len(op) :])
+                for i in range(len(term))
+                for op in _FIELD_OPERATORS
+                if term.startswith(op, i)
+            ),
+            None,
+        )
+        if split is None:
+            return ""
+        field, op, raw = split
+        value = _field_value(raw)
+        if value is None:
+            return ""
+        if not found and field == "metadata.name" and op != "!=":
+            found = value
+    # path.IsValidPathSegmentName
+    if found in {".", ".."} or "/" in found or "%" in found:
+        return ""
+    return found
+
+
 def request_attributes(user: str, method: str, path: str, query: Mapping[str, str]) -> Attributes:
     """The attributes the API server's RequestInfoFactory derives from a request's path."""
     verb = _VERBS.get(method, method.lower())
@@ -222,9 +291,9 @@ def request_attributes(user: str, method: str, path: str, query: Mapping[str, st
     subresource = rest[2] if len(rest) > 2 else ""
     if not name and verb == "get":
         verb = "watch" if query.get("watch", "").lower() in {"1", "true"} else "list"
-        selector = query.get("fieldSelector", "")
-        if selector.startswith("metadata.name=") and "," not in selector:
-            name = selector.removeprefix("metadata.name=")
+        # A list or watch for one name is authorized by that name: the only way a rule with
+        # resourceNames lets a list or a watch in.
+        name = exact_name(query.get("fieldSelector", ""))
     if not name and verb == "delete":
         verb = "deletecollection"
     return Attributes(

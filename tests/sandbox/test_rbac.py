@@ -49,6 +49,21 @@ rules:
   - {apiGroups: [apps], resources: [deployments], verbs: [patch], resourceNames: [alphaswarm-core]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: claims, namespace: alphaswarm}
+rules:
+  - apiGroups: [""]
+    resources: [persistentvolumeclaims]
+    verbs: [get, list, watch, create, delete, deletecollection]
+    resourceNames: [data-postgres-0]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: claims, namespace: alphaswarm}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: claims}
+subjects: [{kind: ServiceAccount, name: alphaswarm-remediate, namespace: alphaswarm-admin}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: evict}
 rules:
@@ -107,9 +122,29 @@ def test_attributes_are_derived_from_the_path_as_the_api_server_does(
     assert (a.verb, a.group, a.resource, a.subresource, a.namespace) == expected
 
 
-def test_a_list_for_one_name_is_authorized_by_that_name() -> None:
-    a = attrs("GET", "/api/v1/namespaces/x/pods", fieldSelector="metadata.name=p")
-    assert (a.verb, a.name) == ("list", "p")
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"fieldSelector": "metadata.name=p"}, ("list", "p")),
+        ({"fieldSelector": "metadata.name==p"}, ("list", "p")),
+        # One term among others pins the name too (RequiresExactMatch looks at every term).
+        ({"fieldSelector": "status.phase=Running,metadata.name=p"}, ("list", "p")),
+        ({"fieldSelector": "metadata.name=p", "watch": "true"}, ("watch", "p")),
+        ({"fieldSelector": "metadata.name=a\\,b"}, ("list", "a,b")),  # an escaped comma
+        # No exact match: a list of everything, which a rule with resourceNames never allows.
+        ({"fieldSelector": "metadata.name!=p"}, ("list", "")),
+        ({"fieldSelector": "metadata.name = p"}, ("list", "")),  # Go does not trim the field
+        ({"fieldSelector": "metadata.name=p,nonsense"}, ("list", "")),  # does not parse
+        ({"fieldSelector": "metadata.name=a\\x"}, ("list", "")),  # an unknown escape
+        ({"fieldSelector": "metadata.name=.."}, ("list", "")),  # not a valid path segment
+        ({"labelSelector": "app=p"}, ("list", "")),
+    ],
+)
+def test_a_list_for_one_name_is_authorized_by_that_name(
+    query: dict[str, str], expected: tuple[str, str]
+) -> None:
+    a = attrs("GET", "/api/v1/namespaces/x/pods", **query)
+    assert (a.verb, a.name) == expected
 
 
 @pytest.mark.parametrize("path", ["/api", "/apis", "/api/v1", "/apis/apps/v1", "/version"])
@@ -171,6 +206,43 @@ def policy() -> Policy:
 )
 def test_rules_match_as_rbac_does(method: str, path: str, allowed: bool) -> None:
     assert (policy().allowing(attrs(method, path)) is not None) is allowed
+
+
+CLAIMS = "/api/v1/namespaces/alphaswarm/persistentvolumeclaims"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "allowed"),
+    [
+        ("GET", CLAIMS + "/data-postgres-0", {}, True),
+        ("GET", CLAIMS + "/data-redis-master-0", {}, False),
+        ("DELETE", CLAIMS + "/data-postgres-0", {}, True),
+        ("DELETE", CLAIMS + "/data-redis-master-0", {}, False),
+        # list and watch only with a fieldSelector naming the object
+        ("GET", CLAIMS, {}, False),
+        ("GET", CLAIMS, {"labelSelector": "app=postgres"}, False),
+        ("GET", CLAIMS, {"fieldSelector": "metadata.name=data-postgres-0"}, True),
+        ("GET", CLAIMS, {"fieldSelector": "metadata.name==data-postgres-0"}, True),
+        ("GET", CLAIMS, {"fieldSelector": "metadata.name=data-redis-master-0"}, False),
+        ("GET", CLAIMS, {"fieldSelector": "metadata.name=data-postgres-0", "watch": "1"}, True),
+        ("GET", CLAIMS, {"watch": "1"}, False),
+        # create has no name to match (a POST to the collection): resourceNames never allow it
+        ("POST", CLAIMS, {}, False),
+        # nor does deletecollection, whatever its selectors
+        ("DELETE", CLAIMS, {"fieldSelector": "metadata.name=data-postgres-0"}, False),
+        # nor another namespace
+        (
+            "GET",
+            "/api/v1/namespaces/alphaswarm-admin/persistentvolumeclaims/data-postgres-0",
+            {},
+            False,
+        ),
+    ],
+)
+def test_resource_names_restrict_as_the_api_server_does(
+    method: str, path: str, query: dict[str, str], allowed: bool
+) -> None:
+    assert (policy().allowing(attrs(method, path, **query)) is not None) is allowed
 
 
 def test_other_users_get_nothing_from_the_bindings() -> None:
@@ -235,6 +307,25 @@ def test_a_forbidden_write_changes_nothing(guarded: SandboxServer) -> None:
     assert response.status_code == 403, response.text
     assert call(guarded, "GET", CLIENT, "sandbox").json() == before
     assert guarded.cluster.journal.mutations(CLIENT) == []
+
+
+def test_a_named_list_gets_through_and_an_unnamed_one_or_a_create_does_not(
+    guarded: SandboxServer,
+) -> None:
+    named = {"fieldSelector": "metadata.name==data-postgres-0"}
+    response = call(guarded, "GET", CLAIMS, "sandbox", params=named)
+    assert response.status_code == 200, response.text
+    assert [c["metadata"]["name"] for c in response.json()["items"]] == ["data-postgres-0"]
+    assert call(guarded, "GET", CLAIMS, "sandbox").status_code == 403
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim"}
+    created = call(
+        guarded, "POST", CLAIMS, "sandbox", json={**claim, "metadata": {"name": "data-postgres-0"}}
+    )
+    assert created.status_code == 403
+    assert created.json()["message"] == (
+        f'persistentvolumeclaims is forbidden: User "{SA}" cannot create resource'
+        ' "persistentvolumeclaims" in API group "" in the namespace "alphaswarm"'
+    )
 
 
 def test_an_unknown_token_is_unauthorized_even_for_discovery(guarded: SandboxServer) -> None:
