@@ -100,6 +100,60 @@ def fail_action(
     return row
 
 
+def action_by_key(session: Session, *, change_key: str) -> IncidentAction | None:
+    """The row of one change key: a retry in another process reads the facts before from it."""
+    return _by_key(session, change_key)
+
+
+def orphans(
+    session: Session, *, action: str, target_key: str, summary: str, change_key: str
+) -> list[IncidentAction]:
+    """Rows of this very change (action, target and summary) left in progress by another change
+    key, oldest first. Asked under the workload's lease, so their runs no longer hold it: they
+    died between writing the row and completing it, and may or may not have sent the change."""
+    return list(
+        session.exec(
+            select(IncidentAction)
+            .where(IncidentAction.action == action)
+            .where(IncidentAction.target_key == target_key)
+            .where(IncidentAction.summary == summary)
+            .where(IncidentAction.status == ActionStatus.IN_PROGRESS)
+            .where(IncidentAction.dry_run == False)  # noqa: E712 (SQL, not Python)
+            .where(IncidentAction.change_key != change_key)
+            .order_by(IncidentAction.started_at)  # type: ignore[arg-type]
+        ).all()
+    )
+
+
+def settle_orphan(
+    session: Session,
+    *,
+    change_key: str,
+    took_effect: bool,
+    after: dict[str, Any],
+    revert: dict[str, Any] | None,
+    note: str,
+    at: datetime | None = None,
+) -> IncidentAction | None:
+    """Complete a row its run left in progress, from what the cluster shows now: applied when
+    the change took effect, failed otherwise. None when another gate settled it first."""
+    row = _by_key(session, change_key)
+    if row is None or row.status is not ActionStatus.IN_PROGRESS:
+        return None
+    if not took_effect:
+        return fail_action(session, change_key=change_key, error=note, at=at)
+    return finish_action(
+        session,
+        change_key=change_key,
+        status=ActionStatus.APPLIED,
+        after=after,
+        revert=revert,
+        note=note,
+        at=at,
+        verdicts=row.verdicts,
+    )
+
+
 def link_actions(session: Session, *, change_keys: tuple[str, ...], incident_id: int) -> None:
     """Attach actions recorded without an incident (a scenario run on its own) to one."""
     for key in change_keys:

@@ -220,6 +220,9 @@ class IncidentAction(SQLModel, table=True):
     flow_run_name: str = ""
     started_at: datetime = _when(nullable=False)
     finished_at: datetime | None = _when()
+    # Set when the change passed its limits and is about to be sent: while the row is in
+    # progress it holds a slot of the hourly budget (store/safety.py, count_budget).
+    reserved_at: datetime | None = _when()
 
 
 class IncidentFollowUp(SQLModel, table=True):
@@ -317,12 +320,15 @@ class TriageOutbox(SQLModel, table=True):
 
 
 class TargetLease(SQLModel, table=True):
-    """The gate's lock on one target, across processes: a run holds the row while it changes
-    the target. A lease whose holder died is taken over once it expires."""
+    """The gate's lock on one workload, across processes: a run holds the row from its change
+    through its verification. A lease whose holder died is taken over once it expires, or as
+    soon as the flow run that holds it has ended (tasks/changes/guards.py)."""
 
     __tablename__ = "target_lease"
 
-    target_key: str = Field(primary_key=True)
-    holder: str  # the change key of the attempt that holds it
+    target_key: str = Field(primary_key=True)  # the owning workload, Deployment/ns/name
+    # `flow-run:<id>` (held from the change through the run's verification, until that run
+    # ends or the lease expires) or `change:<key>` (a change made outside a flow run)
+    holder: str
     acquired_at: datetime = _when(nullable=False)
     expires_at: datetime = _when(nullable=False)

@@ -4,6 +4,11 @@
 that made the change and to the incident the run works for (`tasks.run_context`). If the store
 cannot take the row before the change, the change is refused: an unaudited change to
 production is exactly what the store is there to prevent.
+
+The rows also carry the gate's exactly-once bookkeeping across processes: a retry in another
+process reads its facts before from its own row (`recall`), and a run finds the same change
+left in progress by a run that died (`orphans`) and completes that row from what the cluster
+shows (`settle`) before deciding whether to send anything.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from typing import Any
 
 from store import actions
 from store.engine import StoreError, session_for
-from store.models import ActionStatus
+from store.models import ActionStatus, IncidentAction
 from tasks.adapters.errors import PermanentError
-from tasks.changes.models import Change, ChangeRecord, ChangeStatus, Fact
+from tasks.changes.gate import Earlier
+from tasks.changes.models import Change, ChangeRecord, ChangeStatus, Fact, Revert
 from tasks.run_context import current_flow_run, current_incident
 
 _STATUS = {
@@ -76,3 +82,52 @@ class StoreAudit:
     def fail(self, key: str, error: str) -> None:
         with session_for(self._url) as session:
             actions.fail_action(session, change_key=key, error=error)
+
+    def recall(self, key: str, dry_run: bool) -> Earlier | None:
+        with session_for(self._url, read_only=True) as session:
+            row = actions.action_by_key(session, change_key=key)
+        if row is None or row.dry_run != dry_run or not row.attempts:
+            return None
+        # Left in progress (its process died) or failed: that attempt may have sent it.
+        unsure = row.status in (ActionStatus.IN_PROGRESS, ActionStatus.FAILED)
+        return _earlier(row, attempts=row.attempts if unsure else 0)
+
+    def orphans(self, change: Change, key: str) -> list[Earlier]:
+        with session_for(self._url, read_only=True) as session:
+            rows = actions.orphans(
+                session,
+                action=change.action.value,
+                target_key=change.target.key,
+                summary=change.describe(),
+                change_key=key,
+            )
+        return [_earlier(row, attempts=row.attempts) for row in rows]
+
+    def settle(
+        self,
+        orphan: Earlier,
+        *,
+        took_effect: bool,
+        after: dict[str, Fact],
+        revert: Revert | None,
+        note: str,
+    ) -> None:
+        with session_for(self._url) as session:
+            actions.settle_orphan(
+                session,
+                change_key=orphan.key,
+                took_effect=took_effect,
+                after=dict(after) if took_effect else {},
+                revert=revert.model_dump(mode="json") if revert is not None else None,
+                note=note,
+            )
+
+
+def _earlier(row: IncidentAction, *, attempts: int) -> Earlier:
+    return Earlier(
+        key=row.change_key,
+        before=dict(row.before),
+        since=row.started_at,
+        attempts=attempts,
+        by=row.flow_run_name or row.flow_run_id or "",
+    )

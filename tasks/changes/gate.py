@@ -5,15 +5,20 @@ What it guarantees today (DESIGN.md, "Safety of every action"):
 1. **dry_run** — the change is sent with `dryRun=All`: the API server validates and admits it
    without persisting, and the answer becomes the concrete plan (`ChangeRecord`, status
    `planned`, the would-be facts in `after`).
-2. **One actor per target** — an in-process lock per target (`Deployment/ns/name`), so two runs
-   in this process never act on the same object at once; the guards' lease (6) does the same
-   across processes.
-3. **Exactly once under retries** — the facts before are read once per change key and kept;
-   every attempt first asks the change whether the target already is as wanted (replicas
-   already N, the env var already set, the HPA window already 300, a restartedAt newer than the
-   first attempt). A Prefect retry after a transient failure therefore sends the write again
-   only if the earlier attempt did not take effect, and a write whose answer was lost is
-   recognised and reported as applied instead of being repeated.
+2. **One actor per workload** — an in-process lock per target (`Deployment/ns/name`), so two
+   runs in this process never act on the same object at once; the guards' lease (6) does the
+   same across processes, keyed on the owning workloads (`Change.workloads`: a pod delete and a
+   restart of the pod's Deployment exclude each other) and held from the change through the
+   run's verification.
+3. **Exactly once under retries and across processes** — the facts before are read once per
+   change key and kept (in this process, and on the audit row for a retry in another); every
+   attempt first asks the change whether the target already is as wanted (replicas already N,
+   the env var already set, the HPA window already 300, a restartedAt newer than the first
+   attempt). A Prefect retry after a transient failure therefore sends the write again only if
+   the earlier attempt did not take effect, and a write whose answer was lost is recognised and
+   reported as applied instead of being repeated. The same change left in progress by a run
+   that died (its audit row begun, never completed) is settled from what the cluster shows
+   before anything is sent: applied if it took effect (and not sent again), failed if not.
 4. **Exact revert** — the record keeps what the target had before (`ChangeRecord.revert`).
 
 5. **Audit rows before and after** — given an `Audit` (the flows' is
@@ -22,12 +27,15 @@ What it guarantees today (DESIGN.md, "Safety of every action"):
    after. If the row cannot be written, nothing is sent.
 
 6. **Guards** — given `Guards` (the flows' are `tasks.changes.guards.StoreGuards`), in this
-   order: the kill switch and the scope before anything is read; the lock on the target across
-   processes; then, when something would be sent, the cooldown (the same change made moments
-   ago by another run is not repeated), the circuit breaker, the hourly budget and the blast
-   radius (the share of a workload's ready pods taken down at once). A guard
-   that says no stops the change (`GuardRefused`, status `refused`) and its verdict is on the
-   audit row and the record; a dry run is never stopped: its plan shows every verdict.
+   order: the kill switch and the scope before anything is read; the lock on the owning
+   workloads across processes; then, when something would be sent, the cooldown (the same
+   change made moments ago by another run is not repeated), the circuit breaker, the hourly
+   budget (counted and spent under one lock across processes) and the blast radius (the share
+   of each owning workload's ready pods taken down at once); and last, right before the request
+   is sent, the kill switch again (a change that waited for the lock does not go ahead if the
+   switch was turned on meanwhile). A guard that says no stops the change (`GuardRefused`,
+   status `refused`) and its verdict is on the audit row and the record; a dry run is never
+   stopped: its plan shows every verdict.
    The budget and the blast radius are limits a human may lift for one change
    (`approved_by`, given by `flows.approvals.approved_over_limits`): the gate still asks them,
    and their verdicts say who approved going over.
@@ -38,7 +46,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,6 +60,7 @@ from tasks.changes.models import (
     Disruption,
     Fact,
     Reach,
+    Revert,
     Target,
     Verdict,
 )
@@ -63,6 +72,17 @@ OVER_LIMIT_GUARDS = frozenset({"budget", "blast-radius"})
 _LEDGER_SIZE = 1024
 
 
+@dataclass(frozen=True)
+class Earlier:
+    """A change key's audit row as an earlier attempt (maybe another process's) left it."""
+
+    key: str
+    before: dict[str, Fact]
+    since: datetime  # when its first attempt began
+    attempts: int  # attempts that may have sent it (the row was begun and not completed)
+    by: str = ""  # its run
+
+
 class Audit(Protocol):
     """Where the gate writes its audit rows (one per change key, re-opened by each attempt)."""
 
@@ -72,6 +92,37 @@ class Audit(Protocol):
 
     def fail(self, key: str, error: str) -> None: ...
 
+    def recall(self, key: str, dry_run: bool) -> Earlier | None:
+        """This change key's row from an earlier attempt: its facts before outlive the process."""
+        ...
+
+    def orphans(self, change: Change, key: str) -> list[Earlier]:
+        """Rows of this very change that other change keys left in progress (their runs died
+        between the request and the row's completion)."""
+        ...
+
+    def settle(
+        self,
+        orphan: Earlier,
+        *,
+        took_effect: bool,
+        after: dict[str, Fact],
+        revert: Revert | None,
+        note: str,
+    ) -> None:
+        """Complete an orphan's row: applied (the cluster shows it took effect) or failed."""
+        ...
+
+
+@dataclass
+class Held:
+    """The owning workloads' lock as the gate holds it. `keep`, set once the change was sent,
+    holds it on after the gate returns: through the run's verification, until that run ends or
+    the lease expires."""
+
+    verdict: Verdict
+    keep: bool = False
+
 
 class Guards(Protocol):
     """What may stop a change, asked by the gate in a fixed order (see the module's doc)."""
@@ -80,8 +131,11 @@ class Guards(Protocol):
         """Kill switch and scope: asked before anything is read."""
         ...
 
-    def hold(self, change: Change, holder: str) -> AbstractContextManager[Verdict]:
-        """The target's lock across processes, held while the change is decided and sent."""
+    def hold(
+        self, change: Change, key: str, workloads: tuple[str, ...]
+    ) -> AbstractContextManager[Held]:
+        """The owning workloads' lock across processes, held while the change is decided and
+        sent (and after, when the gate sets `keep`)."""
         ...
 
     def recently_done(self, change: Change) -> tuple[Verdict, datetime] | None:
@@ -90,10 +144,22 @@ class Guards(Protocol):
         ...
 
     def limits(
-        self, change: Change, disruption: Disruption | None, approved_by: str = ""
+        self,
+        change: Change,
+        disruptions: Sequence[Disruption],
+        approved_by: str = "",
+        *,
+        key: str = "",
+        dry_run: bool = True,
     ) -> list[Verdict]:
-        """Circuit breaker, budget and blast radius: asked only when something would be sent.
-        With `approved_by`, the budget and blast radius pass over their limit, saying who."""
+        """Circuit breaker, budget and blast radius (one verdict per disrupted workload): asked
+        only when something would be sent. With `approved_by`, the budget and blast radius
+        pass over their limit, saying who. When every verdict passes and it is no dry run, the
+        change's slot of the budget is taken (under the same lock as the count)."""
+        ...
+
+    def kill_switch(self) -> Verdict:
+        """The kill switch, asked again right before the request is sent."""
         ...
 
 
@@ -189,22 +255,33 @@ def apply_change(
     verdicts = guards.admit(change) if guards is not None else []
     if not dry_run and not all(v.passed for v in verdicts):
         _refuse(change, key, verdicts, audit)
-    with target_lock(change.target, lock_timeout), _held(guards, change, key) as lock:
-        verdicts += [lock] if lock is not None else []
+    with target_lock(change.target, lock_timeout), _held(guards, change, key, reach) as held:
+        verdicts += [held.verdict] if held is not None else []
         with _registry_lock:
             attempt = _ledger.get(ledger_key)
         if attempt is not None and attempt.record is not None:
             return attempt.record
         now_facts = change.observe(reach)
         if attempt is None:
-            attempt = _Attempt(before=now_facts, since=datetime.now(UTC))
+            attempt = _recalled(audit, key, dry_run) or _Attempt(
+                before=now_facts, since=datetime.now(UTC)
+            )
             with _registry_lock:
                 _remember(ledger_key, attempt)
         if audit is not None:
             audit.begin(change, key, dry_run, attempt.before)
         try:
             record = _decide(
-                change, key, attempt, now_facts, reach, dry_run, guards, verdicts, approved_by
+                change,
+                key,
+                attempt,
+                now_facts,
+                reach,
+                dry_run,
+                guards,
+                verdicts,
+                approved_by,
+                audit if guards is not None else None,  # orphans are settled under the lease
             )
         except Exception as exc:
             if audit is not None:
@@ -215,13 +292,50 @@ def apply_change(
         if record.status is ChangeStatus.REFUSED:
             raise GuardRefused(record)
         attempt.record = record
+        if held is not None and record.status is ChangeStatus.APPLIED and not dry_run:
+            held.keep = True  # through the run's verification
         return record
 
 
 def _held(
-    guards: Guards | None, change: Change, key: str
-) -> AbstractContextManager[Verdict | None]:
-    return guards.hold(change, key) if guards is not None else nullcontext()
+    guards: Guards | None, change: Change, key: str, reach: Reach
+) -> AbstractContextManager[Held | None]:
+    if guards is None:
+        return nullcontext()
+    return guards.hold(change, key, change.workloads(reach))
+
+
+def _recalled(audit: Audit | None, key: str, dry_run: bool) -> _Attempt | None:
+    """The attempt an earlier process made under this key, from its audit row: the facts
+    before and the first attempt's start survive it, and an attempt it may have sent counts."""
+    earlier = audit.recall(key, dry_run) if audit is not None else None
+    if earlier is None:
+        return None
+    return _Attempt(before=earlier.before, since=earlier.since, tries=earlier.attempts)
+
+
+def _settle_orphans(
+    change: Change, key: str, audit: Audit, now_facts: dict[str, Fact]
+) -> Earlier | None:
+    """Settle this change's rows that dead runs left in progress, from what the cluster shows;
+    the one that took effect (if any): the change is then not sent again."""
+    done: Earlier | None = None
+    for orphan in audit.orphans(change, key):
+        took_effect = change.is_done(now_facts, orphan.before, orphan.since)
+        if took_effect:
+            note = (
+                "settled after its run died: the cluster shows it took effect "
+                f"(found by change {key}, which did not send it again)"
+            )
+        else:
+            note = (
+                "settled after its run died: it never took effect "
+                f"(found by change {key}, which makes it instead)"
+            )
+        revert = change.revert_for(orphan.before) if took_effect else None
+        audit.settle(orphan, took_effect=took_effect, after=now_facts, revert=revert, note=note)
+        done = done or (orphan if took_effect else None)
+    return done
 
 
 def _refuse(change: Change, key: str, verdicts: list[Verdict], audit: Audit | None) -> None:
@@ -252,6 +366,7 @@ def _decide(
     guards: Guards | None,
     verdicts: list[Verdict],
     approved_by: str,
+    audit: Audit | None = None,
 ) -> ChangeRecord:
     def record(
         status: ChangeStatus,
@@ -284,6 +399,13 @@ def _decide(
         # An earlier attempt took effect but its answer never arrived: do not repeat it.
         note = f"took effect on attempt {attempt.tries} (its answer was lost); not repeated"
         return record(ChangeStatus.APPLIED, change.describe(), now_facts, note)
+    if audit is not None and not dry_run and attempt.tries == 0:
+        orphan = _settle_orphans(change, key, audit, now_facts)
+        if orphan is not None:
+            by = orphan.by or "another run"
+            summary = f"done by a run that died, not repeated: {change.describe()}"
+            note = f"{by} sent it and died before completing its audit row; settled as applied"
+            return record(ChangeStatus.ALREADY_DONE, summary, now_facts, note, orphan.since)
     if guards is not None:
         recent = guards.recently_done(change) if attempt.tries == 0 else None
         if recent is not None:
@@ -293,9 +415,18 @@ def _decide(
             return record(
                 ChangeStatus.ALREADY_DONE, summary, now_facts, verdict.detail, took_effect
             )
-        verdicts += guards.limits(change, change.disruption(reach, attempt.before), approved_by)
+        disruptions = change.disruption(reach, attempt.before)
+        verdicts += guards.limits(change, disruptions, approved_by, key=key, dry_run=dry_run)
         if not dry_run and not all(v.passed for v in verdicts):
             return record(ChangeStatus.REFUSED, change.describe(), now_facts)
+        if not dry_run:
+            # Last, right before the request: a switch turned on while this change waited for
+            # the lock (or was decided) stops it.
+            switch = guards.kill_switch()
+            asked = [v for v in verdicts if v.guard != switch.guard]
+            verdicts[:] = [switch, *asked] if len(asked) < len(verdicts) else [*verdicts, switch]
+            if not switch.passed:
+                return record(ChangeStatus.REFUSED, change.describe(), now_facts)
     attempt.tries += 1
     started = time.monotonic()
     performed = change.perform(reach, attempt.before, dry_run=dry_run)

@@ -1,19 +1,26 @@
 """The gate's guards, kept in the incident store so they hold across processes and restarts.
 
     kill switch ─► scope ─► lock ─► (already done?) ─► cooldown ─► circuit breaker ─► budget
-                                                                         ─► blast radius
+                                                ─► blast radius ─► kill switch again ─► send
 
 - **kill switch**: REMEDIATE_SAFETY__KILL_SWITCH=true, or the Prefect Variable
   `remediate_kill_switch` set to true (no restart needed). A switch that cannot be read counts
-  as on: no change is made on an unknown.
+  as on: no change is made on an unknown. Asked first, and again right before the request is
+  sent (`kill_switch`), so a change that waited for the lock stops if it was turned on meanwhile.
 - **scope**: only the workloads' namespaces and the configured kinds.
-- **lock**: a lease row per target; a second run waits (bounded), then the gate looks again.
+- **lock**: a lease row per owning workload (pod -> ReplicaSet -> Deployment, pod ->
+  StatefulSet, a bare pod is its own), so a pod delete and a restart of the pod's Deployment
+  exclude each other; a second run waits (bounded), then the gate looks again. A change that
+  was sent keeps its lease through its run's verification: until that flow run ends (asked of
+  Prefect while another run waits) or the lease expires (`lease_seconds`).
 - **cooldown**: the same change to the same target that took effect moments ago (another run
   for the same incident) is not repeated: the record says "already done" and which run did it.
 - **circuit breaker**: after N changes of one kind to one target within the window, stop and
   escalate: a fix that needs repeating is not fixing anything.
-- **budget**: at most K changes per hour across the cluster.
-- **blast radius**: a change takes down at most a share of a workload's ready pods at once,
+- **budget**: at most K changes per hour across the cluster, counted and spent under one lock
+  (store/safety.py `budget_lock`): a change that passes reserves its slot before it is sent.
+- **blast radius**: a change takes down at most a share of each owning workload's ready pods at
+  once (a pod delete, per workload its pods belong to; a scale to fewer replicas),
   rounded up as Kubernetes rounds a maxUnavailable percentage (so one pod of one may go: F's
   restart of a lone store is the runbook's own step, and it is approved where dangerous).
 
@@ -26,21 +33,50 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from uuid import UUID
 
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 from prefect.variables import Variable
+from sqlmodel import Session
 
 from store import safety
 from store.engine import session_for
 from store.types import utcnow
-from tasks.changes.gate import OVER_LIMIT_GUARDS, TargetBusy
+from tasks.changes.gate import OVER_LIMIT_GUARDS, Held, TargetBusy
 from tasks.changes.models import Change, Disruption, Verdict
+from tasks.run_context import current_flow_run
 from tasks.settings import Safety
 
 LEASE_POLL_SECONDS = 0.1
+HOLDER_LOOK_SECONDS = 1.0  # how often a waiting run asks Prefect whether the holder's run ended
+FLOW_RUN = "flow-run:"
 _ON = {"true", "on", "yes", "1"}
+
+
+def lease_holder(key: str) -> str:
+    """Who holds a lease: the flow run the change is made in (so its verification and its
+    put-back, in the same run, hold it too), else the change itself."""
+    flow_run_id, _ = current_flow_run()
+    return f"{FLOW_RUN}{flow_run_id}" if flow_run_id else f"change:{key}"
+
+
+def run_has_ended(holder: str) -> bool:
+    """The holder is a flow run that is over (completed, failed, crashed, cancelled, or gone):
+    nothing of it is left to verify. Unknown (Prefect unreachable) is not over."""
+    if not holder.startswith(FLOW_RUN):
+        return False
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(UUID(holder[len(FLOW_RUN) :]))
+    except ObjectNotFound:
+        return True
+    except Exception:  # could not tell: the lease stands until it expires
+        return False
+    return run.state is not None and run.state.is_final()
 
 
 class StoreGuards:
@@ -50,9 +86,9 @@ class StoreGuards:
         self._scope = scope
 
     def admit(self, change: Change) -> list[Verdict]:
-        return [self._kill_switch(), self._in_scope(change)]
+        return [self.kill_switch(), self._in_scope(change)]
 
-    def _kill_switch(self) -> Verdict:
+    def kill_switch(self) -> Verdict:
         def verdict(passed: bool, detail: str) -> Verdict:
             return Verdict(guard="kill-switch", passed=passed, detail=detail)
 
@@ -78,32 +114,63 @@ class StoreGuards:
         return Verdict(guard="scope", passed=True, detail=f"{target.key} is in scope")
 
     @contextmanager
-    def hold(self, change: Change, holder: str) -> Iterator[Verdict]:
-        key, started = change.target.key, time.monotonic()
+    def hold(self, change: Change, key: str, workloads: tuple[str, ...]) -> Iterator[Held]:
+        holder, started = lease_holder(key), time.monotonic()
         deadline = started + self._safety.lock_timeout_seconds
-        while not self._take(key, holder):
-            if time.monotonic() > deadline:
+        next_look = started + LEASE_POLL_SECONDS
+        while not self._take(workloads, holder):
+            now = time.monotonic()
+            if now > deadline:
                 raise TargetBusy(
-                    f"{key} stayed locked by another run for "
+                    f"{', '.join(workloads)} stayed locked by another run for "
                     f"{self._safety.lock_timeout_seconds:.0f} s",
                     operation="gate",
                 )
+            if now >= next_look:
+                next_look = now + HOLDER_LOOK_SECONDS
+                if self._end_finished_holders(workloads, holder):
+                    continue
             time.sleep(LEASE_POLL_SECONDS)
         waited = time.monotonic() - started
-        detail = f"{key} held" + (
+        detail = f"{', '.join(workloads)} held" + (
             f" after waiting {waited:.1f} s for another run" if waited > 0.05 else ""
         )
+        held = Held(verdict=Verdict(guard="lock", passed=True, detail=detail))
         try:
-            yield Verdict(guard="lock", passed=True, detail=detail)
+            yield held
         finally:
             with session_for(self._url) as session:
-                safety.release_lease(session, target_key=key, holder=holder)
+                self._let_go(session, held, workloads, holder)
 
-    def _take(self, key: str, holder: str) -> bool:
+    def _let_go(
+        self, session: Session, held: Held, workloads: tuple[str, ...], holder: str
+    ) -> None:
+        """Release the lease, or (a change sent in a flow run) keep it through the run's
+        verification: until the run ends or `lease_seconds` from now."""
+        if held.keep and holder.startswith(FLOW_RUN):
+            seconds = self._safety.lease_seconds
+            safety.extend_leases(session, target_keys=workloads, holder=holder, seconds=seconds)
+        else:
+            safety.release_leases(session, target_keys=workloads, holder=holder)
+
+    def _take(self, workloads: tuple[str, ...], holder: str) -> bool:
         with session_for(self._url) as session:
-            return safety.take_lease(
-                session, target_key=key, holder=holder, seconds=self._safety.lease_seconds
+            return safety.take_leases(
+                session,
+                target_keys=workloads,
+                holder=holder,
+                seconds=self._safety.lease_seconds,
             )
+
+    def _end_finished_holders(self, workloads: tuple[str, ...], holder: str) -> bool:
+        """Drop the leases of holders whose flow run has ended; True if any was dropped."""
+        with session_for(self._url, read_only=True) as session:
+            holders = set(safety.lease_holders(session, target_keys=workloads).values())
+        ended = [h for h in holders - {holder} if run_has_ended(h)]
+        for other in ended:
+            with session_for(self._url) as session:
+                safety.end_leases_of(session, holder=other)
+        return bool(ended)
 
     def recently_done(self, change: Change) -> tuple[Verdict, datetime] | None:
         cooldown = self._safety.cooldown_seconds
@@ -130,23 +197,36 @@ class StoreGuards:
         return Verdict(guard="cooldown", passed=True, detail=detail), took_effect
 
     def limits(
-        self, change: Change, disruption: Disruption | None, approved_by: str = ""
+        self,
+        change: Change,
+        disruptions: Sequence[Disruption],
+        approved_by: str = "",
+        *,
+        key: str = "",
+        dry_run: bool = True,
     ) -> list[Verdict]:
-        verdicts = self._limits(change, disruption)
-        if not approved_by:
-            return verdicts
-        return [_approved_over(v, approved_by) for v in verdicts]
-
-    def _limits(self, change: Change, disruption: Disruption | None) -> list[Verdict]:
-        s, now = self._safety, utcnow()
         with session_for(self._url) as session:
-            same = safety.count_applied_since(
-                session,
-                now - timedelta(seconds=s.breaker_window_seconds),
-                action=change.action.value,
-                target_key=change.target.key,
-            )
-            hour = safety.count_applied_since(session, now - timedelta(hours=1))
+            # The count and the spend in one unit of work under one lock across processes:
+            # a second gate counts this change's reserved slot.
+            safety.budget_lock(session)
+            verdicts = self._limits(session, change, disruptions)
+            if approved_by:
+                verdicts = [_approved_over(v, approved_by) for v in verdicts]
+            if key and not dry_run and all(v.passed for v in verdicts):
+                safety.reserve(session, change_key=key)
+        return verdicts
+
+    def _limits(
+        self, session: Session, change: Change, disruptions: Sequence[Disruption]
+    ) -> list[Verdict]:
+        s, now = self._safety, utcnow()
+        same = safety.count_applied_since(
+            session,
+            now - timedelta(seconds=s.breaker_window_seconds),
+            action=change.action.value,
+            target_key=change.target.key,
+        )
+        hour = safety.count_budget(session, now - timedelta(hours=1))
         window = f"{s.breaker_window_seconds / 60:.0f} min"
         breaker = Verdict(
             guard="circuit-breaker",
@@ -157,21 +237,19 @@ class StoreGuards:
         budget = Verdict(
             guard="budget",
             passed=hour < s.max_changes_per_hour,
-            detail=f"{hour} change(s) across the cluster in the last hour "
-            f"(at most {s.max_changes_per_hour})",
+            detail=f"{hour} change(s) across the cluster in the last hour, those being sent "
+            f"now included (at most {s.max_changes_per_hour})",
         )
-        return [breaker, budget, *self._blast_radius(disruption)]
+        return [breaker, budget, *(self._blast_radius(d) for d in disruptions)]
 
-    def _blast_radius(self, disruption: Disruption | None) -> list[Verdict]:
-        if disruption is None:
-            return []
+    def _blast_radius(self, disruption: Disruption) -> Verdict:
         share = self._safety.max_ready_share
         allowed = math.ceil(share * disruption.ready)
         detail = (
             f"takes down {disruption.taken} of {disruption.workload}'s {disruption.ready} ready "
             f"pod(s) at once (at most {allowed}: {share:.0%}, rounded up)"
         )
-        return [Verdict(guard="blast-radius", passed=disruption.taken <= allowed, detail=detail)]
+        return Verdict(guard="blast-radius", passed=disruption.taken <= allowed, detail=detail)
 
 
 def _approved_over(verdict: Verdict, approver: str) -> Verdict:

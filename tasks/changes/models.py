@@ -16,7 +16,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.adapters.cluster import Cluster, ScalableKind
+from tasks.adapters.cluster import Cluster, Pod, ScalableKind
 from tasks.adapters.errors import PermanentError
 from tasks.adapters.http_endpoints import ControlPlaneScale
 
@@ -80,11 +80,12 @@ class Verdict(BaseModel):
 
 
 class Disruption(BaseModel):
-    """How many of a workload's ready pods a change takes down at once (the blast radius)."""
+    """How many of one workload's ready pods a change takes down at once (the blast radius).
+    A change reports one per owning workload it touches (`Change.disruption`)."""
 
     model_config = ConfigDict(frozen=True)
 
-    workload: str
+    workload: str  # the owning workload's key, Deployment/ns/name (a bare pod: Pod/ns/name)
     taken: int  # ready pods the change takes down
     ready: int  # ready pods the workload has now
 
@@ -176,15 +177,58 @@ class Change(BaseModel, ABC):
     def revert_for(self, before: dict[str, Fact]) -> Revert | None:
         return None
 
-    def disruption(self, reach: Reach, before: dict[str, Fact]) -> Disruption | None:
-        """The ready pods it takes down at once; None for a change that takes none down
-        (a rolling restart keeps to the Deployment's maxUnavailable and the PDB)."""
-        return None
+    def workloads(self, reach: Reach) -> tuple[str, ...]:
+        """The owning workloads it moves (what the lease is keyed on): its target, or for a pod
+        change the Deployment, StatefulSet or bare pod each pod belongs to."""
+        return (self.target.key,)
+
+    def disruption(self, reach: Reach, before: dict[str, Fact]) -> tuple[Disruption, ...]:
+        """The ready pods it takes down at once, one per owning workload; none for a change
+        that takes none down (a rolling restart keeps to maxUnavailable and the PDB)."""
+        return ()
 
 
 def _require(value: object, what: str) -> None:
     if value is None:
         raise PermanentError(f"{what} not found")
+
+
+def _is_ready(pod: Pod) -> bool:
+    return bool(pod.total_containers) and pod.ready_containers == pod.total_containers
+
+
+def owning_workloads(reach: Reach, pods: tuple[Pod, ...] | list[Pod]) -> dict[str, list[Pod]]:
+    """`pods` by the workload that owns each: pod -> ReplicaSet -> Deployment (every ReplicaSet
+    of a Deployment mid-rollout is one workload), pod -> StatefulSet; a bare pod is its own."""
+    by_replica_set: dict[str, str] = {}
+    grouped: dict[str, list[Pod]] = {}
+    for pod in pods:
+        owner, ns = pod.owner, pod.namespace
+        if owner is None:
+            key = f"Pod/{ns}/{pod.name}"
+        elif owner.kind == "ReplicaSet":
+            if owner.name not in by_replica_set:
+                found = reach.cluster.workload_of(pod) or owner
+                by_replica_set[owner.name] = f"{found.kind}/{ns}/{found.name}"
+            key = by_replica_set[owner.name]
+        else:
+            key = f"{owner.kind}/{ns}/{owner.name}"
+        grouped.setdefault(key, []).append(pod)
+    return grouped
+
+
+def _scale_down(
+    change: Change, reach: Reach, before: dict[str, Fact], replicas: int
+) -> tuple[Disruption, ...]:
+    """A scale to fewer replicas takes down the ready pods beyond the new count (the controller
+    removes pods that are not ready first): reported against the workload's ready pods now."""
+    wanted = before.get("replicas")
+    if not isinstance(wanted, int) or replicas >= wanted:
+        return ()
+    key = change.target.key
+    members = owning_workloads(reach, reach.cluster.pods(change.target.namespace)).get(key, [])
+    ready = sum(1 for p in members if _is_ready(p) and not p.deleting)
+    return (Disruption(workload=key, taken=max(ready - replicas, 0), ready=ready),)
 
 
 class RestartDeployment(Change):
@@ -254,6 +298,9 @@ class ScaleWorkload(Change):
 
     def revert_for(self, before: dict[str, Fact]) -> Revert | None:
         return Revert(action=ActionKind.SCALE, target=self.target, value=before.get("replicas"))
+
+    def disruption(self, reach: Reach, before: dict[str, Fact]) -> tuple[Disruption, ...]:
+        return _scale_down(self, reach, before, self.replicas)
 
 
 class PatchHpaWindow(Change):
@@ -391,21 +438,29 @@ class DeletePods(Change):
         which = self.pod if self.pod is not None else f"-l {self.selector}"
         return f"kubectl delete pod -n {self.target.namespace} {which}"
 
-    def disruption(self, reach: Reach, before: dict[str, Fact]) -> Disruption | None:
+    def _picked(self, reach: Reach) -> tuple[Pod, ...]:
+        ns = self.target.namespace
+        if self.pod is not None:
+            found = reach.cluster.pod(ns, self.pod)
+            return (found,) if found is not None else ()
+        return reach.cluster.pods(ns, self.selector) if self.selector else ()
+
+    def workloads(self, reach: Reach) -> tuple[str, ...]:
+        """The workloads owning the pods it picks now (none picked: the target itself)."""
+        return tuple(sorted(owning_workloads(reach, self._picked(reach)))) or (self.target.key,)
+
+    def disruption(self, reach: Reach, before: dict[str, Fact]) -> tuple[Disruption, ...]:
+        """Per owning workload of the doomed pods: its ready pods taken, of its ready pods."""
         pods = [p for p in reach.cluster.pods(self.target.namespace) if not p.deleting]
-        doomed = [p for p in pods if before.get(p.name) == p.uid]
-        if not doomed:
-            return None
-        owner = doomed[0].owner
-        siblings = [p for p in pods if p.owner == owner] if owner is not None else doomed
-        ready = [
-            p for p in siblings if p.total_containers and p.ready_containers == p.total_containers
-        ]
-        return Disruption(
-            workload=f"{owner.kind}/{owner.name}" if owner is not None else doomed[0].name,
-            taken=sum(1 for p in doomed if p in ready),
-            ready=len(ready),
-        )
+        doomed = {p.name for p in pods if before.get(p.name) == p.uid}
+        found = []
+        for workload, members in sorted(owning_workloads(reach, pods).items()):
+            if not any(p.name in doomed for p in members):
+                continue
+            ready = [p for p in members if _is_ready(p)]
+            taken = sum(1 for p in ready if p.name in doomed)
+            found.append(Disruption(workload=workload, taken=taken, ready=len(ready)))
+        return tuple(found)
 
 
 class ScaleViaControlPlane(Change):
@@ -451,6 +506,9 @@ class ScaleViaControlPlane(Change):
 
     def revert_for(self, before: dict[str, Fact]) -> Revert | None:
         return Revert(action=ActionKind.SCALE, target=self.target, value=before.get("replicas"))
+
+    def disruption(self, reach: Reach, before: dict[str, Fact]) -> tuple[Disruption, ...]:
+        return _scale_down(self, reach, before, self.replicas)
 
 
 def undo(revert: Revert, reason: str = "") -> Change:

@@ -1,6 +1,8 @@
-"""The gate's guards on the sandbox, through the real Prefect engine: the kill switch, the scope,
-the lock across processes, the cooldown, the circuit breaker, the hourly budget and the blast
-radius, and a human's approval lifting the last two for one change. Each is judged by the
+"""The gate's guards on the sandbox, through the real Prefect engine: the kill switch (asked
+first and again right before the request), the scope, the lock on the owning workload across
+processes and through the verification, the cooldown, the circuit breaker, the hourly budget
+and the blast radius per owning workload, and a human's approval lifting the last two for one
+change. Each is judged by the
 sandbox's journal (what reached the cluster) and the audit rows in the store."""
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ from flows.approvals import approved_over_limits
 from flows.hpa_thrash import remediate_hpa_thrash
 from flows.triage import triage
 from sandbox import injections
-from sandbox.resources import POD
+from sandbox.resources import DEPLOYMENT, POD, REPLICASET
 from sandbox.server import SandboxServer
 from store.engine import session_for
 from store.models import ActionStatus, IncidentAction
-from store.safety import take_lease
+from store.safety import release_lease, take_lease
+from tasks.changes import gate
 from tasks.changes.gate import GuardRefused
-from tasks.changes.models import ChangeRecord, ChangeStatus
-from tasks.changes.mutations import delete_pods, restart_deployment
+from tasks.changes.models import ChangeRecord, ChangeStatus, Target
+from tasks.changes.mutations import delete_pods, restart_deployment, scale_deployment
 from tasks.models.alerts import parse_alertmanager
 from tasks.models.diagnosis import Scenario
 from tasks.models.outcome import OutcomeStatus
@@ -308,3 +311,222 @@ def test_a_delete_over_the_blast_radius_goes_only_once_a_human_approves(
     blast = next(v for v in record.verdicts if v.guard == "blast-radius")
     assert blast.passed and "3 of" in blast.detail and "approved by frank" in blast.detail
     assert len(sandbox.cluster.journal.mutations()) == 3  # the three pods, one delete each
+
+
+# -- issue 21: the kill switch is read last; the guards count what really moves ---------------
+
+
+def gate_is_waiting(target: Target) -> bool:
+    """The gate holds the target's in-process lock: it is past the kill switch and the scope,
+    waiting on (or holding) the cross-process lease."""
+    try:
+        with gate.target_lock(target, timeout=0):
+            return False
+    except gate.TargetBusy:
+        return True
+
+
+def test_a_change_that_waited_for_the_lease_is_refused_if_the_switch_went_on_meanwhile(
+    sandbox: SandboxServer, store: str, kill_switch_variable: str
+) -> None:
+    core = Target(kind="Deployment", namespace=NS, name=CORE)
+    with session_for(store) as session:
+        assert take_lease(session, target_key=core.key, holder="another-run", seconds=60)
+    ended: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            ended["record"] = guarded_restart(NS, CORE)
+        except GuardRefused as exc:
+            ended["refused"] = exc
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while not gate_is_waiting(core):  # the switch was read (off), the lease is another's
+        assert time.monotonic() < deadline and runner.is_alive(), ended
+        time.sleep(0.02)
+    time.sleep(0.3)
+    Variable.set(kill_switch_variable, "true", overwrite=True)
+    with session_for(store) as session:
+        release_lease(session, target_key=core.key, holder="another-run")
+    runner.join(timeout=60)
+
+    refused = ended.get("refused")
+    assert isinstance(refused, GuardRefused), ended
+    assert next(v.guard for v in refused.record.verdicts if not v.passed) == "kill-switch"
+    assert restarts(sandbox) == 0 and sandbox.cluster.journal.mutations() == []
+    (row,) = audit_rows(store)
+    assert row.status is ActionStatus.REFUSED
+    verdicts = {v["guard"]: v for v in row.verdicts}
+    assert not verdicts["kill-switch"]["passed"] and "after waiting" in verdicts["lock"]["detail"]
+
+
+def label_pods(sandbox: SandboxServer, names: list[str], label: str) -> None:
+    key, value = label.split("=")
+
+    def add(pod: dict[str, object]) -> None:
+        pod["metadata"]["labels"][key] = value  # type: ignore[index]
+
+    for name in names:
+        sandbox.cluster.store.update(POD, NS, name, add)
+
+
+def pod_names(sandbox: SandboxServer, selector: str) -> list[str]:
+    pods, _ = sandbox.cluster.store.list(POD, NS, labels=selector)
+    return sorted(p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp"))
+
+
+def blast_verdicts(record: ChangeRecord) -> dict[str, tuple[bool, str]]:
+    return {
+        v.detail.split("'s ")[0].split(" of ", 1)[1]: (v.passed, v.detail)
+        for v in record.verdicts
+        if v.guard == "blast-radius"
+    }
+
+
+def test_a_selector_spanning_two_workloads_counts_each(sandbox: SandboxServer) -> None:
+    # One of the core's three ready pods (within its half) and both of the workers' two (over
+    # theirs): the workers' verdict refuses the delete, whatever pod the list names first.
+    core, workers = pod_names(sandbox, f"app={CORE}"), pod_names(sandbox, f"app={WORKER}")
+    label_pods(sandbox, [core[0], *workers], "doomed=yes")
+    with pytest.raises(GuardRefused) as refused:
+        guarded_delete(selector="doomed=yes")
+    assert refused_by(refused) == "blast-radius"
+    assert sandbox.cluster.journal.mutations() == []
+    verdicts = blast_verdicts(refused.value.record)
+    assert set(verdicts) == {f"Deployment/{NS}/{CORE}", f"Deployment/{NS}/{WORKER}"}
+    assert verdicts[f"Deployment/{NS}/{CORE}"][0] is True
+    assert "takes down 1 of" in verdicts[f"Deployment/{NS}/{CORE}"][1]
+    assert verdicts[f"Deployment/{NS}/{WORKER}"][0] is False
+    assert "takes down 2 of" in verdicts[f"Deployment/{NS}/{WORKER}"][1]
+
+
+def mid_rollout(sandbox: SandboxServer) -> tuple[list[str], list[str]]:
+    """alphaswarm-core with two ReplicaSets, both serving: a template change, paused as soon
+    as the new ReplicaSet is made, so the old keeps its three pods beside the new one's."""
+    sets, _ = sandbox.cluster.store.list(REPLICASET, NS, labels=f"app={CORE}")
+    old = {rs["metadata"]["name"] for rs in sets}
+
+    def edit(d: dict[str, object]) -> None:
+        template = d["spec"]["template"]  # type: ignore[index]
+        template.setdefault("metadata", {}).setdefault("annotations", {})["test/edit"] = "1"
+
+    def pause(d: dict[str, object]) -> None:
+        d["spec"]["paused"] = True  # type: ignore[index]
+
+    sandbox.cluster.store.update(DEPLOYMENT, NS, CORE, edit)
+    deadline = time.monotonic() + 10
+    while True:
+        sets, _ = sandbox.cluster.store.list(REPLICASET, NS, labels=f"app={CORE}")
+        new = [rs for rs in sets if rs["metadata"]["name"] not in old]
+        if new and new[0]["spec"].get("replicas"):
+            sandbox.cluster.store.update(DEPLOYMENT, NS, CORE, pause)
+            break
+        assert time.monotonic() < deadline, "no new ReplicaSet"
+        time.sleep(0.005)
+    new_hash = new[0]["metadata"]["labels"]["pod-template-hash"]
+
+    def ready(selector: str) -> list[str]:
+        pods, _ = sandbox.cluster.store.list(POD, NS, labels=selector)
+        return [
+            p["metadata"]["name"]
+            for p in pods
+            if any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (p.get("status") or {}).get("conditions") or []
+            )
+        ]
+
+    settle(sandbox, lambda: len(ready(f"pod-template-hash={new_hash}")) >= 1, timeout=30)
+    olds = [n for n in ready(f"app={CORE}") if new_hash not in n]
+    return olds, ready(f"pod-template-hash={new_hash}")
+
+
+@flow(name="planned-delete")
+def planned_delete(selector: str) -> ChangeRecord:
+    return delete_pods(NS, dry_run=True, selector=selector, reason="test")
+
+
+def test_a_deployment_mid_rollout_is_one_workload(sandbox: SandboxServer) -> None:
+    olds, news = mid_rollout(sandbox)
+    assert len(olds) == 3 and len(news) == 1  # two ReplicaSets, four ready pods
+    # Two old pods and the new one: three of the Deployment's four, over its half. Counted
+    # per ReplicaSet, neither set would be over (2 of 3, 1 of 1).
+    label_pods(sandbox, [*olds[:2], *news], "doomed=yes")
+    plan = planned_delete("doomed=yes")
+    assert blast_verdicts(plan) == {
+        f"Deployment/{NS}/{CORE}": (
+            False,
+            f"takes down 3 of Deployment/{NS}/{CORE}'s 4 ready pod(s) at once "
+            "(at most 2: 50%, rounded up)",
+        )
+    }
+    with pytest.raises(GuardRefused) as refused:
+        guarded_delete(selector="doomed=yes")
+    assert refused_by(refused) == "blast-radius"
+    assert sandbox.cluster.journal.mutations() == []
+
+
+@flow(name="guarded-scale")
+def guarded_scale(deployment: str, replicas: int) -> ChangeRecord:
+    return scale_deployment(NS, deployment, replicas, dry_run=False, reason="test")
+
+
+def test_a_scale_down_beyond_the_share_is_refused(sandbox: SandboxServer) -> None:
+    scale = rf"/deployments/{WORKER}/scale$"
+    with pytest.raises(GuardRefused) as refused:
+        guarded_scale(WORKER, 0)  # both of the workers' two ready pods
+    assert refused_by(refused) == "blast-radius" and "takes down 2 of" in str(refused.value)
+    assert sandbox.cluster.journal.mutations() == []
+
+    record = guarded_scale(WORKER, 1)  # one of two: within half
+    assert record.status is ChangeStatus.APPLIED
+    blast = next(v for v in record.verdicts if v.guard == "blast-radius")
+    assert blast.passed and "takes down 1 of" in blast.detail
+    assert len(sandbox.cluster.journal.mutations(scale)) == 1
+
+
+VERIFYING = threading.Event()
+
+
+@flow(name="delete-then-verify")
+def delete_then_verify(pod: str) -> ChangeRecord:
+    """F's shape: a pod delete, then the run verifies (here: until the test lets it go)."""
+    record = delete_pods(NS, dry_run=False, pod=pod, reason="test")
+    VERIFYING.wait(timeout=60)
+    return record
+
+
+def test_a_pod_delete_and_a_restart_of_its_deployment_exclude_each_other(
+    sandbox: SandboxServer,
+) -> None:
+    # The delete keys its lease on the pod's Deployment (pod -> ReplicaSet -> Deployment) and
+    # keeps it while its run verifies: a restart of that Deployment by another run waits for
+    # the run to end, then goes.
+    VERIFYING.clear()
+    pod = pod_names(sandbox, f"app={CORE}")[0]
+    ended: dict[str, ChangeRecord] = {}
+    deleter = threading.Thread(
+        target=lambda: ended.setdefault("delete", delete_then_verify(pod)), daemon=True
+    )
+    deleter.start()
+    deadline = time.monotonic() + 30
+    while not sandbox.cluster.journal.mutations(rf"/pods/{pod}$"):
+        assert time.monotonic() < deadline and deleter.is_alive(), "the delete was not sent"
+        time.sleep(0.02)
+    restarter = threading.Thread(
+        target=lambda: ended.setdefault("restart", guarded_restart(NS, CORE)), daemon=True
+    )
+    restarter.start()
+    time.sleep(2.0)
+    try:
+        assert restarts(sandbox) == 0, "the restart went ahead while the delete was verified"
+    finally:
+        VERIFYING.set()
+        deleter.join(timeout=30)
+        restarter.join(timeout=60)
+    assert ended["delete"].status is ChangeStatus.APPLIED
+    assert ended["restart"].status is ChangeStatus.APPLIED and restarts(sandbox) == 1
+    lock = next(v for v in ended["restart"].verdicts if v.guard == "lock")
+    assert lock.detail.startswith(f"Deployment/{NS}/{CORE} held after waiting")
