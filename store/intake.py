@@ -17,11 +17,17 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from store.models import AlertReceipt, Incident, ReceiptDisposition, TriageOutbox
+from store.models import (
+    AlertReceipt,
+    Incident,
+    IncidentStatus,
+    ReceiptDisposition,
+    TriageOutbox,
+)
 from store.types import utcnow
 
 # An alert's identity in the ledger: (fingerprint, status, starts_at).
@@ -218,3 +224,49 @@ def pending_count(session: Session) -> int:
             .where(col(TriageOutbox.delivered_at).is_(None))
         ).one()
     )
+
+
+# Retention (REMEDIATE_INTAKE__RETENTION_DAYS): rows are deleted in batches of this many, each
+# batch its own short transaction, so a first purge of a large table never holds SQLite's write
+# lock (and with it the intake's answers) for long.
+PURGE_BATCH = 500
+
+
+def purge_receipts(session: Session, *, before: datetime, limit: int = PURGE_BATCH) -> int:
+    """Delete up to `limit` receipts received before `before`; how many. A receipt of an
+    incident still open is kept whatever its age: its alert may still be re-sent (every
+    repeat_interval while it fires) and must stay a copy, not a new alert."""
+    still_open = select(Incident.id).where(col(Incident.status) != IncidentStatus.RESOLVED)
+    expired = (
+        select(AlertReceipt.id)
+        .where(col(AlertReceipt.received_at) < before)
+        .where(
+            or_(
+                col(AlertReceipt.incident_id).is_(None),
+                col(AlertReceipt.incident_id).not_in(still_open),
+            )
+        )
+        .order_by(col(AlertReceipt.id))
+        .limit(limit)
+    )
+    return _delete_ids(session, AlertReceipt, list(session.exec(expired).all()))
+
+
+def purge_delivered(session: Session, *, before: datetime, limit: int = PURGE_BATCH) -> int:
+    """Delete up to `limit` outbox rows delivered before `before`; how many. An undelivered row
+    is never deleted, however old: it is a triage run still owed."""
+    expired = (
+        select(TriageOutbox.id)
+        .where(col(TriageOutbox.delivered_at).is_not(None))
+        .where(col(TriageOutbox.delivered_at) < before)
+        .order_by(col(TriageOutbox.id))
+        .limit(limit)
+    )
+    return _delete_ids(session, TriageOutbox, list(session.exec(expired).all()))
+
+
+def _delete_ids(session: Session, table: Any, ids: list[int | None]) -> int:
+    if not ids:
+        return 0
+    session.exec(delete(table).where(col(table.id).in_(ids)))
+    return len(ids)

@@ -189,6 +189,17 @@ class Intake(BaseModel):
     triage_deployment: str = Field(
         default="triage/triage", description="the served deployment alerts are triaged by"
     )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="a webhook body over this is answered 413 as soon as this much has been read",
+    )
+    retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="alert receipts and delivered outbox rows older than this are deleted "
+        "(hourly, by the intake); an undelivered outbox row is never deleted",
+    )
 
 
 class Serving(BaseModel):

@@ -1,6 +1,7 @@
 """The intake's work after the answer, each in a thread of its own: the outbox creates the owed
-triage runs, and the copy writer adds the copies answered without the write lock to their
-receipts."""
+triage runs, the copy writer adds the copies answered without the write lock to their
+receipts, and retention deletes the receipts and delivered outbox rows past
+REMEDIATE_INTAKE__RETENTION_DAYS."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import threading
 from collections.abc import Callable
 
 from deployments.intake.metrics import IntakeMetrics
+from tasks.settings import Settings
 from tasks.triggers import outbox
 from tasks.triggers.copies import FLUSH_SECONDS, Copies
+from tasks.triggers.intake import purge_expired
 
 log = logging.getLogger("remediate.intake")
 
 DISPATCH_POLL_SECONDS = 1.0
+RETENTION_POLL_SECONDS = 3600.0
 
 
 class Chore:
@@ -96,3 +100,31 @@ class CopyWriter(Chore):
 
     def last_round(self) -> None:
         self._copies.flush()  # what it holds is written before the intake stops
+
+
+class Retention(Chore):
+    """Deletes what is past retention (`purge_expired`): once at start, then every
+    RETENTION_POLL_SECONDS. Two replicas doing it too is harmless: a row is deleted once."""
+
+    name = "retention"
+
+    def __init__(self, settings: Settings, poll_seconds: float = RETENTION_POLL_SECONDS):
+        super().__init__(poll_seconds)
+        self._settings = settings
+        self.last_purged: tuple[int, int] | None = None  # (receipts, outbox rows), last round
+
+    def start(self) -> Chore:
+        self.wake()  # the first round at once, not an hour after start
+        return super().start()
+
+    def round(self) -> None:
+        purged = purge_expired(self._settings)
+        self.last_purged = (purged.receipts, purged.outbox)
+        if purged.receipts or purged.outbox:
+            log.info(
+                "retention: deleted %d alert receipt(s) and %d delivered outbox row(s) older "
+                "than %s day(s)",
+                purged.receipts,
+                purged.outbox,
+                self._settings.intake.retention_days,
+            )

@@ -19,6 +19,7 @@ intake answers a payload of copies only before this (tasks/triggers/copies.py).
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any
 
@@ -281,3 +282,32 @@ def incidents_named(receipt: Receipt) -> tuple[int, ...]:
             )
         )
     )
+
+
+class Purged(BaseModel):
+    """What one retention pass deleted."""
+
+    receipts: int = 0
+    outbox: int = 0
+
+
+def purge_expired(settings: Settings | None = None, *, now: datetime | None = None) -> Purged:
+    """Retention: delete the alert receipts and the delivered outbox rows older than
+    REMEDIATE_INTAKE__RETENTION_DAYS, a batch per transaction. Never an undelivered outbox row
+    (a run still owed), nor the receipt of an incident still open (its alert may be re-sent).
+    The intake runs this at start and every hour (`deployments.intake.background.Retention`)."""
+    settings = settings or Settings()
+    url = settings.store.url.get_secret_value()
+    before = (now or utcnow()) - timedelta(days=settings.intake.retention_days)
+    purged = Purged()
+    for field, purge in (
+        ("receipts", ledger.purge_receipts),
+        ("outbox", ledger.purge_delivered),
+    ):
+        while True:
+            with session_for(url) as session:
+                deleted = purge(session, before=before)
+            setattr(purged, field, getattr(purged, field) + deleted)
+            if deleted < ledger.PURGE_BATCH:
+                break
+    return purged
