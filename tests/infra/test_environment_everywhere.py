@@ -14,6 +14,9 @@ import pytest
 import yaml
 
 from deployments.table import PREFECT_YAML
+from sandbox.cluster import SandboxCluster
+from sandbox.flow_env import flow_env
+from tasks.settings import Settings, environment_name
 from tests.infra.manifests import INFRA, ROOT, documents, manifests
 
 PROJECT_IMAGE = "ghcr.io/alphaswarm/alphaswarm-remediate"
@@ -84,3 +87,17 @@ def test_the_helm_values_set_it() -> None:
 def test_the_image_sets_it() -> None:
     lines = (INFRA / "Dockerfile").read_text().splitlines()
     assert "ENV REMEDIATE_ENVIRONMENT=production" in lines
+
+
+def test_the_sandbox_says_dev_explicitly() -> None:
+    """What `remediate up`, `remediate sandbox up`, `demo` and the flow tests hand the flows:
+    a sandbox is dev, said, not assumed."""
+    assert flow_env("http://127.0.0.1:1", SandboxCluster())["REMEDIATE_ENVIRONMENT"] == "dev"
+
+
+def test_unset_is_unknown_never_dev(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REMEDIATE_ENVIRONMENT", raising=False)
+    assert Settings().environment is None
+    assert environment_name(Settings().environment) == "unknown"
+    monkeypatch.setenv("REMEDIATE_ENVIRONMENT", "staging")
+    assert environment_name(Settings().environment) == "staging"
