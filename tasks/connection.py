@@ -2,9 +2,10 @@
 
 Tasks take plain names, not clients, so Prefect can render and record their parameters; they
 reach the cluster through `cluster()`, a `ReadOnlyCluster`: a separate object with only the
-reads, over the connection pool of `tasks.adapters.pool`. The object that can write is not
-reachable from here: the gate gets it from `tasks.changes.writer.cluster_writer()`, and
-import-linter lets nothing else import the pool or the Kubernetes implementation.
+reads, over the connection pool of `tasks.adapters.pool`, and JWKS through `http_endpoints()`,
+likewise without the control plane's scale. The objects that can write are not reachable from
+here: the gate gets them from `tasks.changes.writer`, and import-linter lets nothing else import
+the pool or the Kubernetes implementation.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from __future__ import annotations
 import threading
 
 from tasks.adapters.cluster import ClusterReader, ReadOnlyCluster
-from tasks.adapters.http_endpoints import HttpEndpoints
-from tasks.adapters.pool import close_pooled, pooled_cluster
+from tasks.adapters.http_endpoints import HttpEndpoints, JwksAnswer
+from tasks.adapters.pool import close_pooled, pooled_cluster, pooled_endpoints
 from tasks.adapters.workers import CeleryWorkers, Workers
 from tasks.settings import CeleryBroker, KubeAccess, Settings
 
 _lock = threading.Lock()
-_http: list[HttpEndpoints] = []
 _workers: dict[str, CeleryWorkers] = {}
 
 
@@ -28,12 +28,25 @@ def cluster(access: KubeAccess | None = None) -> ClusterReader:
     return ReadOnlyCluster(pooled_cluster(access or Settings().kube))
 
 
-def http_endpoints() -> HttpEndpoints:
-    """The JWKS and control-plane client, one per process."""
-    with _lock:
-        if not _http:
-            _http.append(HttpEndpoints(timeout=Settings().kube.request_timeout_seconds))
-        return _http[0]
+class JwksEndpoint:
+    """The HTTP read the probes make, JWKS from where the flows run, over the process's pooled
+    `HttpEndpoints`; the control plane's scale is not here (`tasks.changes.writer`)."""
+
+    __slots__ = ("_reads",)
+
+    def __init__(self, pooled: HttpEndpoints) -> None:
+        self._reads = pooled
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def jwks(self, url: str) -> JwksAnswer:
+        return self._reads.jwks(url)
+
+
+def http_endpoints() -> JwksEndpoint:
+    """JWKS over the process's one HTTP client, read-only."""
+    return JwksEndpoint(pooled_endpoints(Settings().kube.request_timeout_seconds))
 
 
 def workers(broker: CeleryBroker | None = None) -> Workers:
@@ -53,6 +66,3 @@ def close_all() -> None:
         for adapter in _workers.values():
             adapter.close()
         _workers.clear()
-        for client in _http:
-            client.close()
-        _http.clear()

@@ -31,8 +31,7 @@ from tasks.changes.models import (
     Target,
     undo,
 )
-from tasks.changes.writer import cluster_writer
-from tasks.connection import http_endpoints
+from tasks.changes.writer import cluster_writer, control_plane_writer
 from tasks.retries import mutation_task
 from tasks.settings import Settings
 
@@ -53,7 +52,7 @@ def _through_gate(
     if control_plane:
         reach = Reach(
             cluster=reach.cluster,
-            control_plane=http_endpoints(),
+            control_plane=control_plane_writer(),
             control_plane_url=settings.control_plane.base_url,
             control_plane_token=settings.control_plane.token.get_secret_value(),
         )

@@ -14,8 +14,8 @@ import pytest
 from sandbox.server import SandboxServer
 from tasks.adapters.cluster import Cluster, ClusterReader
 from tasks.adapters.kubernetes import KubernetesCluster
-from tasks.changes.writer import cluster_writer
-from tasks.connection import close_all, cluster
+from tasks.changes.writer import cluster_writer, control_plane_writer
+from tasks.connection import close_all, cluster, http_endpoints
 from tasks.settings import KubeAccess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,6 +95,18 @@ def test_close_all_closes_the_shared_pool(access: KubeAccess) -> None:
     again = cluster_writer(access)
     assert again is not writer
     assert cluster(access).deployment(NS, CORE) is not None
+
+
+def test_the_http_view_reads_jwks_and_cannot_scale_through_the_control_plane() -> None:
+    try:
+        view, writer = http_endpoints(), control_plane_writer()
+        assert view is not writer
+        assert {name for name in dir(view) if not name.startswith("_")} == {"jwks"}
+        assert not hasattr(view, "scale_via_control_plane")
+        assert hasattr(writer, "scale_via_control_plane")
+        assert control_plane_writer() is writer  # one client per process, shared with the view
+    finally:
+        close_all()
 
 
 def test_the_import_contracts_cover_every_package_and_follow_indirect_chains() -> None:
