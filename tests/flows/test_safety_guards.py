@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prefect import flow
@@ -34,6 +35,7 @@ from tasks.changes import gate
 from tasks.changes.gate import GuardRefused
 from tasks.changes.models import ChangeRecord, ChangeStatus, Target
 from tasks.changes.mutations import delete_pods, restart_deployment, scale_deployment
+from tasks.connection import close_all
 from tasks.models.alerts import parse_alertmanager
 from tasks.models.diagnosis import Scenario
 from tasks.models.outcome import OutcomeStatus
@@ -443,29 +445,23 @@ def mid_rollout(sandbox: SandboxServer) -> tuple[list[str], list[str]]:
     return olds, ready(f"pod-template-hash={new_hash}")
 
 
-@flow(name="planned-delete")
-def planned_delete(selector: str) -> ChangeRecord:
-    return delete_pods(NS, dry_run=True, selector=selector, reason="test")
-
-
 def test_a_deployment_mid_rollout_is_one_workload(sandbox: SandboxServer) -> None:
     olds, news = mid_rollout(sandbox)
     assert len(olds) == 3 and len(news) == 1  # two ReplicaSets, four ready pods
     # Two old pods and the new one: three of the Deployment's four, over its half. Counted
     # per ReplicaSet, neither set would be over (2 of 3, 1 of 1).
     label_pods(sandbox, [*olds[:2], *news], "doomed=yes")
-    plan = planned_delete("doomed=yes")
-    assert blast_verdicts(plan) == {
+    with pytest.raises(GuardRefused) as refused:
+        guarded_delete(selector="doomed=yes")
+    assert refused_by(refused) == "blast-radius"
+    assert sandbox.cluster.journal.mutations() == []
+    assert blast_verdicts(refused.value.record) == {
         f"Deployment/{NS}/{CORE}": (
             False,
             f"takes down 3 of Deployment/{NS}/{CORE}'s 4 ready pod(s) at once "
             "(at most 2: 50%, rounded up)",
         )
     }
-    with pytest.raises(GuardRefused) as refused:
-        guarded_delete(selector="doomed=yes")
-    assert refused_by(refused) == "blast-radius"
-    assert sandbox.cluster.journal.mutations() == []
 
 
 @flow(name="guarded-scale")
@@ -490,6 +486,21 @@ def test_a_scale_down_beyond_the_share_is_refused(sandbox: SandboxServer) -> Non
 VERIFYING = threading.Event()
 
 
+@pytest.fixture
+def any_pod_sandbox(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SandboxServer]:
+    """A sandbox without the project's RBAC (which lets the runbook delete only the StatefulSet
+    pods): the lease must hold for a Deployment's pods as well."""
+    with SandboxServer(tick_seconds=0.05) as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+        monkeypatch.setenv("REMEDIATE_KUBE__KUBECONFIG", str(kubeconfig))
+        try:
+            yield server
+        finally:
+            close_all()
+
+
 @flow(name="delete-then-verify")
 def delete_then_verify(pod: str) -> ChangeRecord:
     """F's shape: a pod delete, then the run verifies (here: until the test lets it go)."""
@@ -499,8 +510,9 @@ def delete_then_verify(pod: str) -> ChangeRecord:
 
 
 def test_a_pod_delete_and_a_restart_of_its_deployment_exclude_each_other(
-    sandbox: SandboxServer,
+    any_pod_sandbox: SandboxServer,
 ) -> None:
+    sandbox = any_pod_sandbox
     # The delete keys its lease on the pod's Deployment (pod -> ReplicaSet -> Deployment) and
     # keeps it while its run verifies: a restart of that Deployment by another run waits for
     # the run to end, then goes.
