@@ -501,44 +501,82 @@ def any_pod_sandbox(
             close_all()
 
 
-@flow(name="delete-then-verify")
-def delete_then_verify(pod: str) -> ChangeRecord:
-    """F's shape: a pod delete, then the run verifies (here: until the test lets it go)."""
-    record = delete_pods(NS, dry_run=False, pod=pod, reason="test")
+def act(how: str, what: str) -> ChangeRecord:
+    if how == "restart":
+        return restart_deployment(NS, what, dry_run=False, reason="test")
+    if how == "delete-pod":
+        return delete_pods(NS, dry_run=False, pod=what, reason="test")
+    return delete_pods(NS, dry_run=False, selector=what, reason="test")
+
+
+@flow(name="change-then-verify")
+def change_then_verify(how: str, what: str) -> ChangeRecord:
+    """A change, then the run verifies it (here: until the test lets it go)."""
+    record = act(how, what)
     VERIFYING.wait(timeout=60)
     return record
 
 
-def test_a_pod_delete_and_a_restart_of_its_deployment_exclude_each_other(
+@flow(name="guarded-change")
+def guarded_change(how: str, what: str) -> ChangeRecord:
+    return act(how, what)
+
+
+FIRST_CORE_POD = "<the first core pod>"
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "workload"),
+    [
+        # F's shape on a Deployment: its pod deleted, then its restart by another run.
+        (("delete-pod", FIRST_CORE_POD), ("restart", CORE), f"Deployment/{NS}/{CORE}"),
+        # One StatefulSet pod, named by a selector and by its name.
+        (
+            ("delete-selected", "app=postgres"),
+            ("delete-pod", "postgres-0"),
+            f"StatefulSet/{NS}/postgres",
+        ),
+    ],
+    ids=["pod-then-its-deployment", "selector-then-the-same-pod"],
+)
+def test_changes_to_one_workload_exclude_each_other_through_the_verification(
     any_pod_sandbox: SandboxServer,
+    first: tuple[str, str],
+    second: tuple[str, str],
+    workload: str,
 ) -> None:
+    # The lease is keyed on the owning workload (pod -> ReplicaSet -> Deployment, pod ->
+    # StatefulSet) and the first run keeps it while it verifies: the second run's change to the
+    # same workload waits for that run to end, then goes.
     sandbox = any_pod_sandbox
-    # The delete keys its lease on the pod's Deployment (pod -> ReplicaSet -> Deployment) and
-    # keeps it while its run verifies: a restart of that Deployment by another run waits for
-    # the run to end, then goes.
     VERIFYING.clear()
-    pod = pod_names(sandbox, f"app={CORE}")[0]
+    if first[1] == FIRST_CORE_POD:
+        first = (first[0], pod_names(sandbox, f"app={CORE}")[0])
+    journal = sandbox.cluster.journal
     ended: dict[str, ChangeRecord] = {}
-    deleter = threading.Thread(
-        target=lambda: ended.setdefault("delete", delete_then_verify(pod)), daemon=True
-    )
-    deleter.start()
+    runs = [
+        threading.Thread(
+            target=lambda: ended.setdefault("first", change_then_verify(*first)), daemon=True
+        ),
+        threading.Thread(
+            target=lambda: ended.setdefault("second", guarded_change(*second)), daemon=True
+        ),
+    ]
+    runs[0].start()
     deadline = time.monotonic() + 30
-    while not sandbox.cluster.journal.mutations(rf"/pods/{pod}$"):
-        assert time.monotonic() < deadline and deleter.is_alive(), "the delete was not sent"
+    while not journal.mutations():
+        assert time.monotonic() < deadline and runs[0].is_alive(), "the first change not sent"
         time.sleep(0.02)
-    restarter = threading.Thread(
-        target=lambda: ended.setdefault("restart", guarded_restart(NS, CORE)), daemon=True
-    )
-    restarter.start()
+    sent = len(journal.mutations())
+    runs[1].start()
     time.sleep(2.0)
     try:
-        assert restarts(sandbox) == 0, "the restart went ahead while the delete was verified"
+        assert len(journal.mutations()) == sent, "the second change went ahead mid-verification"
     finally:
         VERIFYING.set()
-        deleter.join(timeout=30)
-        restarter.join(timeout=60)
-    assert ended["delete"].status is ChangeStatus.APPLIED
-    assert ended["restart"].status is ChangeStatus.APPLIED and restarts(sandbox) == 1
-    lock = next(v for v in ended["restart"].verdicts if v.guard == "lock")
-    assert lock.detail.startswith(f"Deployment/{NS}/{CORE} held after waiting")
+        for run in runs:
+            run.join(timeout=60)
+    assert ended["first"].status is ChangeStatus.APPLIED
+    assert ended["second"].status is ChangeStatus.APPLIED and len(journal.mutations()) > sent
+    lock = next(v for v in ended["second"].verdicts if v.guard == "lock")
+    assert lock.detail.startswith(f"{workload} held after waiting")
