@@ -16,7 +16,7 @@ from tasks.changes.mutations import restart_deployment
 from tasks.changes.writer import cluster_writer
 from tests.flows.gate_journal import READ_ONLY_WRITES, target_prefix, ungated_writes
 
-NS, CORE = "alphaswarm", "alphaswarm-core"
+NS, CORE, REDIS = "alphaswarm", "alphaswarm-core", "redis-master-0"
 DEPLOYMENT = f"/apis/apps/v1/namespaces/{NS}/deployments/{CORE}"
 
 
@@ -61,17 +61,19 @@ def test_a_write_around_the_gate_is_reported_even_beside_a_plan_for_its_target(
 ) -> None:
     assert gated_restart(dry_run=True).status is ChangeStatus.PLANNED  # a row, but nothing sent
     writer = cluster_writer()
-    writer.set_replicas(NS, "Deployment", CORE, 3, dry_run=True)  # a dry run: not reported
-    writer.set_replicas(NS, "Deployment", CORE, 3, dry_run=False)
+    # Writes infra/rbac.yaml allows the flows' account (the sandbox enforces it): a restart of
+    # alphaswarm-core and a delete of the Redis pod, each as the gate would send it, without it.
+    writer.rollout_restart(NS, CORE, dry_run=True)  # a dry run: not reported
+    writer.rollout_restart(NS, CORE, dry_run=False)
     pods, _ = sandbox.cluster.store.list(POD, NS, labels=f"app={CORE}")
     victim = pods[0]["metadata"]["name"]
     writer.exec(NS, victim, ["true"])  # read-only: not reported
-    writer.delete_pod(NS, victim, dry_run=False)
+    writer.delete_pod(NS, REDIS, dry_run=False)
     httpx.post(f"{sandbox.url}/sandbox/v1/incidents/crashloop-single", trust_env=False)
     assert ungated_writes([sandbox], {store}) == [
-        f"PATCH {DEPLOYMENT}/scale: no audit row for Deployment/{NS}/{CORE}* whose change was "
-        "sent (sent: [])",
-        f"DELETE /api/v1/namespaces/{NS}/pods/{victim}: no audit row for Pod/{NS}/* whose change "
+        f"PATCH {DEPLOYMENT}: no audit row for Deployment/{NS}/{CORE}* whose change was sent "
+        "(sent: [])",
+        f"DELETE /api/v1/namespaces/{NS}/pods/{REDIS}: no audit row for Pod/{NS}/* whose change "
         "was sent (sent: [])",
         "POST /sandbox/v1/incidents/crashloop-single: no gated change writes this",
     ]
