@@ -39,7 +39,7 @@ from tasks.models.outcome import Outcome, Verification
 from tasks.models.scenario_call import ScenarioCall
 from tasks.models.snapshots import QueueSnapshot
 from tasks.probes.workload import (
-    CELERY_INSPECT_ACTIVE,
+    celery_inspect_active,
     how_queue_is_read,
     probe_celery_workers,
     probe_queue_depth,
@@ -133,7 +133,7 @@ def _describe(snapshot: QueueSnapshot, celery: CeleryView) -> list[str]:
         lines.append(f"celery inspect ping: {celery.online.count} worker(s) answer")
     elif celery.error and snapshot.depth is not None:
         lines.append(celery.error)
-    lines.append(f"$ kubectl exec -n {ns} deploy/{name} -- {' '.join(CELERY_INSPECT_ACTIVE)}")
+    lines.append(f"$ kubectl exec -n {ns} deploy/{name} -- {celery_inspect_active().shown()}")
     lines += snapshot.inspect_output.strip().splitlines()[-20:] or ["(no output)"]
     w = snapshot.workers
     lines.append(

@@ -55,6 +55,10 @@ from tasks.verifies import VerifyFailed, verify_stateful_ready
 VERIFY_CHECK = "replacement pod ready, same volumes, same data"
 
 
+class DataCheckInconclusive(Exception):
+    """The pod is back on the same volumes, but the store refused the data check itself."""
+
+
 class StatefulFailoverParams(BaseModel):
     """Which stores to look at and whether to act; defaults from settings. The environment is
     not a parameter: whether this is production comes from the deployment's settings only."""
@@ -125,6 +129,8 @@ def _verify(at: StoreAtRisk, before: DataMarker, params: StatefulFailoverParams)
     data = verify_data_survived.with_options(retries=attempts, retry_delay_seconds=delay)(
         at, before
     )
+    if data.marker.inconclusive:
+        raise DataCheckInconclusive(f"{', '.join(ready)} ready; {data.describe(before)}")
     return Verification(
         check=VERIFY_CHECK,
         passed=True,
@@ -255,6 +261,15 @@ def _remediate(params: StatefulFailoverParams) -> Outcome:
     else:
         try:
             outcome = Outcome.mitigated(diagnosis, (change,), (_verify(at, before, params),))
+        except DataCheckInconclusive as exc:
+            # Never "the data survived": a human checks what this run could not.
+            unknown = Verification(check=VERIFY_CHECK, passed=False, detail=f"inconclusive: {exc}")
+            outcome = Outcome.escalated(
+                diagnosis,
+                f"the {at.store} pod is back on the same volumes, but its data could not be "
+                f"checked: {exc}",
+                change,
+            ).model_copy(update={"verification": (unknown,)})
         except (NotYetHealthy, VerifyFailed) as exc:
             failed = Verification(check=VERIFY_CHECK, passed=False, detail=str(exc))
             outcome = Outcome.failed(

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from sandbox.api_objects import container_names, default_container, require
 from sandbox.api_wire import ApiError, dumps, parse_bool, parse_int
 from sandbox.cluster import SandboxCluster
 from sandbox.resources import POD
 from sandbox.runtime import ExecResult
+from sandbox.shell import unwrap
 from sandbox.store import Obj, now_rfc3339
 
 EXEC_PROTOCOLS = (
@@ -88,6 +89,31 @@ def exit_status(result: ExecResult, argv: list[str]) -> bytes:
     )
 
 
+STDIN_WAIT_SECONDS = 5.0
+
+
+async def _read_stdin(ws: web.WebSocketResponse) -> str:
+    """What the client writes on channel 0 up to its first newline (or until it closes stdin,
+    v5's close frame, or stops writing): the one line `sandbox.shell`'s script reads."""
+    data = ""
+    while "\n" not in data:
+        try:
+            message = await ws.receive(timeout=STDIN_WAIT_SECONDS)
+        except TimeoutError:
+            break
+        payload = message.data
+        if message.type == WSMsgType.TEXT and isinstance(payload, str) and payload[:1] == "\x00":
+            data += payload[1:]
+        elif message.type == WSMsgType.BINARY and isinstance(payload, bytes):
+            if payload[:1] == b"\x00":
+                data += payload[1:].decode(errors="replace")
+            elif payload == b"\xff\x00":  # v5: the client closed stdin
+                break
+        else:
+            break
+    return data
+
+
 async def exec_pod(
     request: web.Request, cluster: SandboxCluster, namespace: str, name: str
 ) -> web.StreamResponse:
@@ -100,9 +126,11 @@ async def exec_pod(
     if not ws.can_prepare(request).ok:
         raise ApiError(400, "Upgrade request required", "BadRequest")
     await ws.prepare(request)
-    # On a thread: a handler may run a real program (the Celery CLI) and must not stall the API.
-    result = await asyncio.to_thread(cluster.runtime.exec, namespace, name, container, argv)
     q = request.query
+    stdin = await _read_stdin(ws) if parse_bool(q.get("stdin"), "stdin") else ""
+    command = unwrap(argv, stdin)
+    # On a thread: a handler may run a real program (the Celery CLI) and must not stall the API.
+    result = await asyncio.to_thread(cluster.runtime.exec, namespace, name, container, command)
     if result.stdout and q.get("stdout") != "false":
         await ws.send_bytes(b"\x01" + result.stdout.encode())
     if result.stderr and q.get("stderr") != "false":

@@ -24,7 +24,7 @@ import redis
 from sandbox import celery_app
 from sandbox.cluster import SandboxCluster
 from sandbox.processes import tagged_env
-from sandbox.redis_cli import command_of, has_redis_cli, redis_serving
+from sandbox.redis_cli import auth_refused, command_of, has_redis_cli, redis_serving
 from sandbox.resources import POD
 from sandbox.runtime import ExecHandler, ExecResult
 
@@ -55,6 +55,8 @@ def redis_llen_handler(
             return None
         pod = cluster.store.get(POD, namespace, pod_name)
         if pod is None or not has_redis_cli(pod) or not redis_serving(cluster, namespace):
+            return None
+        if auth_refused(pod, argv) is not None:  # the canned handler answers the refusal
             return None
         try:
             with redis.Redis.from_url(broker_url, socket_timeout=2) as broker:

@@ -16,8 +16,20 @@ from pathlib import Path
 from sandbox.auth0 import JWKS_PATH
 from sandbox.backlog import REHEARSAL_QUEUE_DEPTH_ALARM, SIMULATED_QUEUE
 from sandbox.cluster import SandboxCluster
+from sandbox.redis_cli import SANDBOX_REDIS_PASSWORD
+from sandbox.topology import SANDBOX_POSTGRES_DB, SANDBOX_POSTGRES_USER
 
 REHEARSAL_HOLD_SECONDS = 0.5
+
+
+def datastore_env() -> dict[str, str]:
+    """How the flows' in-pod checks log in to the sandbox's Postgres and Redis (runbook F's data
+    check, C's queue depth without a broker), as the operator sets them for a real cluster."""
+    return {
+        "REMEDIATE_POSTGRES__USER": SANDBOX_POSTGRES_USER,
+        "REMEDIATE_POSTGRES__DATABASE": SANDBOX_POSTGRES_DB,
+        "REMEDIATE_REDIS__PASSWORD": SANDBOX_REDIS_PASSWORD,
+    }
 
 
 def flow_env(
@@ -45,6 +57,7 @@ def flow_env(
         "REMEDIATE_CONTROL_PLANE__TOKEN": cluster.control_plane.token,
         "REMEDIATE_AUTH__JWKS_URL": base_url + JWKS_PATH,
         "REMEDIATE_CELERY__QUEUE_DEPTH_ALARM": str(REHEARSAL_QUEUE_DEPTH_ALARM),
+        **datastore_env(),
     }
     if kubeconfig is not None:
         env["REMEDIATE_KUBE__KUBECONFIG"] = str(kubeconfig)

@@ -10,6 +10,11 @@ without `-t`: bare values, no `(integer)`.
 
 While no Redis pod serves (the `redis-down` incident), every command fails to connect. With real
 Celery workers, `sandbox.celery_exec` answers `llen` from the real broker first.
+
+The sandbox's Redis has a password, as a production one does (`--requirepass` in the
+redis-stack image's REDIS_ARGS): a command without `-a PASSWORD` (or REDISCLI_AUTH, which
+`sandbox.shell` turns into `-a`) is refused with Redis's own `NOAUTH Authentication required.`,
+a wrong one with `WRONGPASS`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from sandbox.resources import POD
 from sandbox.runtime import ExecResult
 from sandbox.volumes import redis_claim
 
+SANDBOX_REDIS_PASSWORD = "sandbox-redis-requirepass"
+NOAUTH = "NOAUTH Authentication required.\n"
+WRONGPASS = "AUTH failed: WRONGPASS invalid username-password pair or user is disabled.\n" + NOAUTH
 _VALUED_OPTIONS = frozenset({"-h", "-p", "-n", "-a", "-u", "-s", "--user", "--pass"})
 _FLAGS = frozenset({"--no-auth-warning", "--raw", "--no-raw", "-e", "--verbose"})
 REFUSED = "Could not connect to Redis at 127.0.0.1:6379: Connection refused\n"
@@ -41,6 +49,37 @@ def command_of(argv: Sequence[str]) -> list[str] | None:
     return [words[0].lower(), *words[1:]] if words else []
 
 
+def requirepass(pod: Mapping[str, Any]) -> str | None:
+    """The password the pod's server requires: `--requirepass X` in REDIS_ARGS."""
+    for container in pod["spec"]["containers"]:
+        for var in container.get("env") or []:
+            if var.get("name") == "REDIS_ARGS":
+                words = str(var.get("value") or "").split()
+                if "--requirepass" in words[:-1]:
+                    return words[words.index("--requirepass") + 1]
+    return None
+
+
+def _given_password(argv: Sequence[str]) -> str | None:
+    words = list(argv[1:])
+    for flag in ("-a", "--pass"):
+        if flag in words[:-1]:
+            return words[words.index(flag) + 1]
+    return None
+
+
+def auth_refused(pod: Mapping[str, Any], argv: Sequence[str]) -> ExecResult | None:
+    """What the server answers a command without the right password; None when it is right
+    (or the server has none)."""
+    wanted = requirepass(pod)
+    if wanted is None:
+        return None
+    given = _given_password(argv)
+    if given == wanted:
+        return None
+    return ExecResult(stderr=NOAUTH if given is None else WRONGPASS, exit_code=1)
+
+
 def has_redis_cli(pod: Mapping[str, Any]) -> bool:
     return any("redis" in c["image"].rsplit(":", 1)[0] for c in pod["spec"]["containers"])
 
@@ -58,6 +97,9 @@ def redis_cli(cluster: Any, pod: Mapping[str, Any], argv: list[str]) -> ExecResu
     claim = redis_claim(cluster, ns)
     if claim is None or not redis_serving(cluster, ns):
         return ExecResult(stderr=REFUSED, exit_code=1)
+    refused = auth_refused(pod, argv)
+    if refused is not None:
+        return refused
     if command == ["ping"]:
         return ExecResult(stdout="PONG\n")
     if command == ["dbsize"]:

@@ -23,6 +23,7 @@ from sandbox.auth0 import JWKS_URL
 from sandbox.cluster import SandboxCluster
 from sandbox.controllers import Controllers
 from sandbox.events import record_event
+from sandbox.redis_cli import SANDBOX_REDIS_PASSWORD
 from sandbox.resources import (
     DEPLOYMENT,
     HPA,
@@ -57,6 +58,9 @@ NODES = (
     ("pool-1-node-a", "10.0.1.11", "10.244.1.0/24"),
     ("pool-1-node-b", "10.0.1.12", "10.244.2.0/24"),
 )
+# The Postgres role and database the flows' data check logs in with (REMEDIATE_POSTGRES__*).
+SANDBOX_POSTGRES_USER = "alphaswarm"
+SANDBOX_POSTGRES_DB = "alphaswarm"
 AGE = 3 * 86400  # the workloads were rolled out three days ago
 
 
@@ -174,7 +178,11 @@ STATEFULSETS: tuple[Workload, ...] = (
         5432,
         {"app": "postgres"},
         container="postgres",
-        env=(("POSTGRES_DB", "alphaswarm"), ("PGDATA", "/var/lib/postgresql/data/pgdata")),
+        env=(
+            ("POSTGRES_USER", SANDBOX_POSTGRES_USER),
+            ("POSTGRES_DB", SANDBOX_POSTGRES_DB),
+            ("PGDATA", "/var/lib/postgresql/data/pgdata"),
+        ),
         probe_path=None,
         requests={"cpu": "250m", "memory": "512Mi"},
         limits={"memory": "1Gi"},
@@ -188,6 +196,8 @@ STATEFULSETS: tuple[Workload, ...] = (
         6379,
         {"app": "redis"},
         container="redis",
+        # The redis-stack image passes REDIS_ARGS to redis-server: a password, as in production.
+        env=(("REDIS_ARGS", f"--requirepass {SANDBOX_REDIS_PASSWORD}"),),
         probe_path=None,
         requests={"cpu": "100m", "memory": "128Mi"},
         limits={"memory": "512Mi"},

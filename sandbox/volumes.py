@@ -69,6 +69,54 @@ def redis_claim(cluster: Any, namespace: str) -> str | None:
     return None
 
 
+SOCKET = '"/var/run/postgresql/.s.PGSQL.5432"'
+# `kubectl exec` runs as the image's user: root in the official postgres image (its entrypoint
+# drops to `postgres` only for the server). psql's defaults are that OS user, as role and db.
+EXEC_USER = "root"
+
+
+def _env(pod: Mapping[str, Any], name: str) -> str | None:
+    for container in pod["spec"]["containers"]:
+        for var in container.get("env") or []:
+            if var.get("name") == name and "value" in var:
+                return str(var["value"])
+    return None
+
+
+def _option(argv: list[str], flag: str) -> str | None:
+    return argv[argv.index(flag) + 1] if flag in argv[:-1] else None
+
+
+def _login_refused(pod: Mapping[str, Any], argv: list[str]) -> ExecResult | None:
+    """The official image's server: POSTGRES_USER (default postgres) is the only role, and
+    POSTGRES_DB (default: that user) the database; the local socket trusts them, no password."""
+    role = _env(pod, "POSTGRES_USER") or "postgres"
+    database = _env(pod, "POSTGRES_DB") or role
+    user = _option(argv, "-U") or EXEC_USER
+    wanted = _option(argv, "-d") or user
+    fatal = (
+        f'role "{user}" does not exist'
+        if user != role
+        else f'database "{wanted}" does not exist'
+        if wanted not in (database, "postgres", "template1")
+        else None
+    )
+    if fatal is not None:
+        return ExecResult(
+            stderr=f"psql: error: connection to server on socket {SOCKET} failed: FATAL:  "
+            f"{fatal}\n",
+            exit_code=2,
+        )
+    if wanted != database:
+        return ExecResult(
+            stderr='ERROR:  relation "terraform_runs" does not exist\n'
+            "LINE 1: select count(*) from terraform_runs\n"
+            "                             ^\n",
+            exit_code=1,
+        )
+    return None
+
+
 def psql(cluster: Any, pod: Mapping[str, Any], argv: list[str]) -> ExecResult | None:
     if argv[:1] != ["psql"]:
         return None
@@ -77,11 +125,14 @@ def psql(cluster: Any, pod: Mapping[str, Any], argv: list[str]) -> ExecResult | 
         return None
     if not cluster.behaviour.serving(pod):
         return ExecResult(
-            stderr='psql: error: connection to server on socket "/var/run/postgresql/.s.PGSQL.5432"'
+            stderr=f"psql: error: connection to server on socket {SOCKET}"
             " failed: No such file or directory\n\tIs the server running locally and accepting "
             "connections on that socket?\n",
             exit_code=2,
         )
+    refused = _login_refused(pod, argv)
+    if refused is not None:
+        return refused
     sql = " ".join(argv).lower()
     if "count(*)" not in sql or "terraform_runs" not in sql:
         return ExecResult(stderr="psql: the sandbox answers only count(*) queries\n", exit_code=1)

@@ -5,8 +5,9 @@ SecretStr, so they never show up in a repr, a log line or a Prefect parameter.
 
 Secrets may also come from files, as a Kubernetes Secret mounted as a volume gives them:
 REMEDIATE_SECRETS_DIR names a folder whose files are named like the variables
-(`REMEDIATE_CONTROL_PLANE__TOKEN`, `REMEDIATE_INTAKE_TOKEN`, `REMEDIATE_STORE__URL`), each
-holding one value (a trailing newline is ignored). A variable set in the environment wins.
+(`REMEDIATE_CONTROL_PLANE__TOKEN`, `REMEDIATE_INTAKE_TOKEN`, `REMEDIATE_STORE__URL`,
+`REMEDIATE_REDIS__PASSWORD`, `REMEDIATE_POSTGRES__PASSWORD`), each holding one value (a
+trailing newline is ignored). A variable set in the environment wins.
 """
 
 from __future__ import annotations
@@ -179,6 +180,29 @@ class CeleryBroker(BaseModel):
         return "broker_url" in self.model_fields_set
 
 
+class PostgresAccess(BaseModel):
+    """How runbook F's data check logs in to Postgres in its pod: `psql` over the pod's local
+    socket, which the official image trusts, so a user and a database suffice. Unset, psql runs
+    as the exec's OS user (root on the official image: `role "root" does not exist`), and F
+    reports its data check as inconclusive with that error."""
+
+    user: str | None = Field(default=None, description="the role psql connects as (-U)")
+    database: str | None = Field(default=None, description="the database holding terraform_runs")
+    password: SecretStr = Field(
+        default=SecretStr(""),
+        description="only if local connections need one: written on the exec's stdin "
+        "(PGPASSWORD inside the pod), never on its argv",
+    )
+
+
+class RedisAccess(BaseModel):
+    """How `redis-cli` in the Redis pod authenticates (runbook F's data check, C's queue depth
+    without a broker): the server's `requirepass`, written on the exec's stdin and handed to
+    redis-cli as REDISCLI_AUTH inside the pod, never on its argv."""
+
+    password: SecretStr = SecretStr("")
+
+
 class Intake(BaseModel):
     """The Alertmanager intake (`deployments/intake`) and the triage runs it starts."""
 
@@ -283,6 +307,8 @@ class Settings(BaseSettings):
     control_plane: ControlPlane = Field(default_factory=ControlPlane)
     auth: Auth = Field(default_factory=Auth)
     celery: CeleryBroker = Field(default_factory=CeleryBroker)
+    postgres: PostgresAccess = Field(default_factory=PostgresAccess)
+    redis: RedisAccess = Field(default_factory=RedisAccess)
     store: Store = Field(default_factory=Store)
     incidents: Incidents = Field(default_factory=Incidents)
     intake: Intake = Field(default_factory=Intake)

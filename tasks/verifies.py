@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tasks.adapters.cluster import Pod, RolloutState, RolloutStatus
+from tasks.adapters.exec_commands import curl_jwks
 from tasks.connection import cluster, http_endpoints, workers
 from tasks.diagnoses.crashes import crashed_since
 from tasks.probes.platform import jwks_keys
@@ -108,7 +109,7 @@ def verify_jwks_healthy_for(
     here = http_endpoints().jwks(jwks_url)
     if not here.ok:
         raise VerifyFailed(f"JWKS failed again from this process: {here.failure} {here.detail}")
-    curl = cluster().exec_in_deployment(namespace, deployment, ("curl", "-fsS", jwks_url))
+    curl = cluster().exec_in_deployment(namespace, deployment, curl_jwks(jwks_url))
     if not (jwks_keys(curl.stdout) if curl.ok else 0):
         raise VerifyFailed(f"JWKS failed again in {curl.pod}: {curl.stderr.strip()}")
     watched = (datetime.now(UTC) - since).total_seconds()

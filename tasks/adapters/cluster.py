@@ -8,12 +8,13 @@ goes wrong raises `tasks.adapters.errors.AdapterError` (transient or permanent).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.adapters.exec_commands import ExecCommand
 
 RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
@@ -614,7 +615,7 @@ class ClusterReader(Protocol):
         self,
         namespace: str,
         pod: str,
-        command: Sequence[str],
+        command: ExecCommand,
         *,
         container: str | None = None,
         timeout: float = 30.0,
@@ -623,7 +624,7 @@ class ClusterReader(Protocol):
         self,
         namespace: str,
         deployment: str,
-        command: Sequence[str],
+        command: ExecCommand,
         *,
         container: str | None = None,
         timeout: float = 30.0,
@@ -772,7 +773,7 @@ class ReadOnlyCluster:
         self,
         namespace: str,
         pod: str,
-        command: Sequence[str],
+        command: ExecCommand,
         *,
         container: str | None = None,
         timeout: float = 30.0,
@@ -783,7 +784,7 @@ class ReadOnlyCluster:
         self,
         namespace: str,
         deployment: str,
-        command: Sequence[str],
+        command: ExecCommand,
         *,
         container: str | None = None,
         timeout: float = 30.0,

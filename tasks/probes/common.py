@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from tasks.adapters.cluster import Deployment, Endpoints, Pod, PodUsage
 from tasks.adapters.errors import PermanentError
+from tasks.adapters.exec_commands import runs_list
 from tasks.connection import cluster
 from tasks.diagnoses.health import NamespaceListing
 from tasks.models.snapshots import CommonDiagnostics
@@ -53,7 +54,7 @@ def probe_top_pods(namespace: str) -> tuple[PodUsage, ...]:
 WORKLOAD_RUN = "workload_run"
 RECENT_EVENTS = 30
 API_LOG_TAIL = 200
-RUNS_LIST = ("python", "-m", "alphaswarm.cli", "runs", "list", "--limit", "20")
+RUNS_LIST = runs_list(20)
 
 
 @probe_task("probe-common-diagnostics")

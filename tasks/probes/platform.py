@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from tasks.adapters.cluster import PersistentVolumeClaim, Pod, PodDisruptionBudget
 from tasks.adapters.errors import PermanentError
+from tasks.adapters.exec_commands import curl_jwks
 from tasks.connection import cluster, http_endpoints
 from tasks.diagnoses.crashes import is_crash_looping
 from tasks.diagnoses.findings import JWKS_SYMPTOM
@@ -61,7 +62,7 @@ def probe_jwks(
     from_pod: ExecCurl | None = None
     pod_error = ""
     try:
-        curl = c.exec_in_deployment(namespace, deployment, ("curl", "-fsS", jwks_url))
+        curl = c.exec_in_deployment(namespace, deployment, curl_jwks(jwks_url))
         from_pod = ExecCurl.from_exec(curl, jwks_keys(curl.stdout))
     except PermanentError as exc:
         pod_error = str(exc)

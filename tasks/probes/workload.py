@@ -9,8 +9,16 @@ import re
 from datetime import UTC, datetime
 from typing import Protocol
 
+from pydantic import SecretStr
+
 from tasks.adapters.errors import PermanentError
-from tasks.adapters.workers import ActiveTasks, WorkersOnline
+from tasks.adapters.exec_commands import ExecCommand, celery_inspect, redis_cli
+from tasks.adapters.workers import (
+    PRIORITY_SEPARATOR,
+    PRIORITY_STEPS,
+    ActiveTasks,
+    WorkersOnline,
+)
 from tasks.connection import cluster, workers
 from tasks.diagnoses.crashes import is_crash_looping
 from tasks.models.snapshots import CrashingPod, HpaThrashSnapshot, PodCrashSnapshot, QueueSnapshot
@@ -29,7 +37,16 @@ class QueueDepth(Protocol):
     def queue_depth(self, queue: str) -> int: ...
 
 
-CELERY_INSPECT_ACTIVE = ("celery", "-A", "alphaswarm.tasks.celery_app", "inspect", "active")
+def celery_inspect_active() -> ExecCommand:
+    """The runbook's `celery -A alphaswarm.tasks.celery_app inspect active`, with the configured
+    app (REMEDIATE_CELERY__APP)."""
+    return celery_inspect(Settings().celery.app, "active")
+
+
+def queue_lanes(queue: str) -> tuple[str, ...]:
+    """The Redis lists a Celery queue is kept in: its name, and one per priority step (kombu's
+    Redis transport: `queue`, then `queue\\x06\\x163`, `...6`, `...9` by default)."""
+    return (queue, *(f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS))
 
 
 def _pod_crash_snapshot(
@@ -150,18 +167,23 @@ def count_active_tasks(inspect_output: str) -> int | None:
 
 class RedisInPod:
     """The queue depth without a broker connection from here: `kubectl exec redis-master-0 --
-    redis-cli llen QUEUE` (a Celery queue on Redis is a list of that name), read through the
-    cluster as an operator would."""
+    redis-cli llen QUEUE` for the queue's list and each of its priority lanes (as the broker
+    adapter counts them), authenticated with REMEDIATE_REDIS__PASSWORD when set, read through
+    the cluster as an operator would."""
 
-    def __init__(self, namespace: str, pod: str) -> None:
-        self.namespace, self.pod = namespace, pod
+    def __init__(self, namespace: str, pod: str, password: SecretStr | None = None) -> None:
+        self.namespace, self.pod, self.password = namespace, pod, password
 
     def queue_depth(self, queue: str) -> int:
-        result = cluster().exec(self.namespace, self.pod, ("redis-cli", "llen", queue))
+        return sum(self._llen(lane) for lane in queue_lanes(queue))
+
+    def _llen(self, key: str) -> int:
+        command = redis_cli(("llen", key), self.password)
+        result = cluster().exec(self.namespace, self.pod, command)
         text = result.stdout.strip().removeprefix("(integer) ")
         if not result.ok or not text.isdigit():
             answer = (result.stderr or result.stdout).strip() or f"exit {result.exit_code}"
-            raise PermanentError(f"redis-cli llen {queue} in {self.namespace}/{self.pod}: {answer}")
+            raise PermanentError(f"{command.shown()!r} in {self.namespace}/{self.pod}: {answer}")
         return int(text)
 
 
@@ -170,7 +192,8 @@ def queue_reader() -> QueueDepth:
     settings = Settings()
     if settings.celery.configured:
         return workers()
-    return RedisInPod(settings.workloads.namespace, settings.workloads.redis_pod)
+    w = settings.workloads
+    return RedisInPod(w.namespace, w.redis_pod, settings.redis.password)
 
 
 def how_queue_is_read() -> str:
@@ -211,7 +234,7 @@ def probe_worker_activity(
     cluster read."""
     c = cluster()
     found = c.deployment(namespace, deployment)
-    inspect = c.exec_in_deployment(namespace, deployment, CELERY_INSPECT_ACTIVE)
+    inspect = c.exec_in_deployment(namespace, deployment, celery_inspect_active())
     output = inspect.stdout if inspect.ok else inspect.stderr
     return QueueSnapshot(
         observed_at=datetime.now(UTC),

@@ -15,11 +15,14 @@ from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client, config
+from pydantic import SecretStr
 
+from sandbox.auth0 import JWKS_URL
 from sandbox.journal import Fault
 from sandbox.server import SandboxServer
 from tasks.adapters.cluster import RESTARTED_AT_ANNOTATION, Pod, RolloutState
 from tasks.adapters.errors import PermanentError, TransientError
+from tasks.adapters.exec_commands import ExecCommand, curl_jwks, redis_cli, runs_list
 from tasks.adapters.kubernetes import KubernetesCluster
 from tasks.settings import KubeAccess
 
@@ -659,16 +662,48 @@ def test_exec_in_a_pod_and_in_a_deployment(
     cluster: KubernetesCluster, sandbox: SandboxServer
 ) -> None:
     pod = running_pod(cluster, sandbox, f"app={CORE}")
-    result = cluster.exec(NS, pod.name, ["cat", "/etc/hostname"], timeout=10)
-    assert (result.stdout, result.exit_code, result.timed_out) == (f"{pod.name}\n", 0, False)
-    in_deployment = cluster.exec_in_deployment(NS, CORE, ["hostname"], timeout=10)
+    jwks = curl_jwks(JWKS_URL)
+    result = cluster.exec(NS, pod.name, jwks, timeout=10)
+    assert (result.exit_code, result.timed_out, result.command) == (0, False, jwks.argv)
+    assert '"keys"' in result.stdout
+    in_deployment = cluster.exec_in_deployment(NS, CORE, runs_list(5), timeout=10)
     assert in_deployment.ok and in_deployment.pod in {p.name for p in cluster.pods(NS)}
-    assert in_deployment.stdout.strip() == in_deployment.pod
-    failing = cluster.exec(NS, pod.name, ["no-such-command"], timeout=10)
+    assert len(in_deployment.stdout.strip().splitlines()) == 6  # a header and 5 runs
+    failing = cluster.exec(NS, pod.name, redis_cli("ping"), timeout=10)  # not in the core image
     assert failing.exit_code not in (0, None) and failing.stderr
     with pytest.raises(PermanentError) as caught:
-        cluster.exec(NS, "no-such-pod", ["hostname"], container="app", timeout=5)
+        cluster.exec(NS, "no-such-pod", jwks, container="app", timeout=5)
     assert caught.value.status == 404
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ExecCommand(name="curl-jwks", argv=("hostname",)),
+        ExecCommand(name="runs-list", argv=("sh", "-c", "rm -rf /data")),
+        ExecCommand(name="redis-cli", argv=("redis-cli", "flushall")),
+        ExecCommand(name="redis-cli", argv=("redis-cli", "config", "set", "dir", "/tmp")),
+        ExecCommand(name="psql-select", argv=("psql", "-tAc", "drop table terraform_runs")),
+        ExecCommand(name="celery-inspect", argv=("celery", "-A", "app", "control", "shutdown")),
+        ExecCommand(name="runs-list", argv=("curl", "-fsS", "https://example.com/x")),  # misnamed
+        ExecCommand(
+            name="redis-cli",
+            argv=("sh", "-c", "read -r X; eval $X", "redis-cli", "ping"),
+            stdin=SecretStr("rm -rf /"),
+        ),
+    ],
+    ids=lambda c: " ".join(c.argv)[:40],
+)
+def test_an_undeclared_command_is_refused_before_anything_is_sent(
+    cluster: KubernetesCluster, sandbox: SandboxServer, command: ExecCommand
+) -> None:
+    pod = running_pod(cluster, sandbox, f"app={CORE}")
+    sandbox.cluster.journal.clear()
+    with pytest.raises(PermanentError, match="not one of the declared read-only commands"):
+        cluster.exec(NS, pod.name, command, timeout=5)
+    with pytest.raises(PermanentError, match="not one of the declared read-only commands"):
+        cluster.exec_in_deployment(NS, CORE, command, timeout=5)
+    assert sandbox.cluster.journal.requests(path="/exec$") == []
 
 
 def test_reads_from_other_threads_go_on_while_execs_connect(
@@ -695,7 +730,7 @@ def test_reads_from_other_threads_go_on_while_execs_connect(
         reader.start()
     try:
         for _ in range(15):
-            assert cluster.exec(NS, pod.name, ["hostname"], timeout=10).ok
+            assert cluster.exec(NS, pod.name, curl_jwks(JWKS_URL), timeout=10).ok
     finally:
         done.set()
         for reader in readers:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.flow_env import flow_env
+from sandbox.flow_env import datastore_env, flow_env
 from sandbox.server import SandboxServer
 from tasks.connection import close_all
 from tests.alertmanager_stand_in import resolving_held_incidents
@@ -37,6 +37,9 @@ def sandbox(
         monkeypatch.setenv("REMEDIATE_KUBE__KUBECONFIG", str(kubeconfig))
         # A sandbox is dev, said explicitly: unset is treated as production (a test may unset it).
         monkeypatch.setenv("REMEDIATE_ENVIRONMENT", "dev")
+        # The logins of the sandbox's Postgres and Redis (a test may unset them).
+        for key, value in datastore_env().items():
+            monkeypatch.setenv(key, value)
         try:
             yield server
         finally:

@@ -1,6 +1,8 @@
 """The check every flow test ends with (tests/flows/conftest.py): each write the sandbox took
 for real must be accounted for by an audit row of a change the gate sent. A journalled write
-without one reached the cluster around the gate."""
+without one reached the cluster around the gate. And every exec the sandbox saw must be one of
+the declared read-only commands (tasks/adapters/exec_commands.py): exec is on the read-only
+view, so an undeclared argv reaching a pod is as much a way around the gate as a write."""
 
 from __future__ import annotations
 
@@ -13,13 +15,15 @@ from sandbox.journal import Request
 from sandbox.server import SandboxServer
 from store.engine import session_for
 from store.models import ActionStatus, IncidentAction
+from tasks.adapters.exec_commands import declared
 
-# Requests that POST but change nothing: `kubectl exec` (and any client on the SPDY/WebSocket
-# upgrade) POSTs to pods/NAME/exec; the runbook's probes exec read-only commands (curl,
-# redis-cli, celery inspect), and `ClusterReader.exec` is on the read-only view on purpose. The
-# sandbox answers them 101 today, which `Journal.mutations` already drops (it keeps 2xx only);
-# they are excluded here by name so that does not depend on the status code.
+# Requests that POST but are no write: `kubectl exec` (and any client on the SPDY/WebSocket
+# upgrade) POSTs to pods/NAME/exec; the runbook's probes exec read-only commands, and
+# `ClusterReader.exec` is on the read-only view on purpose. They are not writes to account for
+# (the sandbox answers them 101, which `Journal.mutations` drops anyway); execs are checked
+# against the declared commands instead (`undeclared_execs`), whatever their method or status.
 READ_ONLY_WRITES = re.compile(r"^/api/v1/namespaces/[^/]+/pods/[^/]+/(exec|attach|portforward)$")
+EXEC = re.compile(r"^/api/v1/namespaces/[^/]+/pods/[^/]+/exec$")
 
 # A write's path, as the gate's audit row names its target (`Change.target.key`).
 WRITE_TARGETS = (
@@ -64,6 +68,23 @@ def target_prefix(request: Request) -> str | None:
     return None
 
 
+def undeclared_execs(sandboxes: list[SandboxServer]) -> list[str]:
+    """Every exec request (GET from the Python client, POST from kubectl; whatever the answer)
+    whose argv is not a declared command, described for the failure message. An attach or a
+    port-forward is never declared."""
+    problems = []
+    for server in sandboxes:
+        for request in server.cluster.journal.requests():
+            if not READ_ONLY_WRITES.match(request.path):
+                continue
+            argv = request.query.get("command", [])
+            if not EXEC.match(request.path) or declared(argv) is None:
+                problems.append(
+                    f"{request.method} {request.path} {argv}: not a declared read-only command"
+                )
+    return problems
+
+
 def ungated_writes(sandboxes: list[SandboxServer], urls: set[str]) -> list[str]:
     """Every non-dry-run write the sandboxes took that no audit row of a change that was sent
     accounts for, described for the failure message."""
@@ -72,7 +93,7 @@ def ungated_writes(sandboxes: list[SandboxServer], urls: set[str]) -> list[str]:
         with session_for(url) as session:
             rows = session.exec(select(IncidentAction)).all()
         sent += [r.target_key for r in rows if not r.dry_run and r.status not in NOTHING_SENT]
-    problems = []
+    problems = undeclared_execs(sandboxes)
     for server in sandboxes:
         for request in server.cluster.journal.mutations():
             if READ_ONLY_WRITES.match(request.path):

@@ -1,20 +1,32 @@
 """The journal check every flow test ends with (tests/flows/gate_journal.py) can fail: a write
-that goes around the gate is reported, while a gated write, a dry run and a read-only exec are
-not."""
+that goes around the gate is reported, and so is an exec of an undeclared command, while a gated
+write, a dry run and a declared read-only exec are not."""
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
+from kubernetes import client, config
+from kubernetes.stream import stream
 from prefect import flow
 
 from sandbox.journal import Request
 from sandbox.resources import POD
 from sandbox.server import SandboxServer
+from tasks.adapters.errors import PermanentError
+from tasks.adapters.exec_commands import ExecCommand, runs_list
+from tasks.adapters.kubernetes.client import close_websocket
 from tasks.changes.models import ChangeRecord, ChangeStatus
 from tasks.changes.mutations import restart_deployment
 from tasks.changes.writer import cluster_writer
-from tests.flows.gate_journal import READ_ONLY_WRITES, target_prefix, ungated_writes
+from tests.flows.gate_journal import (
+    READ_ONLY_WRITES,
+    target_prefix,
+    undeclared_execs,
+    ungated_writes,
+)
 
 NS, CORE, REDIS = "alphaswarm", "alphaswarm-core", "redis-master-0"
 DEPLOYMENT = f"/apis/apps/v1/namespaces/{NS}/deployments/{CORE}"
@@ -43,6 +55,40 @@ def test_a_writes_path_names_the_audit_rows_target() -> None:
     assert READ_ONLY_WRITES.match(f"/api/v1/namespaces/{NS}/pods/p-1/exec")
 
 
+@pytest.mark.ungated_writes("execs around the adapter on purpose, to prove the check sees it")
+def test_an_exec_of_an_undeclared_command_is_reported(sandbox: SandboxServer, store: str) -> None:
+    """The adapter refuses an undeclared argv before sending it; a client that goes around it
+    (the official client's exec stream, as kubectl would) is still caught by the journal."""
+    pods, _ = sandbox.cluster.store.list(POD, NS, labels=f"app={CORE}")
+    victim = pods[0]["metadata"]["name"]
+    cluster_writer().exec(NS, victim, runs_list(5))  # declared: not reported
+    with pytest.raises(PermanentError, match="not one of the declared"):
+        cluster_writer().exec(NS, victim, ExecCommand(name="runs-list", argv=("rm", "-rf", "/")))
+    assert undeclared_execs([sandbox]) == []
+    api = config.new_client_from_config(os.environ["REMEDIATE_KUBE__KUBECONFIG"])
+    try:
+        resp = stream(
+            client.CoreV1Api(api).connect_get_namespaced_pod_exec,
+            victim,
+            NS,
+            command=["sh", "-c", "rm -rf /data"],
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+            _preload_content=False,
+        )
+        resp.run_forever(timeout=5)
+        close_websocket(resp)
+    finally:
+        api.close()
+    assert undeclared_execs([sandbox]) == [
+        f"GET /api/v1/namespaces/{NS}/pods/{victim}/exec ['sh', '-c', 'rm -rf /data']: not a "
+        "declared read-only command"
+    ]
+    assert ungated_writes([sandbox], {store}) == undeclared_execs([sandbox])
+
+
 def test_a_gated_write_and_a_dry_run_leave_nothing_to_report(
     sandbox: SandboxServer, store: str
 ) -> None:
@@ -67,7 +113,7 @@ def test_a_write_around_the_gate_is_reported_even_beside_a_plan_for_its_target(
     writer.rollout_restart(NS, CORE, dry_run=False)
     pods, _ = sandbox.cluster.store.list(POD, NS, labels=f"app={CORE}")
     victim = pods[0]["metadata"]["name"]
-    writer.exec(NS, victim, ["true"])  # read-only: not reported
+    writer.exec(NS, victim, runs_list(5))  # a declared read-only command: not reported
     writer.delete_pod(NS, REDIS, dry_run=False)
     httpx.post(f"{sandbox.url}/sandbox/v1/incidents/crashloop-single", trust_env=False)
     assert ungated_writes([sandbox], {store}) == [

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+from celery import Celery
 from pydantic import SecretStr
 
 import flows.queue_backlog
@@ -26,12 +28,15 @@ from sandbox.resources import DEPLOYMENT
 from sandbox.server import SandboxServer
 from sandbox.worker_pool import ROLE as WORKER_ROLE
 from sandbox.worker_pool import WorkerPool
+from tasks.adapters.errors import PermanentError
+from tasks.adapters.exec_commands import secret_on_stdin
 from tasks.adapters.workers import CeleryWorkers
 from tasks.changes.models import ActionKind, ChangeStatus
 from tasks.connection import close_all
 from tasks.models.alerts import parse_alertmanager
 from tasks.models.diagnosis import Action, Scenario
 from tasks.models.outcome import OutcomeStatus
+from tasks.probes.workload import how_queue_is_read, queue_reader
 from tasks.settings import CeleryBroker
 from tests.celery_plugin import assert_gone, wait_until
 from tests.flows.sandbox_settings import alert_payload
@@ -274,3 +279,62 @@ def test_triage_with_an_unreachable_broker_records_it_and_does_not_crash(
         line.startswith("queue: inconclusive") and "could not be read" in line
         for line in result.decision.inconclusive
     ), result.decision
+
+
+# -- C's probe: the configured app, and every priority lane ------------------------------------
+
+
+def exec_argvs(sandbox: SandboxServer, pod: str) -> list[list[str]]:
+    return [r.query["command"] for r in sandbox.cluster.journal.requests(path=f"{pod}.*/exec$")]
+
+
+def test_the_in_pod_inspect_runs_the_configured_celery_app(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMEDIATE_CELERY__APP", "acme.worker.celery_app")
+    sandbox.cluster.journal.clear()
+    outcome = remediate_queue_backlog(dry_run=True)
+    assert outcome.status is OutcomeStatus.NOTHING_TO_DO, outcome.message
+    assert exec_argvs(sandbox, WORKER) == [
+        ["celery", "-A", "acme.worker.celery_app", "inspect", "active"]
+    ]
+
+
+LANES = {0: "lanes", 3: "lanes\x06\x163", 6: "lanes\x06\x166", 9: "lanes\x06\x169"}
+
+
+def test_without_a_broker_the_depth_counts_every_priority_lane_as_the_broker_does(
+    celery_sandbox: SandboxServer,
+    broker: CeleryWorkers,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Celery's Redis transport keeps each priority step of a queue in its own list (kombu:
+    `queue`, `queue\\x06\\x163`, ...6, ...9). `redis-cli llen` in the Redis pod, the depth
+    without a broker connection, counts them all, as the broker adapter and the evidence line
+    say, logged in with the Redis password (on stdin)."""
+    app = Celery("lanes", broker=redis_url, set_as_current=False)
+    sent = {0: 3, 3: 1, 6: 2, 9: 4}
+    try:
+        for priority, count in sent.items():
+            for _ in range(count):
+                app.send_task("alphaswarm.tasks.backtest", queue="lanes", priority=priority)
+    finally:
+        app.close()
+    with redis.Redis.from_url(redis_url) as r:
+        assert {lane: r.llen(lane) for lane in LANES.values()} == {
+            LANES[p]: n for p, n in sent.items()
+        }
+    assert broker.queue_depth("lanes") == sum(sent.values())
+    monkeypatch.delenv("REMEDIATE_CELERY__BROKER_URL")
+    celery_sandbox.cluster.journal.clear()
+
+    assert how_queue_is_read().startswith("redis-cli in alphaswarm/redis-master-0")
+    assert queue_reader().queue_depth("lanes") == sum(sent.values())
+    script = secret_on_stdin("REDISCLI_AUTH")
+    assert exec_argvs(celery_sandbox, "redis-master-0") == [
+        ["sh", "-c", script, "redis-cli", "llen", lane] for lane in LANES.values()
+    ]
+    monkeypatch.delenv("REMEDIATE_REDIS__PASSWORD")
+    with pytest.raises(PermanentError, match="NOAUTH Authentication required"):
+        queue_reader().queue_depth("lanes")

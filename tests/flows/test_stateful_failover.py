@@ -13,9 +13,12 @@ from sqlmodel import select
 import flows.stateful_failover
 from flows.stateful_failover import remediate_stateful_failover
 from sandbox.injections import inject
+from sandbox.redis_cli import SANDBOX_REDIS_PASSWORD
 from sandbox.server import SandboxServer
+from sandbox.topology import SANDBOX_POSTGRES_DB, SANDBOX_POSTGRES_USER
 from store.engine import session_for
 from store.models import ActionStatus, IncidentAction
+from tasks.adapters.exec_commands import TERRAFORM_RUNS_COUNT
 from tasks.changes.models import ChangeStatus
 from tasks.models.diagnosis import Action, Scenario
 from tasks.models.outcome import OutcomeStatus
@@ -48,11 +51,12 @@ def marker(sandbox: SandboxServer, pod: str, *argv: str) -> str:
 
 
 def postgres_rows(sandbox: SandboxServer) -> str:
-    return marker(sandbox, POSTGRES_POD, "psql", "-tAc", "select count(*) from terraform_runs")
+    login = ("-U", SANDBOX_POSTGRES_USER, "-d", SANDBOX_POSTGRES_DB)
+    return marker(sandbox, POSTGRES_POD, "psql", *login, "-tAc", TERRAFORM_RUNS_COUNT)
 
 
 def redis_keys(sandbox: SandboxServer) -> str:
-    return marker(sandbox, REDIS_POD, "redis-cli", "dbsize")
+    return marker(sandbox, REDIS_POD, "redis-cli", "-a", SANDBOX_REDIS_PASSWORD, "dbsize")
 
 
 def uid_of(sandbox: SandboxServer, selector: str) -> str:
@@ -136,9 +140,11 @@ def test_apply_deletes_the_pod_once_and_the_data_survives(
 
 
 def change_marker(incident: str) -> tuple[str, ...]:
+    """The data check as the evidence shows it: logged in, the password only mentioned."""
     if incident == "postgres-down":
-        return ("psql", "-tAc", "select count(*) from terraform_runs")
-    return ("redis-cli", "dbsize")
+        login = ("-U", SANDBOX_POSTGRES_USER, "-d", SANDBOX_POSTGRES_DB)
+        return ("psql", *login, "-tAc", TERRAFORM_RUNS_COUNT)
+    return ("redis-cli", "dbsize", "(password on stdin)")
 
 
 def test_production_postgres_escalates_without_deleting(
@@ -250,3 +256,64 @@ def test_a_postgres_delete_nobody_approves_changes_nothing(sandbox: SandboxServe
     )
     assert outcome.status is OutcomeStatus.ESCALATED and "pause expired" in outcome.message
     assert sandbox.cluster.journal.mutations() == [] and uid_of(sandbox, "app=postgres") == uid
+
+
+# -- the data check logs in as the images require ---------------------------------------------
+
+IMAGE_REFUSALS = {
+    # incident: (the settings left out, the image's own error)
+    "postgres-down": (
+        ("REMEDIATE_POSTGRES__USER", "REMEDIATE_POSTGRES__DATABASE"),
+        'FATAL:  role "root" does not exist',
+    ),
+    "redis-down": (("REMEDIATE_REDIS__PASSWORD",), "NOAUTH Authentication required."),
+}
+
+
+@pytest.mark.parametrize("incident", STORES)
+def test_without_the_logins_the_data_check_is_inconclusive_with_the_images_error(
+    sandbox: SandboxServer, incident: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psql as root and redis-cli without a password are refused by the real images: the pod is
+    back on its volumes, the data check is reported inconclusive with that error, never as the
+    data surviving, and the run escalates rather than polling a refusal."""
+    make, selector, data, pod = STORES[incident]
+    unset, error = IMAGE_REFUSALS[incident]
+    for variable in unset:
+        monkeypatch.delenv(variable)
+    uid, before = uid_of(sandbox, selector), data(sandbox)
+    make(sandbox)
+    sandbox.cluster.journal.clear()
+    outcome = remediate_stateful_failover(dry_run=False, **FAST)
+    assert outcome.status is OutcomeStatus.ESCALATED, outcome.message
+    assert "its data could not be checked" in outcome.message and error in outcome.message
+    (checked,) = outcome.verification
+    assert not checked.passed and checked.detail.startswith("inconclusive: ")
+    assert error in checked.detail and before not in checked.detail
+    assert [(r.method, r.path) for r in sandbox.cluster.journal.mutations()] == [
+        ("DELETE", f"/api/v1/namespaces/{NS}/pods/{pod}")
+    ]
+    assert uid_of(sandbox, selector) != uid and data(sandbox) == before
+    # One look after the restart, not a poll of the refusal until the attempts run out.
+    execs = sandbox.cluster.journal.requests(path=f"/pods/{pod}/exec$")
+    assert len(execs) <= 3
+
+
+def test_the_redis_password_is_on_no_argv_and_in_nothing_the_flow_writes(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, store: str
+) -> None:
+    """The password reaches redis-cli through the exec's stdin: the API server's journal of the
+    exec request, the outcome and the audit rows never hold it."""
+    make, _, _, pod = STORES["redis-down"]
+    make(sandbox)
+    sandbox.cluster.journal.clear()
+    outcome = remediate_stateful_failover(dry_run=False, **FAST)
+    assert outcome.status is OutcomeStatus.MITIGATED, outcome.message
+    execs = sandbox.cluster.journal.requests(path=f"/pods/{pod}/exec$")
+    assert execs and all(r.query.get("stdin") == ["true"] for r in execs)
+    seen = repr([(r.path, r.query) for r in sandbox.cluster.journal.requests()])
+    assert SANDBOX_REDIS_PASSWORD not in seen
+    assert SANDBOX_REDIS_PASSWORD not in outcome.model_dump_json()
+    with session_for(store) as session:
+        rows = session.exec(select(IncidentAction)).all()
+    assert rows and all(SANDBOX_REDIS_PASSWORD not in r.model_dump_json() for r in rows)

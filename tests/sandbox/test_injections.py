@@ -18,14 +18,18 @@ from sandbox import injections, relapse
 from sandbox.auth0 import JWKS_URL
 from sandbox.backlog import MAX_DEPTH, REHEARSAL_QUEUE_DEPTH_ALARM, START_DEPTH
 from sandbox.flow_env import flow_env
+from sandbox.redis_cli import SANDBOX_REDIS_PASSWORD
 from sandbox.resources import DEPLOYMENT, NETWORK_POLICY
 from sandbox.runtime import ExecResult
 from sandbox.server import SandboxServer
+from sandbox.shell import unwrap
+from sandbox.topology import SANDBOX_POSTGRES_DB, SANDBOX_POSTGRES_USER
 
 NS, INGRESS_NS, ADMIN_NS = "alphaswarm", "ingress-nginx", "alphaswarm-admin"
 # The longest crash cycle at the default timing: a tick running, a tick dead, 8 in back-off.
 CRASH_CYCLE = 10
-LLEN_BACKTESTS = ["redis-cli", "llen", "backtests"]
+AUTH = ["redis-cli", "-a", SANDBOX_REDIS_PASSWORD, "--no-auth-warning"]
+LLEN_BACKTESTS = ["redis-cli", "-a", SANDBOX_REDIS_PASSWORD, "llen", "backtests"]
 
 
 class Api:
@@ -358,7 +362,7 @@ def test_hpa_thrash_needs_the_wider_window(api: Api) -> None:
 
 
 def backlog(api: Api) -> int:
-    result = api.exec("redis-master-0", "redis-cli", "llen", "backtests")
+    result = api.exec("redis-master-0", *LLEN_BACKTESTS)
     assert result.exit_code == 0, result
     return int(result.stdout)
 
@@ -395,14 +399,55 @@ def test_queue_backlog_drains_only_with_eight_workers(api: Api) -> None:
 
 def test_redis_cli_reads_any_list_with_connection_flags(api: Api) -> None:
     injections.inject(api.cluster, "queue-backlog")
-    flags = ["-h", "127.0.0.1", "-p", "6379", "-a", "s3cret", "--no-auth-warning"]
+    flags = ["-h", "127.0.0.1", "-p", "6379", "-a", SANDBOX_REDIS_PASSWORD, "--no-auth-warning"]
     assert api.exec("redis-master-0", "redis-cli", *flags, "LLEN", "backtests").stdout == (
         f"{START_DEPTH}\n"
     )
     assert api.exec("redis-master-0", "redis-cli", *flags, "llen", "celery").stdout == "0\n"
-    assert api.exec("redis-master-0", "redis-cli", "--raw", "ping").stdout == "PONG\n"
+    assert api.exec("redis-master-0", *AUTH, "--raw", "ping").stdout == "PONG\n"
     core = core_pod(api)  # the core image has no redis-cli
     assert api.exec(core, "redis-cli", "llen", "backtests").exit_code == 126
+
+
+def test_the_stores_refuse_what_the_real_images_refuse(api: Api) -> None:
+    """The official postgres image: exec runs as root, and psql's defaults (role and database
+    root) do not exist; only POSTGRES_USER on a database it has gets in. The Redis server has
+    a password: no `-a` (or REDISCLI_AUTH) is NOAUTH, a wrong one WRONGPASS."""
+    count = ["-tAc", "select count(*) from terraform_runs"]
+    refused = 'failed: FATAL:  role "root" does not exist'
+    assert refused in api.exec("postgres-0", "psql", *count).stderr
+    assert (
+        'role "postgres" does not exist'
+        in api.exec("postgres-0", "psql", "-U", "postgres", *count).stderr
+    )
+    user = ["-U", SANDBOX_POSTGRES_USER]
+    assert api.exec("postgres-0", "psql", *user, *count).stdout == "4412\n"  # -d defaults to it
+    other = api.exec("postgres-0", "psql", *user, "-d", "nope", *count)
+    assert (other.exit_code, other.stderr.split("FATAL:  ")[-1]) == (
+        2,
+        'database "nope" does not exist\n',
+    )
+    wrong_db = api.exec("postgres-0", "psql", *user, "-d", "postgres", *count)
+    assert wrong_db.exit_code == 1 and 'relation "terraform_runs" does not exist' in wrong_db.stderr
+
+    bare = api.exec("redis-master-0", "redis-cli", "dbsize")
+    assert (bare.exit_code, bare.stdout, bare.stderr) == (
+        1,
+        "",
+        "NOAUTH Authentication required.\n",
+    )
+    wrong = api.exec("redis-master-0", "redis-cli", "-a", "guess", "dbsize")
+    assert wrong.exit_code == 1 and "WRONGPASS" in wrong.stderr
+    assert api.exec("redis-master-0", *AUTH, "dbsize").stdout == "1873\n"
+
+
+def test_the_shell_reads_a_password_from_stdin_into_the_programs_login() -> None:
+    script = 'IFS= read -r REDISCLI_AUTH && export REDISCLI_AUTH && exec "$0" "$@"'
+    argv = ["sh", "-c", script, "redis-cli", "dbsize"]
+    assert unwrap(argv, "pw\n") == ["redis-cli", "-a", "pw", "--no-auth-warning", "dbsize"]
+    pg = 'IFS= read -r PGPASSWORD && export PGPASSWORD && exec "$0" "$@"'
+    assert unwrap(["sh", "-c", pg, "psql", "-tAc", "q"], "pw\n") == ["psql", "-tAc", "q"]
+    assert unwrap(["sh", "-c", "redis-cli flushall"], "") == ["sh", "-c", "redis-cli flushall"]
 
 
 def test_queue_backlog_calls_the_real_celery_hook(api: Api) -> None:
@@ -524,7 +569,8 @@ def test_ingress_controller_down_healed_by_restarting_the_controller(api: Api) -
 
 
 def rows(api: Api) -> str:
-    result = api.exec("postgres-0", "psql", "-tAc", "select count(*) from terraform_runs")
+    login = ["-U", SANDBOX_POSTGRES_USER, "-d", SANDBOX_POSTGRES_DB]
+    result = api.exec("postgres-0", "psql", *login, "-tAc", "select count(*) from terraform_runs")
     return result.stdout.strip() if result.exit_code == 0 else f"error: {result.stderr}"
 
 
@@ -552,12 +598,12 @@ def test_postgres_down_healed_by_deleting_the_pod_data_survives(api: Api) -> Non
 
 
 def test_redis_down_healed_by_deleting_the_pod_not_by_restarting_workers(api: Api) -> None:
-    dbsize = api.exec("redis-master-0", "redis-cli", "dbsize").stdout
+    dbsize = api.exec("redis-master-0", *AUTH, "dbsize").stdout
     injections.inject(api.cluster, "redis-down")
     api.tick(2)
     assert api.crashing_now("app=redis") == ["redis-master-0"]
     assert len(api.crashing_now("app=alphaswarm-worker")) == 2
-    assert api.exec("redis-master-0", "redis-cli", "ping").exit_code == 1
+    assert api.exec("redis-master-0", *AUTH, "ping").exit_code == 1
 
     api.restart("alphaswarm-worker")  # wrong: the broker is still down
     api.tick(12)
@@ -566,14 +612,14 @@ def test_redis_down_healed_by_deleting_the_pod_not_by_restarting_workers(api: Ap
     workers = api.crash_looping("app=alphaswarm-worker")
     assert len(workers) >= 2 and set(names(api, "app=alphaswarm-worker")) <= set(workers)
     # Between two crashes redis-master-0 (no readiness probe) may be Ready; it never serves.
-    assert api.exec("redis-master-0", "redis-cli", "ping").exit_code == 1
+    assert api.exec("redis-master-0", *AUTH, "ping").exit_code == 1
 
     api.delete_pod("redis-master-0")
     api.tick(20)
     assert api.ready("app=redis") == 1
     assert api.crash_looping("app=alphaswarm-worker") == []
     assert api.ready("app=alphaswarm-worker") == 2
-    assert api.exec("redis-master-0", "redis-cli", "dbsize").stdout == dbsize
+    assert api.exec("redis-master-0", *AUTH, "dbsize").stdout == dbsize
 
 
 def test_heal_resets_the_knobs(api: Api) -> None:

@@ -12,6 +12,7 @@ from kubernetes.client import ApiClient
 from sandbox.auth0 import JWKS_URL
 from sandbox.cluster import SandboxCluster
 from sandbox.controllers import Controllers
+from sandbox.redis_cli import SANDBOX_REDIS_PASSWORD
 from sandbox.resources import (
     DEPLOYMENT,
     ENDPOINTS,
@@ -168,7 +169,8 @@ def test_exec_answers_the_runbook_commands(cluster: SandboxCluster) -> None:
         ["celery", "-A", "alphaswarm.tasks.celery_app", "inspect", "active"],
     )
     assert active.stdout.endswith("2 nodes online.\n")
-    assert run("alphaswarm", "redis-master-0", "redis", ["redis-cli", "ping"]).stdout == "PONG\n"
+    ping = ["redis-cli", "-a", SANDBOX_REDIS_PASSWORD, "--no-auth-warning", "ping"]
+    assert run("alphaswarm", "redis-master-0", "redis", ping).stdout == "PONG\n"
     assert run("alphaswarm", "postgres-0", "postgres", ["pg_isready"]).exit_code == 0
     df = run("alphaswarm", "postgres-0", "postgres", ["df", "-h"]).stdout
     assert "/var/lib/postgresql/data" in df

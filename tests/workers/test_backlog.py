@@ -18,6 +18,7 @@ from sandbox import injections
 from sandbox.backlog import REHEARSAL_QUEUE_DEPTH_ALARM
 from sandbox.celery_backlog import PRODUCER_RATE, START_DEPTH, BacklogProducer, enqueue_backlog
 from sandbox.cluster import SandboxCluster
+from sandbox.redis_cli import SANDBOX_REDIS_PASSWORD
 from sandbox.server import SandboxServer
 from sandbox.worker_pool import WorkerPool
 from tasks.adapters.workers import CeleryWorkers
@@ -118,7 +119,8 @@ def test_the_incident_persists_with_two_workers_and_yields_to_eight(
     wait_for_workers(workers, api_client, 2)
     injections.inject(cluster, "queue-backlog")
     two = _sample(workers, seconds=4.0)
-    in_pod = cluster.runtime.exec(NS, "redis-master-0", "redis", ["redis-cli", "llen", QUEUE])
+    llen = ["redis-cli", "-a", SANDBOX_REDIS_PASSWORD, "llen", QUEUE]
+    in_pod = cluster.runtime.exec(NS, "redis-master-0", "redis", llen)
     broker = workers.queue_depth(QUEUE)
     assert min(two) > REHEARSAL_QUEUE_DEPTH_ALARM and two[-1] > two[0]
     assert in_pod.exit_code == 0 and abs(int(in_pod.stdout) - broker) <= 2 * PRODUCER_RATE * 0.1

@@ -15,11 +15,13 @@ from sandbox.cluster import SandboxCluster
 from sandbox.resources import POD
 from sandbox.server import SandboxServer
 from sandbox.topology import seed
+from tasks.adapters.exec_commands import celery_inspect
 from tasks.adapters.kubernetes import KubernetesCluster
 from tasks.adapters.workers import CeleryWorkers
 from tests.workers.conftest import NS, ready_worker_pods, wait_for_workers, wait_until
 
 INSPECT = ["celery", "-A", "alphaswarm.tasks.celery_app", "inspect", "active"]
+DECLARED_INSPECT = celery_inspect("alphaswarm.tasks.celery_app", "active")
 
 
 def _busy(workers: CeleryWorkers, redis_url: str, count: int) -> None:
@@ -41,7 +43,7 @@ def test_inspect_active_exec_in_deploy_is_the_real_celery_output(
     _busy(workers, redis_url, 2)
     cluster = KubernetesCluster(api_client=api_client)
 
-    result = cluster.exec_in_deployment(NS, "alphaswarm-worker", INSPECT)
+    result = cluster.exec_in_deployment(NS, "alphaswarm-worker", DECLARED_INSPECT)
 
     assert result.exit_code == 0, result.stderr
     for pod in ready_worker_pods(api_client):

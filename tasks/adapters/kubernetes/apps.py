@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -30,6 +30,7 @@ from tasks.adapters.cluster import (
     StatefulSet,
 )
 from tasks.adapters.errors import AdapterError, PermanentError, TransientError
+from tasks.adapters.exec_commands import ExecCommand
 from tasks.adapters.kubernetes.client import (
     MERGE_PATCH,
     calling,
@@ -87,7 +88,7 @@ class AppsCalls(CoreCalls):
         self,
         namespace: str,
         deployment: str,
-        command: Sequence[str],
+        command: ExecCommand,
         *,
         container: str | None = None,
         timeout: float = 30.0,

@@ -4,7 +4,6 @@ Endpoints.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
@@ -24,6 +23,7 @@ from tasks.adapters.cluster import (
 )
 from tasks.adapters.errors import PermanentError
 from tasks.adapters.events import sort_events
+from tasks.adapters.exec_commands import ExecCommand, require_declared
 from tasks.adapters.kubernetes.client import (
     PREVIOUS_LOG_MISSING,
     ApiCalls,
@@ -213,19 +213,21 @@ class CoreCalls(ApiCalls):
         self,
         namespace: str,
         pod: str,
-        command: Sequence[str],
+        command: ExecCommand,
         *,
         container: str | None = None,
         timeout: float = 30.0,
     ) -> ExecResult:
         """`kubectl exec POD -- COMMAND` over the WebSocket channel protocol.
 
-        stdout and stderr are collected until the server closes the stream or `timeout` passes;
-        the exit code comes from the channel-3 Status (None if it never arrived).
+        Only a declared command (`tasks.adapters.exec_commands`) is sent: anything else is
+        refused here, before a connection is made. A secret the command carries is written on
+        stdin, never on the argv. stdout and stderr are collected until the server closes the
+        stream or `timeout` passes; the exit code comes from the channel-3 Status (None if it
+        never arrived).
         """
-        command = tuple(command)
-        if not command:
-            raise PermanentError("exec needs a command")
+        require_declared(command)
+        argv = command.argv
         if container is None:
             found = self._require(self.pod(namespace, pod), "pod", namespace, pod)
             container = found.default_container
@@ -235,9 +237,9 @@ class CoreCalls(ApiCalls):
                 self._exec_core.connect_get_namespaced_pod_exec,
                 pod,
                 namespace,
-                command=list(command),
+                command=list(argv),
                 stderr=True,
-                stdin=False,
+                stdin=command.stdin is not None,
                 stdout=True,
                 tty=False,
                 _preload_content=False,
@@ -246,6 +248,8 @@ class CoreCalls(ApiCalls):
             )
         try:
             with calling(f"exec in pod {namespace}/{pod}"):
+                if command.stdin is not None:
+                    resp.write_stdin(command.stdin.get_secret_value() + "\n")
                 resp.run_forever(timeout=timeout)
                 timed_out = resp.is_open()
                 stdout = channel_text(resp.read_channel(1))
@@ -257,7 +261,7 @@ class CoreCalls(ApiCalls):
             namespace=namespace,
             pod=pod,
             container=container,
-            command=command,
+            command=argv,
             stdout=stdout,
             stderr=stderr,
             exit_code=exit_code,
