@@ -46,7 +46,8 @@ from tests.flows.test_jwks_outage import resume_when_paused
 from tests.flows.test_triage import crash_looping
 
 NS, CORE, WORKER = "alphaswarm", "alphaswarm-core", "alphaswarm-worker"
-RESTART = r"/deployments/alphaswarm-(core|worker)$"
+CLIENT = "alphaswarm-client"
+RESTART = r"/deployments/alphaswarm-(core|worker|client)$"
 
 
 @flow(name="guarded-restart")
@@ -243,9 +244,10 @@ def guarded_delete(selector: str | None = None, pod: str | None = None) -> Chang
 
 
 def test_a_delete_taking_down_most_of_a_workloads_ready_pods_is_refused(
-    sandbox: SandboxServer,
+    any_pod_sandbox: SandboxServer,
 ) -> None:
     # alphaswarm-core has three ready pods: at most two (50%, rounded up) may go at once.
+    sandbox = any_pod_sandbox
     with pytest.raises(GuardRefused) as refused:
         guarded_delete(selector=f"app={CORE}")
     assert refused_by(refused) == "blast-radius" and "3 of" in str(refused.value)
@@ -258,12 +260,12 @@ def test_a_delete_taking_down_most_of_a_workloads_ready_pods_is_refused(
 
 
 def over_the_budget(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A budget of one change an hour, already spent on the workers; the core then crash-loops."""
+    """A budget of one change an hour, already spent on the client; the core then crash-loops."""
     point_flows_at(sandbox, monkeypatch)
     monkeypatch.setenv("REMEDIATE_SAFETY__MAX_CHANGES_PER_HOUR", "1")
     monkeypatch.setenv("REMEDIATE_SAFETY__APPROVAL_TIMEOUT_SECONDS", "3")
     monkeypatch.setenv("REMEDIATE_SAFETY__APPROVAL_POLL_SECONDS", "1")
-    assert guarded_restart(NS, WORKER).status is ChangeStatus.APPLIED
+    assert guarded_restart(NS, CLIENT).status is ChangeStatus.APPLIED
     injections.inject(sandbox.cluster, "crashloop-single")
     settle(sandbox, lambda: len(crash_looping(sandbox)) == 1)
 
@@ -294,7 +296,7 @@ def test_a_restart_over_the_budget_nobody_approves_changes_nothing(
     assert result.outcome is not None and result.outcome.status is OutcomeStatus.ESCALATED
     assert "budget" in result.outcome.message
     assert "not approved: nobody (the pause expired)" in result.outcome.message
-    assert restarts(sandbox) == 1  # the workers' restart that spent the budget, nothing since
+    assert restarts(sandbox) == 1  # the client's restart that spent the budget, nothing since
 
 
 @flow(name="approved-delete")
@@ -303,8 +305,9 @@ def approved_delete(selector: str) -> ChangeRecord:
 
 
 def test_a_delete_over_the_blast_radius_goes_only_once_a_human_approves(
-    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+    any_pod_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    sandbox = any_pod_sandbox
     monkeypatch.setenv("REMEDIATE_SAFETY__APPROVAL_POLL_SECONDS", "1")
     approver = resume_when_paused("approved-delete", {"approved": True, "approver": "frank"})
     record = approved_delete.with_options(flow_run_name="approved-delete")(f"app={CORE}")
