@@ -21,7 +21,7 @@ NS, WORKER, CORE = "alphaswarm", "alphaswarm-worker", "alphaswarm-core"
 @flow(name="scale-then-restart")
 def scale_then_restart(replicas: int) -> None:
     scale_deployment(NS, WORKER, replicas, dry_run=False, reason="test")
-    restart_deployment(NS, WORKER, dry_run=False, reason="test")
+    restart_deployment(NS, CORE, dry_run=False, reason="test")  # the Role restarts the core only
 
 
 def replicas(sandbox: SandboxServer) -> int:
