@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sandbox.resources import POD
+from sandbox.resources import POD, STATEFULSET
 from sandbox.runtime import ExecResult
 from sandbox.volumes import redis_claim
 
@@ -58,6 +58,23 @@ def requirepass(pod: Mapping[str, Any]) -> str | None:
                 if "--requirepass" in words[:-1]:
                     return words[words.index("--requirepass") + 1]
     return None
+
+
+def set_requirepass(cluster: Any, password: str, namespace: str = "alphaswarm") -> None:
+    """Give the sandbox's Redis another password (a test's unique value), as rotating the
+    Secret behind REDIS_ARGS would: in the StatefulSet's template and in the running pod."""
+
+    def edit(obj: dict[str, Any]) -> None:
+        spec = obj["spec"]["template"]["spec"] if "template" in obj["spec"] else obj["spec"]
+        for container in spec["containers"]:
+            for var in container.get("env") or []:
+                if var.get("name") == "REDIS_ARGS":
+                    var["value"] = f"--requirepass {password}"
+
+    cluster.store.update(STATEFULSET, namespace, "redis-master", edit)
+    pods, _ = cluster.store.list(POD, namespace, labels="app=redis")
+    for pod in pods:
+        cluster.store.update(POD, namespace, pod["metadata"]["name"], edit)
 
 
 def _given_password(argv: Sequence[str]) -> str | None:

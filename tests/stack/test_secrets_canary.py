@@ -6,7 +6,9 @@ volume gives them (REMEDIATE_SECRETS_DIR), never from the environment or a param
 - the control plane's bearer token (C scales through the control plane with it),
 - the intake's bearer token (every alert below is sent with it),
 - the incident store's password (a PostgreSQL URL; the test server trusts loopback, so the
-  password travels through every connection without being checked).
+  password travels through every connection without being checked),
+- the Redis password (F's data check runs `redis-cli dbsize` in the Redis pod with it, written
+  on the exec's stdin; the sandbox's Redis is given the same value, so it is checked).
 
 A stack as `remediate up` starts it (Prefect server, served deployments, intake) then handles
 one incident per runbook branch, each fired at the intake as Alertmanager would, the dangerous
@@ -31,6 +33,7 @@ from sqlalchemy import text
 from remediate.stack import Stack
 from sandbox import injections
 from sandbox.flow_env import flow_env
+from sandbox.redis_cli import set_requirepass
 from sandbox.server import SandboxServer
 from store.engine import dispose_all, session_for
 from store.models import Incident
@@ -146,6 +149,7 @@ def canary_env(
     values = {
         "REMEDIATE_CONTROL_PLANE__TOKEN": canary("control-plane"),
         "REMEDIATE_INTAKE_TOKEN": canary("intake"),
+        "REMEDIATE_REDIS__PASSWORD": canary("redis"),
     }
     password = canary("store")
     values["REMEDIATE_STORE__URL"] = with_password(postgres_url, password)
@@ -155,6 +159,7 @@ def canary_env(
             if key.startswith(("PREFECT_", "REMEDIATE_")):
                 env.delenv(key)
         sandbox.cluster.control_plane.token = values["REMEDIATE_CONTROL_PLANE__TOKEN"]
+        set_requirepass(sandbox.cluster, values["REMEDIATE_REDIS__PASSWORD"])
         kubeconfig = sandbox.write_kubeconfig(tmp_path / "state" / "kubeconfig.yaml")
         for key, value in flow_env(sandbox.url, sandbox.cluster, kubeconfig).items():
             if key not in values:  # the secrets come from the files only
