@@ -69,6 +69,21 @@ def test_the_work_pools_job_template_sets_it() -> None:
     assert PRODUCTION in container["env"]
 
 
+def test_the_flow_runs_log_in_to_the_stores_as_the_official_images_require() -> None:
+    """F's `psql` needs a role and a database, its `redis-cli` the password (issue 21, point 8):
+    without them the data check is inconclusive on a real cluster."""
+    template = json.loads((INFRA / "work-pool" / "kubernetes-base-job-template.json").read_text())
+    manifest = template["job_configuration"]["job_manifest"]
+    (container,) = manifest["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["REMEDIATE_POSTGRES__USER"]["value"]
+    assert env["REMEDIATE_POSTGRES__DATABASE"]["value"]
+    secret = env["REMEDIATE_REDIS__PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert (secret["name"], secret["key"]) == ("alphaswarm-remediate", "redis-password")
+    example = (INFRA / "intake" / "examples" / "secret.example.yaml").read_text()
+    assert "redis-password: REPLACE-WITH" in example
+
+
 def test_every_deployment_in_prefect_yaml_sets_it_in_its_job_variables() -> None:
     document = yaml.safe_load(PREFECT_YAML.read_text())
     assert document["deployments"]
