@@ -52,7 +52,7 @@ from sandbox.symptoms import showing
 from store.engine import session_for
 from store.models import IncidentAction
 from tasks.changes.models import ChangeRecord, ChangeStatus
-from tasks.changes.mutations import scale_deployment
+from tasks.changes.mutations import restart_deployment, scale_deployment
 from tasks.models.alerts import parse_alertmanager
 from tasks.models.diagnosis import Scenario
 from tasks.settings import Settings
@@ -134,6 +134,17 @@ def _scale_workers(dry_run: bool) -> ChangeStatus:
     return scale_deployment("alphaswarm", "alphaswarm-worker", 3, dry_run=dry_run).status
 
 
+@flow(name="least-privilege-restart-workers")
+def _restart_workers() -> ChangeStatus:
+    return restart_deployment("alphaswarm", "alphaswarm-worker", dry_run=True).status
+
+
+def _a_workers(sandbox: SandboxServer) -> None:
+    """A (or B's several crashing pods) when the crash-looping pods are the workers': triage
+    restarts the crashing pod's Deployment, here its plan (a dry-run patch needs the verb)."""
+    assert _restart_workers() is ChangeStatus.PLANNED
+
+
 def _c_scale(sandbox: SandboxServer) -> None:
     """C's Kubernetes side: its dry-run plan, and the scale it falls back on when the control
     plane refuses (the queue itself needs real Celery: tests/flows/test_queue_backlog.py)."""
@@ -152,6 +163,7 @@ def _diagnostics(sandbox: SandboxServer) -> None:
 RUNS: dict[str, Callable[[SandboxServer], None]] = {
     "A pod crash": _triage("crashloop-single"),
     "A operator UI": _a_operator_ui,
+    "A workers": _a_workers,
     "B hpa thrash": _triage("hpa-thrash"),
     "C scale workers": _c_scale,
     "D jwks egress blocked": _triage("jwks-503:egress-blocked"),
@@ -329,7 +341,6 @@ OWN = ("prefect-server", "prefect-worker", "alphaswarm-remediate-intake")
 
 REFUSED: dict[str, tuple[str, str, dict[str, str]]] = {
     # alphaswarm: only the Deployments, the HPA and the pods the runbook names
-    "restart the workers": ("PATCH", f"{APPS}/alphaswarm/deployments/alphaswarm-worker", {}),
     "patch a Deployment it does not name": ("PATCH", f"{APPS}/alphaswarm/deployments/other", {}),
     "replace alphaswarm-core": ("PUT", f"{APPS}/alphaswarm/deployments/alphaswarm-core", {}),
     "delete alphaswarm-core": ("DELETE", f"{APPS}/alphaswarm/deployments/alphaswarm-core", {}),
