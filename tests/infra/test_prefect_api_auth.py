@@ -116,13 +116,20 @@ def test_the_kill_switch_cannot_be_set_without_the_auth_string(server: str) -> N
     assert variable(server) is True  # the switch stays on for whoever lacks the string
 
 
+# Fixed ids: pytest-xdist's workers must collect the same test ids.
+SOME_RUN, SOME_DEPLOYMENT = (
+    "0e6f6bbc-4a7f-42e4-995d-7808c799439a",
+    "5b057e8e-7ecd-4d30-926b-a3da52febd1a",
+)
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
         # An approval: resuming a paused run with the approver's input.
-        ("POST", f"/flow_runs/{uuid.uuid4()}/resume", {"run_input": {"approved": True}}),
+        ("POST", f"/flow_runs/{SOME_RUN}/resume", {"run_input": {"approved": True}}),
         # A run that applies: created from a deployment with dry_run off.
-        ("POST", f"/deployments/{uuid.uuid4()}/create_flow_run", {"parameters": {}}),
+        ("POST", f"/deployments/{SOME_DEPLOYMENT}/create_flow_run", {"parameters": {}}),
         # The kill switch, through the REST API itself.
         ("POST", "/variables/", {"name": "remediate_kill_switch", "value": "false"}),
         ("GET", "/flow_runs/filter", None),
