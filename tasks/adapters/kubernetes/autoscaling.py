@@ -115,74 +115,61 @@ class AutoscalingCalls(CoreCalls):
             return self._remove_hpa_window(namespace, name, dry_run=dry_run)
         if not 0 <= seconds <= 3600:
             raise PermanentError(f"stabilizationWindowSeconds must be 0..3600, not {seconds}")
-        before_raw = self._require(self._raw_hpa(namespace, name), "hpa", namespace, name)
-        before = wire.hpa(before_raw)
-        previous = (
-            before.behavior.scale_up.stabilization_window_seconds
-            if before.behavior is not None and before.behavior.scale_up is not None
-            else None
-        )
+        before = wire.hpa(self._require(self._raw_hpa(namespace, name), "hpa", namespace, name))
         body = {"spec": {"behavior": {"scaleUp": {"stabilizationWindowSeconds": seconds}}}}
+        after = self._patch_hpa(namespace, name, body, MERGE_PATCH, dry_run=dry_run)
+        return _window_change(namespace, name, before, after, seconds, dry_run=dry_run)
+
+    def _remove_hpa_window(self, namespace: str, name: str, *, dry_run: bool) -> HpaWindowChange:
+        raw = self._require(self._raw_hpa(namespace, name), "hpa", namespace, name)
+        before = after = wire.hpa(raw)
+        previous = _window(before)
+        if previous is not None:
+            behavior = dict((raw.get("spec") or {}).get("behavior") or {})
+            patch = remove_window_patch(behavior, previous)
+            after = self._patch_hpa(namespace, name, patch, JSON_PATCH, dry_run=dry_run)
+        return _window_change(namespace, name, before, after, None, dry_run=dry_run)
+
+    def _patch_hpa(
+        self, namespace: str, name: str, body: Any, content_type: str, *, dry_run: bool
+    ) -> HorizontalPodAutoscaler:
         with calling(f"patch hpa {namespace}/{name}"):
-            after = wire.hpa(
+            return wire.hpa(
                 self._json(
                     self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
                         name,
                         namespace,
                         body,
-                        _content_type=MERGE_PATCH,
+                        _content_type=content_type,
                         field_manager="kubectl-patch",
                         _request_timeout=self._timeout,
                         dry_run=dry_run_query(dry_run),
                     )
                 )
             )
-        return HpaWindowChange(
-            namespace=namespace,
-            hpa=name,
-            previous=previous,
-            requested=seconds,
-            result=(
-                after.behavior.scale_up.stabilization_window_seconds
-                if after.behavior is not None and after.behavior.scale_up is not None
-                else None
-            ),
-            behavior_existed=before.behavior is not None,
-            dry_run=dry_run,
-        )
 
-    def _remove_hpa_window(self, namespace: str, name: str, *, dry_run: bool) -> HpaWindowChange:
-        raw = self._require(self._raw_hpa(namespace, name), "hpa", namespace, name)
-        before = wire.hpa(raw)
-        up = before.behavior.scale_up if before.behavior is not None else None
-        previous = up.stabilization_window_seconds if up is not None else None
-        after = before
-        if previous is not None:
-            behavior = dict((raw.get("spec") or {}).get("behavior") or {})
-            with calling(f"patch hpa {namespace}/{name}"):
-                after = wire.hpa(
-                    self._json(
-                        self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-                            name,
-                            namespace,
-                            remove_window_patch(behavior, previous),
-                            _content_type=JSON_PATCH,
-                            field_manager="kubectl-patch",
-                            _request_timeout=self._timeout,
-                            dry_run=dry_run_query(dry_run),
-                        )
-                    )
-                )
-        return HpaWindowChange(
-            namespace=namespace,
-            hpa=name,
-            previous=previous,
-            requested=None,
-            result=(
-                after.behavior.scale_up.stabilization_window_seconds
-                if after.behavior is not None and after.behavior.scale_up is not None
-                else None
-            ),
-            behavior_existed=before.behavior is not None,
-            dry_run=dry_run,
-        )
+
+def _window(hpa: HorizontalPodAutoscaler) -> int | None:
+    """behavior.scaleUp.stabilizationWindowSeconds, None when unset."""
+    up = hpa.behavior.scale_up if hpa.behavior is not None else None
+    return up.stabilization_window_seconds if up is not None else None
+
+
+def _window_change(
+    namespace: str,
+    name: str,
+    before: HorizontalPodAutoscaler,
+    after: HorizontalPodAutoscaler,
+    requested: int | None,
+    *,
+    dry_run: bool,
+) -> HpaWindowChange:
+    return HpaWindowChange(
+        namespace=namespace,
+        hpa=name,
+        previous=_window(before),
+        requested=requested,
+        result=_window(after),
+        behavior_existed=before.behavior is not None,
+        dry_run=dry_run,
+    )
