@@ -382,20 +382,37 @@ def awaits_hold(incident: Incident) -> bool:
     )
 
 
-def firing_alerts(session: Session, *, incident_id: int) -> list[str]:
-    """The names of the incident's alerts that still fire."""
+# Alerts with no resolved notification to come: the health sweep reports what it sees at each
+# run and never sends "resolved" (its label `source`, tasks/diagnoses/health.py). For them the
+# fix's hold is the end; waiting for them would hold every incident a sweep joined open until
+# the alert wait runs out.
+OBSERVATION_SOURCES = frozenset({"health-sweep"})
+
+
+def _notified(session: Session, incident_id: int) -> list[tuple[str, str]]:
+    """(name or fingerprint, status) of the incident's alerts whose source sends resolved."""
     rows = session.exec(
-        select(IncidentAlert.alertname, IncidentAlert.fingerprint)
-        .where(IncidentAlert.incident_id == incident_id)
-        .where(IncidentAlert.status != "resolved")
+        select(
+            IncidentAlert.alertname,
+            IncidentAlert.fingerprint,
+            IncidentAlert.status,
+            IncidentAlert.labels,
+        ).where(IncidentAlert.incident_id == incident_id)
     ).all()
-    return sorted(name or fingerprint for name, fingerprint in rows)
+    return [
+        (name or fingerprint, status)
+        for name, fingerprint, status, labels in rows
+        if (labels or {}).get("source") not in OBSERVATION_SOURCES
+    ]
+
+
+def firing_alerts(session: Session, *, incident_id: int) -> list[str]:
+    """The names of the incident's alerts that still fire (and will say when they resolve)."""
+    return sorted(name for name, status in _notified(session, incident_id) if status != "resolved")
 
 
 def all_alerts_resolved(session: Session, *, incident_id: int) -> bool:
-    statuses = session.exec(
-        select(IncidentAlert.status).where(IncidentAlert.incident_id == incident_id)
-    ).all()
+    statuses = [status for _, status in _notified(session, incident_id)]
     return bool(statuses) and all(s == "resolved" for s in statuses)
 
 

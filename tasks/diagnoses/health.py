@@ -32,7 +32,7 @@ RESTART_WARNING = 5
 # A pod not running for this long raises an alert (kube-prometheus's KubePodNotReady waits 15m);
 # younger, it is being scheduled or pulled as any new pod is.
 NOT_RUNNING_ALERT_AFTER = timedelta(minutes=15)
-SOURCE = "health-sweep"
+SOURCE = "health-sweep"  # one of store.incidents.OBSERVATION_SOURCES: it never sends resolved
 
 WAITING_CRASHES = {"CrashLoopBackOff"}
 WAITING_IMAGE = {"ImagePullBackOff", "ErrImagePull"}

@@ -14,7 +14,7 @@ from store import actions, incidents, lifecycle
 from store.engine import session_for
 from store.models import ActionStatus, EventKind, IncidentStatus
 from store.queries import load_incident
-from tests.store.test_lifecycle import alert, evidence
+from tests.store.test_lifecycle import T0, alert, evidence
 
 S = IncidentStatus
 WINDOW = timedelta(hours=1)
@@ -177,3 +177,41 @@ def test_past_the_relapse_window_or_without_one_a_new_incident_opens(store: str)
             since=incidents.utcnow() + timedelta(seconds=1),
         )
         assert found is None
+
+
+def _sweep_alert(fingerprint: str) -> incidents.AlertEvidence:
+    """What the health sweep hands the intake: an observation, never followed by a resolved."""
+    return incidents.AlertEvidence(
+        fingerprint=fingerprint,
+        alertname="HealthSweepCrashLooping",
+        status="firing",
+        labels={"namespace": "alphaswarm", "deployment": "core", "source": "health-sweep"},
+        starts_at=T0,
+    )
+
+
+def test_a_sweep_alert_that_joined_waits_for_nothing_the_sweep_never_sends(store: str) -> None:
+    """The monitoring loop saw it: a sweep's finding joined an Alertmanager incident, the fix held
+    and Alertmanager resolved its alert, and the incident stayed open for the alert wait, since
+    the sweep never sends "resolved". Its end is the fix's hold."""
+    with session_for(store) as s:
+        iid = _verified(s)
+        incidents.record_alerts(s, incident_id=iid, alerts=(_sweep_alert("sweep-1"),), at=T0)
+        lifecycle.held(s, incident_id=iid, came_back=None, held_seconds=5, flow_run_id=None)
+        assert incidents.firing_alerts(s, incident_id=iid) == ["KubePodCrashLooping"]
+        found = incidents.record_resolved(
+            s, alerts=(alert("f1", "resolved"),), summary="every alert resolved"
+        )
+        assert found is not None and found.status == S.RESOLVED
+
+
+def test_an_incident_the_sweep_alone_reported_resolves_when_the_fix_holds(store: str) -> None:
+    with session_for(store) as s:
+        incident, _ = incidents.open_or_join(
+            s, evidence=evidence(_sweep_alert("sweep-2"), key="A:ns/core")
+        )
+        iid = incident.id or 0
+        for to in (S.TRIAGED, S.MITIGATING, S.VERIFIED):
+            incidents.transition(s, incident_id=iid, to=to, summary=str(to))
+        lifecycle.held(s, incident_id=iid, came_back=None, held_seconds=5, flow_run_id=None)
+        assert incidents.get_incident(s, incident_id=iid).status == S.RESOLVED
