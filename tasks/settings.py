@@ -258,7 +258,10 @@ class Safety(BaseModel):
         default=120.0, gt=0, description="how long a change waits for another run's on its target"
     )
     lease_seconds: float = Field(
-        default=600.0, gt=0, description="a target's lock expires after this if its holder died"
+        default=600.0,
+        gt=0,
+        description="a workload's lock expires after this if its holder died; also the longest "
+        "a change that was sent keeps it through its run's verification",
     )
     cooldown_seconds: float = Field(
         default=300.0,
