@@ -193,10 +193,6 @@ def _require(value: object, what: str) -> None:
         raise PermanentError(f"{what} not found")
 
 
-def _is_ready(pod: Pod) -> bool:
-    return bool(pod.total_containers) and pod.ready_containers == pod.total_containers
-
-
 def owning_workloads(reach: Reach, pods: tuple[Pod, ...] | list[Pod]) -> dict[str, list[Pod]]:
     """`pods` by the workload that owns each: pod -> ReplicaSet -> Deployment (every ReplicaSet
     of a Deployment mid-rollout is one workload), pod -> StatefulSet; a bare pod is its own."""
@@ -227,7 +223,7 @@ def _scale_down(
         return ()
     key = change.target.key
     members = owning_workloads(reach, reach.cluster.pods(change.target.namespace)).get(key, [])
-    ready = sum(1 for p in members if _is_ready(p) and not p.deleting)
+    ready = sum(1 for p in members if p.is_ready and not p.deleting)
     return (Disruption(workload=key, taken=max(ready - replicas, 0), ready=ready),)
 
 
@@ -457,7 +453,7 @@ class DeletePods(Change):
         for workload, members in sorted(owning_workloads(reach, pods).items()):
             if not any(p.name in doomed for p in members):
                 continue
-            ready = [p for p in members if _is_ready(p)]
+            ready = [p for p in members if p.is_ready]
             taken = sum(1 for p in ready if p.name in doomed)
             found.append(Disruption(workload=workload, taken=taken, ready=len(ready)))
         return tuple(found)
