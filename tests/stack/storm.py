@@ -253,4 +253,7 @@ def processes_in(tmp_path: Path) -> Iterator[Processes]:
     deadline = time.monotonic() + 10
     while running.leftovers() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert running.leftovers() == []
+    left = running.leftovers()
+    assert left == [], (
+        f"still running 10 s after the test: {left}"
+    )  # not a test module: no rewriting
