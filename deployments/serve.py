@@ -17,13 +17,26 @@ generated from (`tests/unit/test_deployments.py` checks the two agree):
 - `revert-auth-enforce`, on demand: runbook D schedules a run of it whenever it flips
   ALPHASWARM_AUTH_ENFORCE to permissive. A scheduled run only happens if something serves the
   deployment, so it is served here, under the very name `schedule_revert` registers.
+
+The runner asks Prefect for runs to start every REMEDIATE_SERVING__POLL_SECONDS, and is also
+told of a new run at once: it follows Prefect's own event stream (`/api/events/out`) for
+`prefect.flow-run.Scheduled`, the event the server emits when a run is created (the intake's,
+the UI's, a schedule's), and asks for runs to start as soon as one comes. The poll stays as it
+was: a lost connection or an event that never came only costs the poll's wait.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+from typing import Any
 
-from prefect import serve
+import anyio
+from prefect.events.clients import get_events_subscriber
+from prefect.events.filters import EventFilter, EventNameFilter
+from prefect.exceptions import TerminationSignal
+from prefect.runner import Runner
 
 from deployments import warm_start
 from deployments.table import PREFECT_YAML, render_prefect_yaml, runner_deployments
@@ -31,7 +44,11 @@ from store.engine import engine_for
 from store.schema import StoreNotMigrated
 from tasks.settings import Settings
 
-__all__ = ["check", "main", "require_migrated_store", "runner_deployments"]
+__all__ = ["SCHEDULED", "check", "main", "require_migrated_store", "runner_deployments", "serve"]
+
+SCHEDULED = "prefect.flow-run.Scheduled"
+RECONNECT_SECONDS = 1.0
+log = logging.getLogger("remediate.serve")
 
 
 def require_migrated_store() -> None:
@@ -63,13 +80,54 @@ def main(argv: list[str] | None = None) -> None:
         return
     warm_start.install()  # each run forked from a warm process with the flows imported
     require_migrated_store()
+    serve(Settings().serving.poll_seconds)
+
+
+def serve(poll_seconds: float) -> None:
+    """Prefect's `serve()` for the table's deployments, plus the wake-up on new runs."""
     # Restarting the serve process must not pause the schedules operators rely on.
     # query_seconds: PREFECT_RUNNER_POLL_FREQUENCY takes whole seconds only.
-    serve(
-        *runner_deployments(),
-        pause_on_shutdown=False,
-        query_seconds=Settings().serving.poll_seconds,
-    )
+    runner = Runner(pause_on_shutdown=False, query_seconds=poll_seconds)
+    deployments = runner_deployments()
+    for deployment in deployments:
+        runner.add_deployment(deployment)
+    names = ", ".join(f"{d.flow_name}/{d.name}" for d in deployments)
+    print(f"serving {len(deployments)} deployments: {names}", flush=True)
+    try:
+        asyncio.run(_run(runner))
+    except (KeyboardInterrupt, TerminationSignal):
+        log.info("serve stopped")
+
+
+async def _run(runner: Runner) -> None:
+    async with anyio.create_task_group() as group:
+        group.start_soon(wake_on_new_runs, runner)
+        await runner.start()
+        group.cancel_scope.cancel()
+
+
+async def wake_on_new_runs(runner: Runner) -> None:
+    """Ask for runs to start whenever Prefect says a flow run was scheduled; reconnect when
+    the stream drops (the poll covers the gap)."""
+    while not runner.started:  # the runner builds its poller as it starts
+        await anyio.sleep(0.05)
+    only_scheduled = EventFilter(event=EventNameFilter(name=[SCHEDULED]))
+    while runner.started:
+        try:
+            async with get_events_subscriber(filter=only_scheduled) as events:
+                async for _ in events:
+                    if not runner.started:
+                        return
+                    await _poll_now(runner)
+        except Exception as exc:  # the server restarting, say: the poll goes on meanwhile
+            log.debug("event stream lost (%s): reconnecting", exc)
+        await anyio.sleep(RECONNECT_SECONDS)
+
+
+async def _poll_now(runner: Runner) -> Any:
+    """One poll of the runner's own, out of turn: the runs it finds start as the poll's would
+    (a run already being submitted is not submitted twice)."""
+    return await runner._get_and_submit_flow_runs()  # type: ignore[no-untyped-call]
 
 
 if __name__ == "__main__":

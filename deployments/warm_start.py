@@ -90,6 +90,9 @@ _PACKAGES = "_REMEDIATE_WARM_START_PACKAGES"
 _READY = "_REMEDIATE_WARM_START_READY"
 _ready: Path | None = None
 _warm = False
+# In the forkserver: Prefect's settings, read once, with the PREFECT_* environment (as the runner
+# hands it to a run) and the folder they were read in: a run with the same uses them as they are.
+_settings: tuple[dict[str, str], str, Settings] | None = None
 
 
 def install(preload: Iterable[str] = PRELOAD, packages: Iterable[str] = PRELOAD_PACKAGES) -> bool:
@@ -132,12 +135,43 @@ def _import_packages() -> None:
                 continue
     ready = os.environ.pop(_READY, "")
     if ready:
+        _read_settings()
         _rehearse_store()
         # Everything imported stays: out of the collector's sight (gc.freeze, made for servers
         # that fork). Otherwise a run's first full collection walks the half-million objects
         # it inherited, 0.6 s of CPU on this machine, and copies every page it touches.
         gc.freeze()
         Path(ready).touch()
+
+
+def prefect_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables Prefect's settings are read from (PREFECT_*, not the runner's PREFECT__*
+    hand-overs such as the flow run's id)."""
+    return {k: v for k, v in env.items() if k.startswith("PREFECT_") and k[:9] != "PREFECT__"}
+
+
+def _read_settings() -> None:
+    """Read Prefect's settings once, from the environment a run gets: the runner adds its own
+    settings as variables (`to_environment_variables(exclude_unset=True)`) to its environment,
+    which the forkserver shares. Some 80 ms a run on this machine."""
+    global _settings
+    try:
+        read = Settings()
+        env = {**os.environ, **read.to_environment_variables(exclude_unset=True)}
+        _settings = (prefect_environment(env), os.getcwd(), read)
+    except Exception:  # each run reads its own, as before
+        _settings = None
+
+
+def run_settings(env: Mapping[str, str]) -> Settings:
+    """A run's Prefect settings, in its own working directory: the forkserver's when the run's
+    PREFECT_* environment and folder (a .env or prefect.toml there is read too) are the ones
+    they were read with, else read now."""
+    if _settings is not None:
+        variables, folder, read = _settings
+        if variables == prefect_environment(env) and folder == os.getcwd():
+            return read
+    return Settings()
 
 
 def _rehearse_store() -> None:
@@ -260,10 +294,10 @@ def _engine_main(env: dict[str, str], cwd: str | None, new_session: bool, output
     if cwd is not None:
         os.chdir(cwd)
     sys.argv = [sys.argv[0]]  # the engine takes the flow run's id from its environment
-    # Settings were read when the forkserver imported Prefect: read them again from this run's
-    # environment (its heartbeat, for one).
+    # Settings were read when the forkserver imported Prefect: this run's come from its own
+    # environment (its heartbeat, for one), read again unless the forkserver read the same.
     with (
-        SettingsContext(profile=get_settings_context().profile, settings=Settings()),
+        SettingsContext(profile=get_settings_context().profile, settings=run_settings(env)),
         warnings.catch_warnings(),
     ):
         # The forkserver imported the engine's module with the flows; running it as __main__

@@ -37,6 +37,9 @@ HOLD = Fault(path=r"^/api/v1/", methods=frozenset({"GET"}), latency=600.0)
 # `remediate up` alone takes minutes on a loaded machine; the group keeps the module on one xdist
 # worker, so its stack (a module fixture) starts once, not once per worker.
 pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("warm_start")]
+# The module's runner polls this seldom, so a run it starts sooner was started by the wake-up on
+# Prefect's `prefect.flow-run.Scheduled` event (deployments/serve.py), not by the poll.
+POLL_SECONDS = 30.0
 
 
 @dataclass
@@ -118,6 +121,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 env.delenv(key)
         env.setenv("REMEDIATE_STORE__URL", f"sqlite:///{state / 'incidents.db'}")
         env.setenv("REMEDIATE_INCIDENTS__REPORTS_DIR", str(state / "incidents"))
+        env.setenv("REMEDIATE_SERVING__POLL_SECONDS", str(POLL_SECONDS))
         with ExitStack() as exits:
             sandbox = exits.enter_context(SandboxServer(tick_seconds=0.05))
             kubeconfig = sandbox.write_kubeconfig(state / "kubeconfig.yaml")
@@ -162,6 +166,19 @@ def test_each_served_run_has_a_process_of_its_own_forked_warm(served: Served) ->
     assert warm == other_warm != serve
     assert parent_of(warm) == serve  # the warm forkserver is serve's child, and stays up
     assert "multiprocessing.forkserver" in command_of(warm)
+
+
+def test_a_new_run_is_started_at_once_not_at_the_next_poll(served: Served) -> None:
+    """Prefect's server says a run was scheduled (an event on its stream): serve asks for its
+    runs then, so each run leaves Scheduled well before the runner's poll would have seen it."""
+    waits = []
+    for _ in range(3):
+        run = served.start_triage()
+        created = time.monotonic()
+        wait_for("the run leaving Scheduled", lambda: served.state(run) != "SCHEDULED" or None)  # noqa: B023
+        waits.append(time.monotonic() - created)
+        wait_for("finished run", lambda: served.state(run) in FINAL)  # noqa: B023
+    assert max(waits) < POLL_SECONDS / 6, waits
 
 
 @contextmanager
