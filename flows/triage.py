@@ -58,7 +58,7 @@ from tasks.records.steps import (
     wait_for_incident_change,
 )
 from tasks.retries import spread_polls
-from tasks.run_context import current_flow_run
+from tasks.run_context import Concurrently, current_flow_run
 from tasks.settings import Settings
 from tasks.verifies import verify_hold_elapsed
 
@@ -189,7 +189,7 @@ def _still_wrong(
 ) -> str | None:
     """What the cluster still shows of the decision's symptom or of any symptom its alerts
     report (the queue an alert names, not only the pods the branch restarted); None: nothing."""
-    snapshot = probe_incident(settings, alerts, decision=decision)
+    snapshot = probe_incident(alerts, decision=decision)
     return symptom_present(decision, snapshot, since, settings.environment) or alert_symptom(
         alerts, decision, snapshot, since, settings.environment
     )
@@ -275,9 +275,7 @@ def _recheck_symptom(decision: TriageDecision, outcome: Outcome) -> Outcome:
     """The scenario found nothing to do: look at the symptom that opened the incident once
     more. Still there, the incident escalates with the evidence; "resolved" means gone."""
     settings = Settings()
-    still = symptom_present(
-        decision, probe_incident(settings, decision=decision), None, settings.environment
-    )
+    still = symptom_present(decision, probe_incident(decision=decision), None, settings.environment)
     if still is None or outcome.diagnosis is None:
         return outcome
     return Outcome.escalated(
@@ -380,13 +378,15 @@ def triage(
         return _ignored(params, ignored)
     for why in ignored:
         tell("ignored: %s", why)
-    incident = record_evidence(batch) if batch is not None else None
     if batch is not None and not firing(batch):
-        return _told(_only_resolved_alerts(params, incident))
+        return _told(_only_resolved_alerts(params, record_evidence(batch)))
     alerts_firing = firing(batch) if batch is not None else ()
-    decision = diagnose_incident(
-        alerts_firing, probe_incident(settings, alerts_firing), settings.environment
-    )
+    # The alerts are recorded while the probes look: neither waits for the other.
+    with Concurrently(workers=1) as at_once:
+        recorded = at_once(lambda: record_evidence(batch) if batch is not None else None)
+        snapshot = probe_incident(alerts_firing)
+    incident = recorded()
+    decision = diagnose_incident(alerts_firing, snapshot, settings.environment)
     publish_triage(decision, "triage-decision")
     _tell_decision(decision)
     incident = record_triage(incident, decision, dry_run=params.dry_run)

@@ -9,11 +9,15 @@ tag explicitly, and it is read back from the flow run's own tags in that process
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextvars
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from prefect.context import FlowRunContext, TagsContext
 
 PREFIX = "incident-"
+T = TypeVar("T")
 
 
 def incident_tag(incident_id: int) -> str:
@@ -46,3 +50,37 @@ def current_flow_run() -> tuple[str | None, str]:
     if run is None or run.flow_run is None:
         return None, ""
     return str(run.flow_run.id), run.flow_run.name
+
+
+class Concurrently:
+    """Independent steps of one flow run started at once: each call runs in a thread that
+    carries the caller's Prefect context (the flow run, its tags), so a task called there is a
+    task run of the caller's flow run, with its own retries, as Prefect's thread-pool task
+    runner runs a submitted task. Calling what `__call__` returned gives the result or raises
+    the step's exception; leaving the block waits for every step. Outside a flow run the steps
+    run one after another, as written.
+
+        with Concurrently(workers=2) as at_once:
+            pods = at_once(lambda: probe_pods(namespace))
+            deployment = at_once(lambda: probe_deployment(namespace, name))
+        snapshot = Snapshot(pods=pods(), deployment=deployment())
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        if FlowRunContext.get() is not None:
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="at-once")
+
+    def __enter__(self) -> Concurrently:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def __call__(self, call: Callable[[], T]) -> Callable[[], T]:
+        if self._pool is None:
+            value = call()
+            return lambda: value
+        future = self._pool.submit(contextvars.copy_context().run, call)
+        return future.result

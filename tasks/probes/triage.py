@@ -4,14 +4,31 @@ The alerts say where to look first (the pods, Deployments and HPA they name); th
 namespaces (`Workloads.scope`) are scanned for crash-looping pods whatever the alerts say, one
 pod list per namespace. A probe that cannot look is recorded as such (`queue_not_probed`, the
 broker's error), never as a fault.
+
+`probe_incident` is triage's probe step: one task run ("probe-incident") that makes every
+probe's reads, the probes at once (each is an independent set of reads, so the snapshot takes
+about as long as the slowest). Each probe keeps its own retry policy inside the task: a
+transient error retries that probe alone, with the delays its own task would use
+(`tasks.retries.RETRY_DELAYS`, logged in the task run), a permanent one fails the step at once;
+the queue depth is read once plus one retry, as before. One task run instead of seven: each
+task run costs Prefect's engine and server work that the triage run waited for before it could
+act, and the seven probes were never decisions of their own in the audit trail (the decision
+artifact lists what each saw).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from tasks.adapters.errors import AdapterError
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
+from prefect.logging import get_run_logger
+
+from tasks.adapters.errors import AdapterError, TransientError
 from tasks.models.alerts import Alert, alert_target
 from tasks.models.diagnosis import TriageDecision
 from tasks.models.snapshots import QueueSnapshot, TriageSnapshot
@@ -23,17 +40,44 @@ from tasks.probes.workload import (
     probe_queue_depth,
     probe_worker_activity,
 )
+from tasks.retries import RETRY_DELAYS
+from tasks.run_context import Concurrently
 from tasks.settings import Settings
+
+T = TypeVar("T")
 
 # Triage reads the broker once, plus a retry: a broker that does not answer is evidence for the
 # decision (Redis may be the very thing that is down), not a reason to hold up every branch.
 QUEUE_PROBE_RETRIES = 1
 
 
+def retried(
+    probe: Callable[..., T], *args: Any, retries: int = len(RETRY_DELAYS), **kwargs: Any
+) -> T:
+    """One probe's reads, retried on a transient error as its own task would retry them
+    (`RETRY_DELAYS`); a permanent error, or the last transient one, is raised."""
+    name = getattr(probe, "name", getattr(probe, "__name__", "probe"))
+    read = getattr(probe, "fn", probe)  # the probe's function, inside this task run
+    for attempt in range(retries + 1):
+        try:
+            result: T = read(*args, **kwargs)
+            return result
+        except TransientError as exc:
+            if attempt >= retries:
+                raise
+            delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+            if TaskRunContext.get() is not None:
+                get_run_logger().info(
+                    "%s: %s: retry %d/%d in %g s", name, exc, attempt + 1, retries, delay
+                )
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
 def _queue_depth(queue: str) -> tuple[int | None, str]:
     """(depth, why not), from the broker or `redis-cli llen` in the Redis pod."""
     try:
-        return probe_queue_depth.with_options(retries=QUEUE_PROBE_RETRIES)(queue), ""
+        return retried(probe_queue_depth, queue, retries=QUEUE_PROBE_RETRIES), ""
     except AdapterError as exc:
         return None, f"{how_queue_is_read()}: {exc}"
 
@@ -48,7 +92,8 @@ def probe_queue(settings: Settings, named: Sequence[str] = ()) -> QueueSnapshot 
     queue = max(known)[1] if known else broker.queues[0]
     depth, error = read[queue]
     try:
-        return probe_worker_activity(
+        return retried(
+            probe_worker_activity,
             w.namespace,
             w.worker_deployment,
             queue,
@@ -71,11 +116,15 @@ def probe_queue(settings: Settings, named: Sequence[str] = ()) -> QueueSnapshot 
         )
 
 
+@task(name="probe-incident", cache_policy=NO_CACHE)
 def probe_incident(
-    settings: Settings, alerts: Sequence[Alert] = (), decision: TriageDecision | None = None
+    alerts: Sequence[Alert] = (), decision: TriageDecision | None = None
 ) -> TriageSnapshot:
-    """Everything triage looks at. `decision` (a re-check after a fix) makes sure its target
+    """Everything triage looks at, every probe at once: the stores (F), JWKS (D), the ingress
+    and its backends (E), crash-looping pods in every watched namespace (A, B), the HPA's
+    decisions (B) and the queue (C). `decision` (a re-check after a fix) makes sure its target
     is looked at even when it no longer crashes."""
+    settings = Settings()
     w = settings.workloads
     targets = [alert_target(a) for a in alerts if a.firing]
     pods = [(t.namespace or w.namespace, t.pod) for t in targets if t.pod]
@@ -83,27 +132,48 @@ def probe_incident(
     if decision is not None and decision.target and decision.namespace:
         deployments.append((decision.namespace, decision.target))
     hpa = next((t for t in targets if t.hpa), None)
+    with Concurrently(workers=6) as at_once:
+        crashes = at_once(lambda: retried(probe_crash_scan, list(w.scope), pods, deployments))
+        stateful = at_once(
+            lambda: retried(probe_stateful, w.namespace, w.postgres_selector, w.redis_pod)
+        )
+        jwks = at_once(
+            lambda: retried(
+                probe_jwks,
+                w.namespace,
+                w.core_deployment,
+                settings.auth.jwks_url,
+                w.admin_namespace,
+                w.control_plane_deployment,
+                w.auth_enforce_variable,
+            )
+        )
+        ingress = at_once(
+            lambda: retried(
+                probe_ingress,
+                w.ingress_namespace,
+                w.ingress_controller,
+                [
+                    (w.namespace, w.client_deployment),
+                    (w.admin_namespace, w.control_plane_deployment),
+                ],
+            )
+        )
+        hpa_decisions = at_once(
+            lambda: retried(
+                probe_hpa_decisions,
+                (hpa.namespace or w.namespace) if hpa else w.namespace,
+                hpa.hpa if hpa and hpa.hpa else w.hpa,
+                w.worker_deployment,
+            )
+        )
+        queue = at_once(lambda: probe_queue(settings, [t.queue for t in targets if t.queue]))
     return TriageSnapshot(
         observed_at=datetime.now(UTC),
-        stateful=probe_stateful(w.namespace, w.postgres_selector, w.redis_pod),
-        jwks=probe_jwks(
-            w.namespace,
-            w.core_deployment,
-            settings.auth.jwks_url,
-            w.admin_namespace,
-            w.control_plane_deployment,
-            w.auth_enforce_variable,
-        ),
-        ingress=probe_ingress(
-            w.ingress_namespace,
-            w.ingress_controller,
-            [(w.namespace, w.client_deployment), (w.admin_namespace, w.control_plane_deployment)],
-        ),
-        crashes=probe_crash_scan(list(w.scope), pods, deployments),
-        hpa=probe_hpa_decisions(
-            (hpa.namespace or w.namespace) if hpa else w.namespace,
-            hpa.hpa if hpa and hpa.hpa else w.hpa,
-            w.worker_deployment,
-        ),
-        queue=probe_queue(settings, [t.queue for t in targets if t.queue]),
+        stateful=stateful(),
+        jwks=jwks(),
+        ingress=ingress(),
+        crashes=crashes(),
+        hpa=hpa_decisions(),
+        queue=queue(),
     )
