@@ -221,10 +221,17 @@ def _scale_down(
     wanted = before.get("replicas")
     if not isinstance(wanted, int) or replicas >= wanted:
         return ()
-    key = change.target.key
-    members = owning_workloads(reach, reach.cluster.pods(change.target.namespace)).get(key, [])
+    target = change.target
+    kind: ScalableKind = "StatefulSet" if target.kind == "StatefulSet" else "Deployment"
+    # Only the pods the workload's own selector matches (every pod it owns does): the list, and
+    # the ReplicaSet reads that find each pod's owner, stay the workload's size, not the
+    # namespace's. No selector known: every pod of the namespace, each by its owner.
+    scale = reach.cluster.scale(target.namespace, kind, target.name)
+    selector = scale.selector if scale is not None else None
+    pods = reach.cluster.pods(target.namespace, selector)
+    members = owning_workloads(reach, pods).get(target.key, [])
     ready = sum(1 for p in members if p.is_ready and not p.deleting)
-    return (Disruption(workload=key, taken=max(ready - replicas, 0), ready=ready),)
+    return (Disruption(workload=target.key, taken=max(ready - replicas, 0), ready=ready),)
 
 
 class RestartDeployment(Change):
