@@ -35,6 +35,7 @@ from sandbox.api_wire import (
 )
 from sandbox.cluster import SandboxCluster
 from sandbox.journal import Request
+from sandbox.paging import snapshots_of
 from sandbox.patching import (
     APPLY_PATCH,
     BadPatch,
@@ -179,22 +180,31 @@ class Handlers:
             raise ApiError(400, str(exc), "BadRequest") from None
 
     def list_objects(self, request: web.Request, t: Target) -> web.Response:
+        """A LIST, whole or one page of it (`limit`, `continue`: `sandbox.paging`)."""
         q = request.query
-        items, rv = self._select(request, t)
-        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
-        meta: dict[str, Any] = {"resourceVersion": str(rv)}
         limit = parse_int(q.get("limit"), "limit")
-        start = parse_int(q.get("continue"), "continue") or 0
-        if limit and limit > 0:
-            end = start + limit
-            if end < len(items):
-                meta["continue"] = str(end)
-                meta["remainingItemCount"] = len(items) - end
-            items = items[start:end]
-        elif start:
-            items = items[start:]
+        token = q.get("continue") or None
+        if token is not None and q.get("resourceVersion") not in (None, "", "0"):
+            raise ApiError(
+                400, "specifying resource version is not allowed when using continue", "BadRequest"
+            )
+        labels, fields = q.get("labelSelector") or "", q.get("fieldSelector") or ""
+        page = snapshots_of(self.store).page(
+            (t.kind.key, t.namespace, labels, fields),
+            lambda: self._select(request, t),
+            limit=limit if limit and limit > 0 else None,
+            token=token,
+            namespace=t.ns,
+            across_namespaces=t.kind.namespaced and t.namespace is None,
+            selected=bool(labels or fields),
+        )
+        meta: dict[str, Any] = {"resourceVersion": str(page.rv)}
+        if page.continue_token is not None:
+            meta["continue"] = page.continue_token
+            if page.remaining is not None:
+                meta["remainingItemCount"] = page.remaining
         if wants_table(request.headers.get("Accept", "")):
-            body = table(t.kind.key, items, str(rv), q.get("includeObject", "Metadata"))
+            body = table(t.kind.key, page.items, str(page.rv), q.get("includeObject", "Metadata"))
             body["metadata"].update(meta)
             return json_response(body)
         return json_response(
@@ -202,7 +212,7 @@ class Handlers:
                 "kind": t.kind.list_kind,
                 "apiVersion": t.kind.api_version,
                 "metadata": meta,
-                "items": items,
+                "items": page.items,
             }
         )
 
