@@ -5,12 +5,17 @@ namespace at once:
     kubectl get pods,deployments,endpoints -n alphaswarm-admin
     kubectl get pods,deployments,endpoints -n ingress-nginx
 
-Three LIST calls per namespace, whatever the number of pods, Deployments or Services. It changes
-nothing in the cluster. What it finds about a workload (crash-looping pods of a Deployment, a
-Deployment without available replicas, a Service without ready endpoints) it hands to the
-intake as Alertmanager alerts (`open_incidents`), which opens or joins incidents and starts
-triage for each new one; a handoff that fails is reported, never the sweep's failure. Its
-markdown artifact is what an operator reads first at 3 a.m.
+Each LIST is read in pages of 500, as kubectl reads it (`limit` and `continue`): three calls
+per namespace up to 500 pods, Deployments and Services each, ceil(n / 500) per kind beyond, each
+page decoded straight into the facts the diagnosis reads (pods as `PodRow`s), so one page of raw
+JSON is held at a time. A page that cannot be read fails the probe (its retry lists again): the
+sweep never reports on part of a list. It changes nothing in the cluster.
+
+What it finds about a workload (crash-looping pods of a Deployment, a Deployment without
+available replicas, a Service without ready endpoints) it hands to the intake as Alertmanager
+alerts (`open_incidents`), which opens or joins incidents and starts triage for each new one; a
+handoff that fails is reported, never the sweep's failure. Its markdown artifact is what an
+operator reads first at 3 a.m.
 """
 
 from __future__ import annotations
@@ -158,8 +163,8 @@ def _subject(p: Mapping[str, Any]) -> str:
 
 @flow(name="health-sweep", flow_run_name=named("health-sweep", _subject))
 def health_sweep(namespaces: list[str] | None = None, open_incidents: bool = True) -> HealthReport:
-    """List pods, Deployments and Endpoints in each namespace (three calls per namespace),
-    report what is wrong, and open incidents for the broken workloads.
+    """List pods, Deployments and Endpoints in each namespace (in pages of 500), report what
+    is wrong, and open incidents for the broken workloads.
 
     Args:
         namespaces: the namespaces to sweep; empty: the configured scope (the runbook's two,

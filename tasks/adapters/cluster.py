@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tasks.adapters.exec_commands import ExecCommand
 
@@ -101,8 +101,13 @@ class ContainerStatus(Fact):
     init: bool = False
 
 
-class Pod(Fact):
-    """One row of `kubectl get pods -o wide`, plus the facts a diagnosis needs."""
+BACK_OFF = "CrashLoopBackOff"
+
+
+class PodRow(Fact):
+    """One row of `kubectl get pods -o wide`, plus what judging a crash loop over a window needs
+    (`tasks.diagnoses.crashes`), summarised from the container statuses: what a sweep over
+    thousands of pods reads, built straight from the list's JSON (`wire.pod_row`)."""
 
     name: str
     namespace: str
@@ -114,7 +119,6 @@ class Pod(Fact):
     restarts: int
     last_restart_at: datetime | None = None
     waiting_reason: str | None = None  # first container waiting with a reason (CrashLoopBackOff)
-    last_termination: Termination | None = None  # most recent one across containers
     node: str | None = None
     ip: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
@@ -122,11 +126,12 @@ class Pod(Fact):
     created_at: datetime | None = None
     deleting: bool = False
     ready_since: datetime | None = None  # Ready condition's transition time while Ready
-    containers: tuple[str, ...] = ()  # spec container names, in order
-    default_container: str | None = None
-    container_statuses: tuple[ContainerStatus, ...] = ()
-    claims: tuple[str, ...] = ()  # PersistentVolumeClaims its volumes mount
-    env: dict[str, str] = Field(default_factory=dict)  # literal env values of its first container
+    # The crash summary (a Pod built by hand derives it from its container statuses):
+    max_restarts: int = 0  # the most restarts of one container
+    container_failing: bool = False  # a container in CrashLoopBackOff, or just died with an error
+    last_crash_at: datetime | None = None  # when a container last died with an error
+    running_since: datetime | None = None  # the earliest start of a running container
+    last_run_seconds: float | None = None  # how long the most recent terminated run lasted
 
     @property
     def ready(self) -> str:
@@ -139,9 +144,69 @@ class Pod(Fact):
             self.total_containers > 0 and self.ready_containers == self.total_containers
         )
 
-    @property
-    def max_restarts(self) -> int:
-        return max((c.restart_count for c in self.container_statuses), default=0)
+
+CRASH_SUMMARY = frozenset(
+    {"max_restarts", "container_failing", "last_crash_at", "running_since", "last_run_seconds"}
+)
+
+
+class Pod(PodRow):
+    """A pod's row and its details: container statuses, terminations, claims, env."""
+
+    last_termination: Termination | None = None  # most recent one across containers
+    containers: tuple[str, ...] = ()  # spec container names, in order
+    default_container: str | None = None
+    container_statuses: tuple[ContainerStatus, ...] = ()
+    claims: tuple[str, ...] = ()  # PersistentVolumeClaims its volumes mount
+    env: dict[str, str] = Field(default_factory=dict)  # literal env values of its first container
+
+    @model_validator(mode="after")
+    def _summarise(self) -> Pod:
+        """A Pod built from its details (tests' factories) gets the row's crash summary from
+        them; `wire.pod` passes the summary it computed from the same JSON."""
+        if CRASH_SUMMARY & self.model_fields_set:
+            return self
+        summary = crash_summary(self.container_statuses, self.last_termination)
+        for name, value in summary.items():
+            object.__setattr__(self, name, value)
+        return self
+
+
+def _seconds(t: Termination | None) -> float | None:
+    if t is None or t.started_at is None or t.finished_at is None:
+        return None
+    return (t.finished_at - t.started_at).total_seconds()
+
+
+def crash_summary(
+    statuses: tuple[ContainerStatus, ...], last: Termination | None
+) -> dict[str, object]:
+    """The row's crash summary from typed container statuses (`wire.pod_row` computes the
+    same from the JSON; tests hold the two to each other)."""
+    ends = [last] if last is not None else []
+    for c in statuses:
+        ends += [t for t in (c.last_termination, c.state.terminated) if t is not None]
+    crashes = [t.finished_at for t in ends if t.exit_code != 0 and t.finished_at is not None]
+    running = [
+        c.state.started_at
+        for c in statuses
+        if c.state.state == "running" and c.state.started_at is not None
+    ]
+    return {
+        "max_restarts": max((c.restart_count for c in statuses), default=0),
+        "container_failing": any(
+            (c.state.state == "waiting" and c.state.reason == BACK_OFF)
+            or (
+                c.state.state == "terminated"
+                and c.state.terminated is not None
+                and c.state.terminated.exit_code != 0
+            )
+            for c in statuses
+        ),
+        "last_crash_at": max(crashes, default=None),
+        "running_since": min(running, default=None),
+        "last_run_seconds": _seconds(last),
+    }
 
 
 class Event(Fact):
@@ -582,6 +647,7 @@ class ClusterReader(Protocol):
 
     # pods
     def pods(self, namespace: str, selector: str | None = None) -> tuple[Pod, ...]: ...
+    def pod_rows(self, namespace: str, selector: str | None = None) -> tuple[PodRow, ...]: ...
     def pod(self, namespace: str, name: str) -> Pod | None: ...
     def workload_of(self, pod: Pod) -> OwnerRef | None: ...
     def describe_pod(self, namespace: str, name: str) -> PodDescription | None: ...
@@ -716,6 +782,9 @@ class ReadOnlyCluster:
     # pods
     def pods(self, namespace: str, selector: str | None = None) -> tuple[Pod, ...]:
         return self._reads.pods(namespace, selector)
+
+    def pod_rows(self, namespace: str, selector: str | None = None) -> tuple[PodRow, ...]:
+        return self._reads.pod_rows(namespace, selector)
 
     def pod(self, namespace: str, name: str) -> Pod | None:
         return self._reads.pod(namespace, name)

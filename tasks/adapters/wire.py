@@ -9,9 +9,11 @@ with the API's own field names, and can be tested with JSON straight from the re
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from tasks.adapters.cluster import (
+    BACK_OFF,
     DEFAULT_CONTAINER_ANNOTATION,
     Condition,
     ContainerSpec,
@@ -38,6 +40,7 @@ from tasks.adapters.cluster import (
     PersistentVolumeClaim,
     Pod,
     PodDisruptionBudget,
+    PodRow,
     PodUsage,
     PolicyRule,
     PortSpec,
@@ -55,6 +58,8 @@ JSON = Mapping[str, Any]
 
 
 def _obj(value: Any) -> JSON:
+    if type(value) is dict:  # nearly always: JSON's objects (the ABC check costs 5x more)
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
@@ -168,13 +173,122 @@ def container_status(raw: JSON, *, init: bool = False) -> ContainerStatus:
     )
 
 
-def pod(raw: JSON) -> Pod:
+def _owner(metadata: JSON) -> OwnerRef | None:
+    owners = [_obj(o) for o in _list(metadata.get("ownerReferences"))]
+    raw = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
+    if raw is None:
+        return None
+    return OwnerRef(
+        kind=str(raw.get("kind", "")),
+        name=str(raw.get("name", "")),
+        uid=str(raw.get("uid", "")),
+        controller=bool(raw.get("controller")),
+    )
+
+
+def _ready_since(status: JSON) -> datetime | None:
+    """The Ready condition's transition time while it is True."""
+    for c in _list(status.get("conditions")):
+        c = _obj(c)
+        if c.get("type") == "Ready":
+            return parse_time(c.get("lastTransitionTime")) if c.get("status") == "True" else None
+    return None
+
+
+# One termination as the crash summary reads it: exit code, started, finished.
+_End = tuple[int, datetime | None, datetime | None]
+
+
+def _end(value: Any) -> _End:
+    raw = _obj(value)
+    return (
+        _int(raw.get("exitCode")),
+        parse_time(raw.get("startedAt")),
+        parse_time(raw.get("finishedAt")),
+    )
+
+
+def _crash_summary(statuses: Sequence[JSON]) -> tuple[str | None, dict[str, Any]]:
+    """The first waiting reason and the row's crash summary, from the containerStatuses' JSON:
+    what `cluster.crash_summary` computes from the typed statuses, without building them."""
+    waiting_reason: str | None = None
+    ends: list[_End] = []  # last states first, then current ones (as `pod` orders them)
+    current: list[_End] = []
+    failing = False
+    running: list[datetime] = []
+    most = 0
+    for cs in statuses:
+        most = max(most, _int(cs.get("restartCount")))
+        last = _obj(cs.get("lastState")).get("terminated")
+        if last:
+            ends.append(_end(last))
+        state = _obj(cs.get("state"))
+        if state.get("waiting") is not None:
+            reason = _str(_obj(state["waiting"]).get("reason"))
+            if reason and waiting_reason is None:
+                waiting_reason = reason
+            failing = failing or reason == BACK_OFF
+        elif state.get("terminated") is not None:
+            done = _end(state["terminated"])
+            current.append(done)
+            failing = failing or done[0] != 0
+        elif state.get("running") is not None:
+            started = parse_time(_obj(state["running"]).get("startedAt"))
+            if started is not None:
+                running.append(started)
+    ends += current
+    latest = max(ends, key=lambda e: (e[2] is not None, e[2]), default=None)
+    crashes = [e[2] for e in ends if e[0] != 0 and e[2] is not None]
+    return waiting_reason, {
+        "max_restarts": most,
+        "container_failing": failing,
+        "last_crash_at": max(crashes, default=None),
+        "running_since": min(running, default=None),
+        "last_run_seconds": (
+            (latest[2] - latest[1]).total_seconds()
+            if latest is not None and latest[1] is not None and latest[2] is not None
+            else None
+        ),
+    }
+
+
+def _row_fields(raw: JSON) -> dict[str, Any]:
     metadata, spec, status = _sections(raw)
     columns = pod_columns(raw)
+    statuses = [_obj(c) for c in _list(status.get("containerStatuses"))]
+    waiting, summary = _crash_summary(statuses)
+    return {
+        "name": str(metadata.get("name", "")),
+        "namespace": str(metadata.get("namespace", "")),
+        "uid": str(metadata.get("uid", "")),
+        "phase": str(status.get("phase") or ""),
+        "status": columns.status,
+        "ready_containers": columns.ready_containers,
+        "total_containers": columns.total_containers,
+        "restarts": columns.restarts,
+        "last_restart_at": columns.last_restart_at,
+        "waiting_reason": waiting,
+        "node": _str(spec.get("nodeName")) or None,
+        "ip": _str(status.get("podIP")) or None,
+        "labels": _labels(metadata.get("labels")),
+        "owner": _owner(metadata),
+        "created_at": parse_time(metadata.get("creationTimestamp")),
+        "deleting": metadata.get("deletionTimestamp") is not None,
+        "ready_since": _ready_since(status),
+        **summary,
+    }
+
+
+def pod_row(raw: JSON) -> PodRow:
+    """A pod's `kubectl get pods -o wide` row and crash summary, without its details."""
+    return PodRow(**_row_fields(raw))
+
+
+def pod(raw: JSON) -> Pod:
+    """The row (`pod_row`'s fields) and the details: container statuses, claims, env."""
+    _, spec, status = _sections(raw)
+    metadata = _obj(raw.get("metadata"))
     statuses = tuple(container_status(c) for c in map(_obj, _list(status.get("containerStatuses"))))
-    waiting = next(
-        (c.state.reason for c in statuses if c.state.state == "waiting" and c.state.reason), None
-    )
     terminations = [c.last_termination for c in statuses if c.last_termination is not None]
     terminations += [c.state.terminated for c in statuses if c.state.terminated is not None]
     last_termination = max(
@@ -182,49 +296,14 @@ def pod(raw: JSON) -> Pod:
         key=lambda t: (t.finished_at is not None, t.finished_at),
         default=None,
     )
-    owners = [_obj(o) for o in _list(metadata.get("ownerReferences"))]
-    owner_raw = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
-    ready_condition = next(
-        (c for c in conditions(status.get("conditions")) if c.type == "Ready"), None
-    )
-    ready_since = (
-        ready_condition.last_transition_time
-        if ready_condition is not None and ready_condition.status == "True"
-        else None
-    )
     names = tuple(str(_obj(c).get("name", "")) for c in _list(spec.get("containers")))
     annotations = _labels(metadata.get("annotations"))
     default_container = annotations.get(DEFAULT_CONTAINER_ANNOTATION) or (
         names[0] if names else None
     )
     return Pod(
-        name=str(metadata.get("name", "")),
-        namespace=str(metadata.get("namespace", "")),
-        uid=str(metadata.get("uid", "")),
-        phase=str(status.get("phase") or ""),
-        status=columns.status,
-        ready_containers=columns.ready_containers,
-        total_containers=columns.total_containers,
-        restarts=columns.restarts,
-        last_restart_at=columns.last_restart_at,
-        waiting_reason=waiting,
+        **_row_fields(raw),
         last_termination=last_termination,
-        node=_str(spec.get("nodeName")) or None,
-        ip=_str(status.get("podIP")) or None,
-        labels=_labels(metadata.get("labels")),
-        owner=(
-            OwnerRef(
-                kind=str(owner_raw.get("kind", "")),
-                name=str(owner_raw.get("name", "")),
-                uid=str(owner_raw.get("uid", "")),
-                controller=bool(owner_raw.get("controller")),
-            )
-            if owner_raw is not None
-            else None
-        ),
-        created_at=parse_time(metadata.get("creationTimestamp")),
-        deleting=metadata.get("deletionTimestamp") is not None,
-        ready_since=ready_since,
         containers=names,
         default_container=default_container,
         container_statuses=statuses,

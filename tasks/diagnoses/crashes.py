@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tasks.adapters.cluster import Pod
+from tasks.adapters.cluster import PodRow
 
 # kube-prometheus's KubePodCrashLooping fires on a back-off seen in the last 5 minutes (and the
 # kubelet backs off after the first failed run); a pod restarted after a failure within the last
@@ -26,32 +26,24 @@ RECOVERED_AFTER = timedelta(seconds=60)
 BACK_OFF_REASONS = frozenset({"CrashLoopBackOff"})
 
 
-def last_crash(pod: Pod) -> datetime | None:
+def last_crash(pod: PodRow) -> datetime | None:
     """When a container of the pod last died with an error (its current or last termination;
     a clean exit 0 is not a crash)."""
-    ends = [pod.last_termination] if pod.last_termination else []
-    for status in pod.container_statuses:
-        ends += [t for t in (status.last_termination, status.state.terminated) if t is not None]
-    times = [t.finished_at for t in ends if t.exit_code != 0 and t.finished_at is not None]
-    return max(times, default=None)
+    return pod.last_crash_at
 
 
-def crashing_now(pod: Pod) -> bool:
+def crashing_now(pod: PodRow) -> bool:
     """In back-off, or a container has just died with an error (kubectl: Error, OOMKilled)."""
     if pod.deleting:
         return False
-    if pod.waiting_reason in BACK_OFF_REASONS or pod.status in BACK_OFF_REASONS:
-        return True
-    for status in pod.container_statuses:
-        state = status.state
-        if state.state == "waiting" and state.reason in BACK_OFF_REASONS:
-            return True
-        if state.state == "terminated" and state.terminated and state.terminated.exit_code != 0:
-            return True
-    return False
+    return (
+        pod.waiting_reason in BACK_OFF_REASONS
+        or pod.status in BACK_OFF_REASONS
+        or pod.container_failing
+    )
 
 
-def is_crash_looping(pod: Pod, now: datetime | None = None) -> bool:
+def is_crash_looping(pod: PodRow, now: datetime | None = None) -> bool:
     """Crashing now, or restarted after an error that happened within CRASH_WINDOW of `now`
     (a pod Running between two crashes is still crash-looping)."""
     if pod.deleting:
@@ -65,22 +57,16 @@ def is_crash_looping(pod: Pod, now: datetime | None = None) -> bool:
     return died >= now - CRASH_WINDOW and not _recovered(pod, now)
 
 
-def _recovered(pod: Pod, now: datetime) -> bool:
+def _recovered(pod: PodRow, now: datetime) -> bool:
     """Running since its last crash for longer than a crash-looping run lasts."""
-    runs = [s.state.started_at for s in pod.container_statuses if s.state.state == "running"]
-    since = min((t for t in runs if t is not None), default=None)
+    since = pod.running_since
     if since is None:
         return False
-    last = pod.last_termination
-    lasted = (
-        last.finished_at - last.started_at
-        if last is not None and last.finished_at and last.started_at
-        else timedelta(0)
-    )
+    lasted = timedelta(seconds=pod.last_run_seconds or 0)
     return now - since >= max(2 * lasted, RECOVERED_AFTER)
 
 
-def crashed_since(pod: Pod, since: datetime) -> bool:
+def crashed_since(pod: PodRow, since: datetime) -> bool:
     """The pod is crashing now or died after `since` (the fix): it did not stop crashing."""
     if pod.deleting:
         return False
@@ -88,7 +74,7 @@ def crashed_since(pod: Pod, since: datetime) -> bool:
     return crashing_now(pod) or (died is not None and died > since)
 
 
-def serving(pod: Pod, now: datetime | None = None) -> bool:
+def serving(pod: PodRow, now: datetime | None = None) -> bool:
     """Ready, not on its way out, and not crash-looping: a pod without a readiness probe is
     Ready for the moments it runs between two crashes, which is not up."""
     return pod.is_ready and not pod.deleting and not is_crash_looping(pod, now)

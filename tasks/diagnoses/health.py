@@ -1,8 +1,8 @@
 """Pure health diagnosis: a snapshot of the cluster in, findings and the alerts they raise out.
 No I/O, so every rule is one row of a table test.
 
-The snapshot is three lists per namespace (pods, Deployments, Endpoints), so the sweep's cost
-grows with namespaces, not pods. Every finding goes in the operator's table; a finding about a
+The snapshot is three lists per namespace (pods as rows, Deployments, Endpoints), read in pages
+of 500 as kubectl reads them. Every finding goes in the operator's table; a finding about a
 workload that is broken now also names the alert it raises (`Finding.alert`) and the workload
 (`Finding.subject`), and `sweep_alerts` turns those into Alertmanager v4 alerts, one per
 workload and problem, which the sweep hands to the intake to open incidents. Report-only:
@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.adapters.cluster import Deployment, Endpoints, Pod
+from tasks.adapters.cluster import Deployment, Endpoints, PodRow
 from tasks.diagnoses.crashes import is_crash_looping
 from tasks.models.alerts import Alert, AlertBatch
 
@@ -94,7 +94,7 @@ class NamespaceListing(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     namespace: str
-    pods: tuple[Pod, ...] = ()
+    pods: tuple[PodRow, ...] = ()
     deployments: tuple[Deployment, ...] = ()
     endpoints: tuple[Endpoints, ...] = ()
 
@@ -104,7 +104,7 @@ class HealthSnapshot(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    pods: tuple[Pod, ...] = ()
+    pods: tuple[PodRow, ...] = ()
     deployments: dict[str, Deployment | None] = Field(default_factory=dict)  # "ns/name"
     endpoints: dict[str, Endpoints | None] = Field(default_factory=dict)  # "ns/service"
     # "ns/service": behind the ingress, so no ready endpoint means the ingress answers 503
@@ -178,7 +178,7 @@ class HealthReport(BaseModel):
         return not self.findings
 
 
-def pod_subject(pod: Pod) -> Subject:
+def pod_subject(pod: PodRow) -> Subject:
     """The workload a pod belongs to: its Deployment (the ReplicaSet's name less the
     pod-template-hash, as the Deployment controller names it), its StatefulSet, else itself."""
     owner = pod.owner
@@ -192,7 +192,7 @@ def pod_subject(pod: Pod) -> Subject:
     return Subject(kind="pod", namespace=pod.namespace, name=pod.name)
 
 
-def _pod_findings(pod: Pod, now: datetime) -> list[Finding]:
+def _pod_findings(pod: PodRow, now: datetime) -> list[Finding]:
     target = f"pod/{pod.namespace}/{pod.name}"
     reason = pod.waiting_reason
     # Judged over a window, as monitoring does: a crash-looping pod seen Running between two

@@ -34,12 +34,14 @@ def probe_endpoints(namespace: str, service: str) -> Endpoints | None:
 
 @probe_task("probe-namespace-lists")
 def probe_namespace_lists(namespace: str) -> NamespaceListing:
-    """`kubectl get pods,deployments,endpoints -n NAMESPACE`: three LIST calls whatever the
-    number of pods, Deployments or Services (the health sweep's cost grows with namespaces)."""
+    """`kubectl get pods,deployments,endpoints -n NAMESPACE`: each LISTed in pages of 500 as
+    kubectl does (ceil(n / 500) calls per kind), the pods as rows. A page that cannot be read
+    fails the probe (transient errors retry it from the first page): a sweep never reports on
+    part of a list."""
     c = cluster()
     return NamespaceListing(
         namespace=namespace,
-        pods=c.pods(namespace),
+        pods=c.pod_rows(namespace),
         deployments=c.deployments(namespace),
         endpoints=c.all_endpoints(namespace),
     )

@@ -55,8 +55,8 @@ def test_seeded_sandbox_is_healthy_and_nothing_changes(sandbox: SandboxServer) -
 
 
 def test_api_calls_do_not_grow_with_pods(sandbox: SandboxServer) -> None:
-    """Nine LIST calls at 12 pods and at 52: the journal's requests are the same, call for
-    call."""
+    """Nine LIST calls at 12 pods and at 52 (each list fits one page of 500): the journal's
+    requests are the same, call for call."""
     sandbox.cluster.journal.clear()
     small = health_sweep(open_incidents=False)
     at_small = calls(sandbox)

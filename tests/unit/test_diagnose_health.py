@@ -10,11 +10,15 @@ import pytest
 
 from tasks.adapters.cluster import (
     Condition,
+    ContainerState,
+    ContainerStatus,
     Deployment,
     EndpointAddress,
     Endpoints,
     OwnerRef,
     Pod,
+    PodRow,
+    Termination,
 )
 from tasks.diagnoses.health import (
     AlertName,
@@ -469,3 +473,68 @@ def test_readiness_failing_behind_a_service_is_one_endpoints_alert() -> None:
         ("HealthSweepNoReadyEndpoints", AlertTarget(namespace="alphaswarm", service=CLIENT_NAME))
     ]
     assert {f.target for f in report.findings} >= {f"deployment/{CLIENT}", f"endpoints/{CLIENT}"}
+
+
+def row(**overrides: Any) -> PodRow:
+    """What the sweep lists: a row, no container statuses, its crash summary filled in."""
+    fields = {
+        "name": f"alphaswarm-core-{HASH}-abcde",
+        "namespace": "alphaswarm",
+        "uid": "u1",
+        "phase": "Running",
+        "status": "Running",
+        "ready_containers": 1,
+        "total_containers": 1,
+        "restarts": 3,
+        "owner": CORE_RS,
+        "labels": {"pod-template-hash": HASH},
+    }
+    return PodRow(**{**fields, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("seen", "crash_looping"),
+    [
+        (row(), False),  # restarted long ago, no crash on record
+        (row(last_crash_at=NOW - timedelta(minutes=2)), True),  # running between two crashes
+        (  # running for longer than a crash-looping run lasts: recovered
+            row(
+                last_crash_at=NOW - timedelta(minutes=5),
+                running_since=NOW - timedelta(minutes=4),
+                last_run_seconds=30,
+            ),
+            False,
+        ),
+        (row(last_crash_at=NOW - timedelta(minutes=30)), False),  # outside the window
+        (row(container_failing=True, status="Error", ready_containers=0), True),  # just died
+    ],
+    ids=["restarted", "between-crashes", "recovered", "old-crash", "just-died"],
+)
+def test_rows_are_judged_over_the_crash_window(seen: PodRow, crash_looping: bool) -> None:
+    report = diagnose_health(snapshot(pods=(seen,)))
+    alerts = {f.alert for f in report.findings}
+    assert (A.CRASH_LOOPING in alerts) is crash_looping, report.findings
+
+
+def test_a_pod_built_from_its_statuses_has_the_same_summary_as_its_row() -> None:
+    died = Termination(
+        exit_code=1,
+        reason="Error",
+        started_at=NOW - timedelta(minutes=3),
+        finished_at=NOW - timedelta(minutes=2),
+    )
+    status = ContainerStatus(
+        name="app",
+        image="app:1",
+        ready=True,
+        restart_count=3,
+        state=ContainerState(state="running", started_at=NOW - timedelta(minutes=1)),
+        last_termination=died,
+    )
+    built = pod(container_statuses=(status,), last_termination=died, restarts=3)
+    assert (built.max_restarts, built.last_crash_at, built.running_since) == (
+        3,
+        died.finished_at,
+        NOW - timedelta(minutes=1),
+    )
+    assert built.last_run_seconds == 60 and not built.container_failing

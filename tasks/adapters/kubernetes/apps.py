@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -119,10 +120,13 @@ class AppsCalls(CoreCalls):
         return wire.deployment(raw) if raw is not None else None
 
     def deployments(self, namespace: str) -> tuple[Deployment, ...]:
-        """`kubectl get deployments -n NS`: every Deployment in one LIST, in the server's order."""
-        with calling(f"list deployments in {namespace}"):
-            raw = self._apps.list_namespaced_deployment(namespace, _request_timeout=self._timeout)
-            return tuple(wire.deployment(d) for d in self._items(raw))
+        """`kubectl get deployments -n NS`: every Deployment, LISTed in pages, in the server's
+        order."""
+        return self._paged(
+            f"list deployments in {namespace}",
+            partial(self._apps.list_namespaced_deployment, namespace),
+            wire.deployment,
+        )
 
     def rollout_restart(self, namespace: str, name: str, *, dry_run: bool) -> RestartResult:
         """`kubectl rollout restart deployment/X`: the restartedAt annotation, as kubectl writes it.

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
@@ -37,6 +38,9 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 PREVIOUS_LOG_MISSING = re.compile(r"previous terminated container .* not found")
 _HANDSHAKE_STATUS = re.compile(r"Handshake status (\d{3})")
+# kubectl's --chunk-size default, and client-go's pager's.
+PAGE_SIZE = 500
+EXPIRED = 410
 
 
 def _bypass_proxy_for_loopback(configuration: Any) -> None:
@@ -135,6 +139,19 @@ def calling(operation: str) -> Iterator[None]:
         raise
     except Exception as exc:
         raise classify(exc, operation) from exc
+
+
+def _list_expired(exc: ApiException, operation: str, read: int) -> TransientError:
+    """410 Expired on a later page: the server no longer has the list's snapshot. Transient,
+    because a new list (the probe's retry) starts from a fresh one; the items already read are
+    dropped, never returned as the whole list."""
+    message, reason = status_body(exc)
+    return TransientError(
+        f"{message} (after {read} item(s); the list must start again)",
+        status=EXPIRED,
+        reason=reason,
+        operation=operation,
+    )
 
 
 def is_not_found(exc: BaseException) -> bool:
@@ -245,6 +262,44 @@ class ApiCalls:
     def _items(self, obj: Any) -> list[dict[str, Any]]:
         body = self._json(obj) or {}
         return [i for i in body.get("items") or [] if isinstance(i, dict)]
+
+    def _paged(
+        self,
+        operation: str,
+        list_call: Callable[..., Any],
+        convert: Callable[[Any], T],
+        **query: Any,
+    ) -> tuple[T, ...]:
+        """Every item of a LIST, read as kubectl and client-go's reflector read one: pages of
+        PAGE_SIZE (`limit`, then `continue`), each page's bytes decoded with orjson and turned
+        into facts at once, never into the client's models, so one page of raw JSON is held at
+        a time. ceil(n / PAGE_SIZE) calls. A page that fails (a 410 when the server no longer
+        has the list's snapshot, a timeout) fails the whole read: a part of a list is never
+        returned as if it were all of it."""
+        found: list[T] = []
+        token: str | None = None
+        with calling(operation):
+            while True:
+                try:
+                    response = list_call(
+                        limit=PAGE_SIZE,
+                        _continue=token,
+                        _preload_content=False,
+                        _request_timeout=self._timeout,
+                        **query,
+                    )
+                except ApiException as exc:
+                    if token is not None and exc.status == EXPIRED:
+                        raise _list_expired(exc, operation, len(found)) from exc
+                    raise
+                try:
+                    body = orjson.loads(response.data)
+                finally:
+                    response.release_conn()
+                found += map(convert, body.get("items") or ())
+                token = (body.get("metadata") or {}).get("continue") or None
+                if token is None:
+                    return tuple(found)
 
     def _read_or_none(self, operation: str, read: Callable[[], Any]) -> Any | None:
         """One GET of a named object; 404 is an answer (None), not an error."""

@@ -4,6 +4,7 @@ Endpoints.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
@@ -18,6 +19,7 @@ from tasks.adapters.cluster import (
     PersistentVolumeClaim,
     Pod,
     PodDescription,
+    PodRow,
     PodUsage,
     Service,
 )
@@ -40,12 +42,22 @@ from tasks.adapters.kubernetes.client import (
 
 class CoreCalls(ApiCalls):
     def pods(self, namespace: str, selector: str | None = None) -> tuple[Pod, ...]:
-        """`kubectl get pods -n NS [-l SELECTOR] -o wide`, in the server's order."""
-        with calling(f"list pods in {namespace}"):
-            raw = self._core.list_namespaced_pod(
-                namespace, label_selector=selector or None, _request_timeout=self._timeout
-            )
-            return tuple(wire.pod(p) for p in self._items(raw))
+        """`kubectl get pods -n NS [-l SELECTOR] -o wide`, in the server's order (paged)."""
+        return self._paged(
+            f"list pods in {namespace}",
+            partial(self._core.list_namespaced_pod, namespace),
+            wire.pod,
+            label_selector=selector or None,
+        )
+
+    def pod_rows(self, namespace: str, selector: str | None = None) -> tuple[PodRow, ...]:
+        """The same LIST as `pods`, as rows: what a sweep over thousands of pods reads."""
+        return self._paged(
+            f"list pods in {namespace}",
+            partial(self._core.list_namespaced_pod, namespace),
+            wire.pod_row,
+            label_selector=selector or None,
+        )
 
     def _raw_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._read_or_none(
@@ -296,10 +308,12 @@ class CoreCalls(ApiCalls):
         return wire.endpoints(raw) if raw is not None else None
 
     def all_endpoints(self, namespace: str) -> tuple[Endpoints, ...]:
-        """`kubectl get endpoints -n NS`: every Service's Endpoints in one LIST."""
-        with calling(f"list endpoints in {namespace}"):
-            raw = self._core.list_namespaced_endpoints(namespace, _request_timeout=self._timeout)
-            return tuple(wire.endpoints(e) for e in self._items(raw))
+        """`kubectl get endpoints -n NS`: every Service's Endpoints, LISTed in pages."""
+        return self._paged(
+            f"list endpoints in {namespace}",
+            partial(self._core.list_namespaced_endpoints, namespace),
+            wire.endpoints,
+        )
 
     def service(self, namespace: str, name: str) -> Service | None:
         raw = self._read_or_none(
