@@ -39,7 +39,7 @@ from prefect.exceptions import TerminationSignal
 from prefect.runner import Runner
 
 from deployments import warm_start
-from deployments.table import PREFECT_YAML, render_prefect_yaml, runner_deployments
+from deployments.table import DEPLOYMENTS, PREFECT_YAML, render_prefect_yaml, runner_deployments
 from store.engine import engine_for
 from store.schema import StoreNotMigrated
 from tasks.settings import Settings
@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     if parser.parse_args(argv).check:
         check()
         return
-    warm_start.install()  # each run forked from a warm process with the flows imported
+    # Each run forked from a warm process with the flows imported, handed its entrypoint.
+    warm_start.install(entrypoints={d.name: d.entrypoint for d in DEPLOYMENTS})
     require_migrated_store()
     serve(Settings().serving.poll_seconds)
 

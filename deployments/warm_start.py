@@ -93,12 +93,25 @@ _warm = False
 # In the forkserver: Prefect's settings, read once, with the PREFECT_* environment (as the runner
 # hands it to a run) and the folder they were read in: a run with the same uses them as they are.
 _settings: tuple[dict[str, str], str, Settings] | None = None
+# In serve: each served deployment's entrypoint by its name (install's `entrypoints`).
+_entrypoints: dict[str, str] = {}
 
 
-def install(preload: Iterable[str] = PRELOAD, packages: Iterable[str] = PRELOAD_PACKAGES) -> bool:
+def install(
+    preload: Iterable[str] = PRELOAD,
+    packages: Iterable[str] = PRELOAD_PACKAGES,
+    entrypoints: Mapping[str, str] | None = None,
+) -> bool:
     """Start runs warm from now on (once the forkserver has imported everything); False (cold
-    starts, as before) where the platform has no forkserver or REMEDIATE_WARM_START is 0."""
+    starts, as before) where the platform has no forkserver or REMEDIATE_WARM_START is 0.
+
+    `entrypoints` (deployment name to its module-path entrypoint, the table's): a warm run is
+    handed its flow's entrypoint, as Prefect's runner hands it to runs of flows it was given,
+    so the engine imports the flow from it (already imported) instead of first reading the
+    deployment from the API to find it (a round trip before the flow can start)."""
     global _ready
+    _entrypoints.clear()
+    _entrypoints.update(entrypoints or {})
     if os.environ.get(SWITCH, "1").lower() in ("0", "false", "no", "off"):
         return False
     if "forkserver" not in multiprocessing.get_all_start_methods():
@@ -136,6 +149,8 @@ def _import_packages() -> None:
     ready = os.environ.pop(_READY, "")
     if ready:
         _read_settings()
+        _build_models()
+        _read_flow_sources()
         _rehearse_store()
         # Everything imported stays: out of the collector's sight (gc.freeze, made for servers
         # that fork). Otherwise a run's first full collection walks the half-million objects
@@ -172,6 +187,47 @@ def run_settings(env: Mapping[str, str]) -> Settings:
         if variables == prefect_environment(env) and folder == os.getcwd():
             return read
     return Settings()
+
+
+# Whose pydantic models the forkserver builds (`_build_models`).
+MODEL_PACKAGES = ("prefect", "tasks", "flows", "store", "deployments")
+
+
+def _build_models() -> None:
+    """Build every pydantic model Prefect and the flows defined and left to build on first use
+    (Prefect's client models defer theirs): otherwise each run builds the validators of the
+    models it touches (the flow run it creates, a filter, a state) again, in its own process,
+    on its way to the first request; some 260 models, a second once, here."""
+    from pydantic import BaseModel
+
+    for module in list(sys.modules.values()):
+        if not getattr(module, "__name__", "").startswith(MODEL_PACKAGES):
+            continue
+        for value in list(vars(module).values()):
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseModel)
+                and not value.__pydantic_complete__
+            ):
+                try:
+                    value.model_rebuild()
+                except Exception:  # an optimisation: the run builds it itself, as before
+                    continue
+
+
+def _read_flow_sources() -> None:
+    """Read the served flows' source once: a subflow call makes a task for its parent run,
+    and Prefect's Task reads its function's source (`inspect.getsource`) from the file, which
+    a run then finds in the cache it inherited."""
+    import inspect
+
+    from deployments.table import DEPLOYMENTS
+
+    for deployment in DEPLOYMENTS:
+        try:
+            inspect.getsource(deployment.flow.fn)
+        except (OSError, TypeError):  # no source to read: Prefect copes the same way
+            continue
 
 
 def _rehearse_store() -> None:
@@ -229,7 +285,7 @@ async def run_engine(
     process = await anyio.to_thread.run_sync(
         partial(
             WarmProcess.start,
-            dict(os.environ if env is None else env),
+            with_entrypoint(dict(os.environ if env is None else env)),
             cwd=None if cwd is None else os.fspath(cwd),
             new_session=bool(popen.get("start_new_session")),
             output=bool(stream_output),
@@ -239,6 +295,16 @@ async def run_engine(
         task_status.started(task_status_handler(process) if task_status_handler else process.pid)
     await process.wait()
     return process
+
+
+def with_entrypoint(env: dict[str, str]) -> dict[str, str]:
+    """The run's environment with its flow's entrypoint (PREFECT__FLOW_ENTRYPOINT, which the
+    engine loads the flow from), when the runner did not set it and the run's deployment
+    (PREFECT__DEPLOYMENT_NAME) is one of the table's."""
+    entrypoint = _entrypoints.get(env.get("PREFECT__DEPLOYMENT_NAME") or "")
+    if entrypoint and not env.get("PREFECT__FLOW_ENTRYPOINT"):
+        env["PREFECT__FLOW_ENTRYPOINT"] = entrypoint
+    return env
 
 
 class WarmProcess:

@@ -1,5 +1,6 @@
 """A warm run reuses the Prefect settings the forkserver read, only when it would read the same
-(deployments/warm_start.py: `run_settings`)."""
+(deployments/warm_start.py: `run_settings`), and is handed its flow's entrypoint from the
+deployments table (`with_entrypoint`)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,19 @@ def test_a_run_in_another_folder_reads_its_own(
 def test_the_runners_hand_overs_are_not_settings() -> None:
     env = {"PREFECT_API_URL": "http://x/api", "PREFECT__FLOW_RUN_ID": "1", "HOME": "/root"}
     assert warm_start.prefect_environment(env) == {"PREFECT_API_URL": "http://x/api"}
+
+
+def test_a_warm_run_is_handed_its_flows_entrypoint_from_the_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from deployments.table import DEPLOYMENTS
+
+    monkeypatch.setattr(warm_start, "_entrypoints", {d.name: d.entrypoint for d in DEPLOYMENTS})
+    env = warm_start.with_entrypoint({"PREFECT__DEPLOYMENT_NAME": "triage"})
+    assert env["PREFECT__FLOW_ENTRYPOINT"] == "flows.triage.triage"
+    # One the runner set stays; an unknown deployment gets none.
+    given = {"PREFECT__DEPLOYMENT_NAME": "triage", "PREFECT__FLOW_ENTRYPOINT": "x.y"}
+    assert warm_start.with_entrypoint(dict(given)) == given
+    assert "PREFECT__FLOW_ENTRYPOINT" not in warm_start.with_entrypoint(
+        {"PREFECT__DEPLOYMENT_NAME": "not-served-here"}
+    )
