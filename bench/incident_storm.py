@@ -198,7 +198,8 @@ class Prefect:
                 "PATCH", f"/deployments/{deployment['id']}", json={"concurrency_limit": limit}
             )
             deployment = self.call("GET", f"/deployments/name/{name}")
-        found: int | None = deployment.get("concurrency_limit")
+        limit_now = deployment.get("global_concurrency_limit") or {}
+        found: int | None = limit_now.get("limit")
         return found
 
     def triage_runs(self, after: float) -> list[dict[str, Any]]:
