@@ -7,6 +7,7 @@ Every mutation takes `dry_run`; when true the request carries `dryRun=All`.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -129,6 +130,19 @@ def classify(exc: BaseException, operation: str) -> AdapterError:
             f"the server's answer does not fit the API schema: {exc}", operation=operation
         )
     return PermanentError(f"{type(exc).__name__}: {exc}", operation=operation)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic GC off for the block (when it was on), back as it was after; nothing is
+    collected on the way out (the next allocation threshold does it, as usual)."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 @contextmanager
@@ -273,12 +287,14 @@ class ApiCalls:
         """Every item of a LIST, read as kubectl and client-go's reflector read one: pages of
         PAGE_SIZE (`limit`, then `continue`), each page's bytes decoded with orjson and turned
         into facts at once, never into the client's models, so one page of raw JSON is held at
-        a time. ceil(n / PAGE_SIZE) calls. A page that fails (a 410 when the server no longer
+        a time. ceil(n / PAGE_SIZE) calls. The cyclic garbage collector waits meanwhile: the
+        pages' dicts and the facts hold no cycles, and its passes over the growing list of facts
+        were half the read's time at 10,000 pods. A page that fails (a 410 when the server no longer
         has the list's snapshot, a timeout) fails the whole read: a part of a list is never
         returned as if it were all of it."""
         found: list[T] = []
         token: str | None = None
-        with calling(operation):
+        with calling(operation), _collector_paused():
             while True:
                 try:
                     response = list_call(
