@@ -1,22 +1,30 @@
-"""The health sweep's probing and diagnosis over 100, 1,000 and 10,000 pods: API calls (counted
-from the sandbox's request journal) and wall time per sweep.
+"""The health sweep over 100, 1,000 and 10,000 pods: wall and CPU per sweep, API calls, the
+client's peak memory, against the raw-read floor and the previous sweep, measured in one run.
 
-The sandbox is the seeded AlphaSwarm cluster plus a fleet in `alphaswarm`: Deployments of 10
+The sandbox runs in a child process, as a real API server is another process: the client's
+wall time and CPU are the sweep's own, not shared with the server's GIL. It is the seeded
+AlphaSwarm cluster plus a fleet in `alphaswarm` built there (`add_fleet`): Deployments of 10
 pods each, one Service each, settled (Deployment status and Endpoints written as the
 controllers leave them; the controllers are stopped so nothing moves while it is timed). A
-cluster grows by adding workloads, so the number of Deployments and Services grows with pods.
+cluster grows by adding workloads, so Deployments and Services grow with pods (1,000 each at
+10,000 pods).
 
-Measured in the same run, over loopback HTTP with the same client (`KubernetesCluster`):
+Measured side by side, over loopback HTTP with the same official client for transport:
 
-- sweep: what `flows/health_sweep.py` does, without the Prefect engine: LIST pods,
-  Deployments and Endpoints in each namespace of the configured scope, then `diagnose_health`;
-- baseline, per object: the previous sweep's way, one pod LIST per namespace and one GET per
-  Deployment and per Service's Endpoints, here for every Deployment and Service so that it sees
-  what the sweep sees (the old flow GET only the runbook's four and two, and was blind to the
-  rest);
-- for scale, raw pods: the sweep's three pod LISTs read with httpx and parsed by the same
-  `tasks.adapters.wire.pod` into the same facts, without the official client's models; the
-  difference from the sweep's time is nearly all the client's model round trip.
+- sweep: what `flows/health_sweep.py` does, without the Prefect engine: in each namespace of
+  the configured scope, pods, Deployments and Endpoints LISTed in pages of 500 (`limit` and
+  `continue`, as kubectl and client-go's reflector list), each page's bytes decoded with orjson
+  straight into the facts (`PodRow`s for pods), then `diagnose_health`;
+- raw floor: the same paged requests, each page only decoded with orjson (no facts);
+- before: the previous sweep, one LIST per kind and namespace without `limit`, through the
+  client's models (`V1PodList` built, serialised back with `sanitize_for_serialization`, then
+  the full `wire.pod`).
+
+Calls are counted from the sandbox's journal: ceil(n / 500) per kind and namespace, so they grow
+with the pod count in steps of 500 (9 calls up to 500 objects of each kind per namespace); what
+stays flat is what a page holds: the client keeps one page of raw JSON at a time (about 1 MB),
+where the previous sweep held the whole 20 MB answer and its model objects at once. Peak memory
+is the client's, traced (tracemalloc) in a separate untimed run of each way.
 
 Run: `.venv/bin/python bench/health_sweep.py [pod counts...]` (default 100 1000 10000).
 """
@@ -24,17 +32,23 @@ Run: `.venv/bin/python bench/health_sweep.py [pod counts...]` (default 100 1000 
 from __future__ import annotations
 
 import copy
+import gc
+import multiprocessing
 import os
 import random
 import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
-import httpx
+import orjson
+from kubernetes import client, config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -45,9 +59,8 @@ from sandbox.server import SandboxServer
 from sandbox.shapes import image_id, name_suffix, owner_ref, pending_pod, rfc3339, template_hash
 from sandbox.store import Obj
 from tasks.adapters import wire
-from tasks.adapters.cluster import ClusterReader
-from tasks.connection import close_all, cluster
-from tasks.diagnoses.health import HealthReport, HealthSnapshot, diagnose_health
+from tasks.connection import close_all
+from tasks.diagnoses.health import HealthReport, HealthSnapshot, NamespaceListing, diagnose_health
 from tasks.probes.common import probe_namespace_lists
 from tasks.settings import Settings
 
@@ -56,6 +69,7 @@ NS = "alphaswarm"
 PODS_PER_DEPLOYMENT = 10
 NODES = (("pool-1-node-a", "10.0.1.11"), ("pool-1-node-b", "10.0.1.12"))
 DEFAULT_SIZES = (100, 1_000, 10_000)
+PAGE = 500
 
 
 # -- the fleet ---------------------------------------------------------------------------------
@@ -222,13 +236,60 @@ def add_fleet(sandbox: SandboxCluster, pods: int, *, namespace: str = NS) -> Non
         )
 
 
+# -- the sandbox, in a process of its own --------------------------------------------------
+
+
+def serve_sandbox(pods: int, kubeconfig: str, pipe: Connection) -> None:
+    """The child: a settled sandbox of `pods` pods; answers "calls", "clear", "cpu", "stop"."""
+    server = SandboxServer(tick_seconds=3600).start()
+    server.controllers.stop()
+    try:
+        seeded = len(server.cluster.store.list(POD)[0])
+        add_fleet(server.cluster, pods - seeded)
+        server.write_kubeconfig(Path(kubeconfig))
+        pipe.send("ready")
+        while True:
+            command = pipe.recv()
+            if command == "calls":
+                pipe.send(len(server.cluster.journal.requests()))
+            elif command == "clear":
+                server.cluster.journal.clear()
+                pipe.send(None)
+            elif command == "cpu":
+                pipe.send(time.process_time())
+            else:
+                pipe.send(None)
+                return
+    finally:
+        server.stop()
+
+
+class Sandbox:
+    def __init__(self, pods: int, folder: Path) -> None:
+        self.kubeconfig = folder / f"kubeconfig-{pods}"
+        ctx = multiprocessing.get_context("spawn")
+        self._pipe, child = ctx.Pipe()
+        self._process = ctx.Process(
+            target=serve_sandbox, args=(pods, str(self.kubeconfig), child), daemon=True
+        )
+        self._process.start()
+        if not self._pipe.poll(600) or self._pipe.recv() != "ready":
+            raise RuntimeError("the sandbox did not start")
+
+    def ask(self, command: str) -> Any:
+        self._pipe.send(command)
+        return self._pipe.recv()
+
+    def stop(self) -> None:
+        self.ask("stop")
+        self._process.join(30)
+
+
 # -- the three ways to look --------------------------------------------------------------------
 
 
-def sweep(namespaces: list[str], settings: Settings) -> HealthReport:
-    """The flow's probing and diagnosis, without the Prefect engine around them."""
+def _report(listings: list[NamespaceListing], settings: Settings) -> HealthReport:
     deployments, services = runbook_objects(settings.workloads)
-    listings = [probe_namespace_lists.fn(ns) for ns in namespaces]
     return diagnose_health(
         HealthSnapshot.from_listings(
             listings, expected_deployments=deployments, ingress_facing=services
@@ -236,148 +297,195 @@ def sweep(namespaces: list[str], settings: Settings) -> HealthReport:
     )
 
 
-def per_object(namespaces: list[str], c: ClusterReader, names: dict[str, list[str]]) -> int:
-    """The previous sweep's way, over every Deployment and Service: GET each one."""
-    seen = 0
-    for ns in namespaces:
-        seen += len(c.pods(ns))
-        for name in names[f"deployments/{ns}"]:
-            seen += c.deployment(ns, name) is not None
-        for name in names[f"services/{ns}"]:
-            seen += c.endpoints(ns, name) is not None
-    return seen
+def sweep(namespaces: list[str], settings: Settings) -> HealthReport:
+    """The flow's probing and diagnosis, without the Prefect engine around them."""
+    return _report([probe_namespace_lists.fn(ns) for ns in namespaces], settings)
+
+
+class Raw:
+    """The official client, for the floor and the previous sweep's way."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.api = config.new_client_from_config(config_file=str(kubeconfig))
+        self.api.configuration.retries = False
+        self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+
+    def lists(self, ns: str) -> tuple[Callable[..., Any], ...]:
+        return (
+            self.core.list_namespaced_pod,
+            self.apps.list_namespaced_deployment,
+            self.core.list_namespaced_endpoints,
+        )
+
+    def floor(self, namespaces: list[str]) -> int:
+        """The sweep's paged requests, each page decoded with orjson and dropped: no facts."""
+        seen = 0
+        gc.disable()  # as the sweep's reads pause it
+        try:
+            seen = self._floor(namespaces)
+        finally:
+            gc.enable()
+        return seen
+
+    def _floor(self, namespaces: list[str]) -> int:
+        seen = 0
+        for ns in namespaces:
+            for call in self.lists(ns):
+                token = None
+                while True:
+                    response = call(
+                        ns,
+                        limit=PAGE,
+                        _continue=token,
+                        _preload_content=False,
+                        _request_timeout=300,
+                    )
+                    page = orjson.loads(response.data)
+                    response.release_conn()
+                    seen += len(page["items"])
+                    token = page["metadata"].get("continue")
+                    if not token:
+                        break
+        return seen
+
+    def before(self, namespaces: list[str], settings: Settings) -> HealthReport:
+        """The previous sweep: one LIST per kind without `limit`, through the client's models
+        (built, serialised back, then the full `wire.pod`)."""
+        listings = []
+        for ns in namespaces:
+            pods, deployments, endpoints = (
+                self.api.sanitize_for_serialization(call(ns, _request_timeout=300))["items"]
+                for call in self.lists(ns)
+            )
+            listings.append(
+                NamespaceListing(
+                    namespace=ns,
+                    pods=tuple(wire.pod(p) for p in pods),
+                    deployments=tuple(wire.deployment(d) for d in deployments),
+                    endpoints=tuple(wire.endpoints(e) for e in endpoints),
+                )
+            )
+        return _report(listings, settings)
 
 
 @dataclass
 class Figures:
     calls: float  # API requests per run, from the sandbox's journal
     wall: float  # median seconds per run
-    cpu: float  # median CPU seconds per run, this process (client and sandbox share it)
+    cpu: float  # median CPU seconds per run, this (the client's) process
+    server_cpu: float  # median CPU seconds per run, the sandbox's process
+    peak: int  # the client's peak traced memory in one run, bytes
 
 
-def measure(server: SandboxServer, run: Callable[[], object], repetitions: int) -> Figures:
-    journal = server.cluster.journal
-    journal.clear()
-    walls, cpus = [], []
+def measure(sandbox: Sandbox, run: Callable[[], object], repetitions: int) -> Figures:
+    run()  # warm: connections, imports, caches
+    sandbox.ask("clear")
+    walls, cpus, servers = [], [], []
     for _ in range(repetitions):
+        server = sandbox.ask("cpu")
         wall, cpu = time.perf_counter(), time.process_time()
         run()
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
+        servers.append(sandbox.ask("cpu") - server)
+    calls = sandbox.ask("calls") / repetitions
+    tracemalloc.start()
+    run()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
     return Figures(
-        calls=len(journal.requests()) / repetitions,
+        calls=calls,
         wall=statistics.median(walls),
         cpu=statistics.median(cpus),
+        server_cpu=statistics.median(servers),
+        peak=peak,
     )
 
 
-def raw_pod_lists(namespaces: list[str], url: str) -> int:
-    """The pod LISTs decoded straight from JSON into the same facts, without the client's
-    models: what the client's model round trip costs on top of HTTP and our own parsing."""
-    with httpx.Client(base_url=url, timeout=120) as http:
-        return sum(
-            len([wire.pod(p) for p in http.get(f"/api/v1/namespaces/{ns}/pods").json()["items"]])
-            for ns in namespaces
-        )
-
-
 def repetitions_for(pods: int) -> int:
-    return 10 if pods <= 100 else 3 if pods <= 1_000 else 1
+    return 10 if pods <= 1_000 else 5
 
 
 @dataclass
 class Result:
     pods: int
-    deployments: int
-    services: int
     repetitions: int
     sweep: Figures
-    per_object: Figures
-    raw_pods: Figures
+    floor: Figures
+    before: Figures
 
 
 def bench(pods: int, folder: Path) -> Result:
-    server = SandboxServer(tick_seconds=3600).start()
-    server.controllers.stop()
+    sandbox = Sandbox(pods, folder)
     try:
-        seeded = len(server.cluster.store.list(POD)[0])
-        add_fleet(server.cluster, pods - seeded)
-        kubeconfig = server.write_kubeconfig(folder / f"kubeconfig-{pods}")
-        os.environ["REMEDIATE_KUBE__KUBECONFIG"] = str(kubeconfig)
-        # A 10,000-pod LIST takes longer than the 10 s default on a busy 2-core machine.
+        os.environ["REMEDIATE_KUBE__KUBECONFIG"] = str(sandbox.kubeconfig)
+        # The previous sweep's one 10,000-pod LIST takes longer than the 10 s default here.
         os.environ["REMEDIATE_KUBE__REQUEST_TIMEOUT_SECONDS"] = "300"
         settings = Settings()
         namespaces = swept_namespaces(None, settings.workloads)
-        c = cluster()
-        store = server.cluster.store
-        names = {
-            f"{kind.plural}/{ns}": [o["metadata"]["name"] for o in store.list(kind, ns)[0]]
-            for ns in namespaces
-            for kind in (DEPLOYMENT, SERVICE)
-        }
-        c.pods(namespaces[-1])  # open the connection
+        raw = Raw(sandbox.kubeconfig)
         reports: list[HealthReport] = []
         n = repetitions_for(pods)
-        swept = measure(server, lambda: reports.append(sweep(namespaces, settings)), n)
+        swept = measure(sandbox, lambda: reports.append(sweep(namespaces, settings)), n)
         assert reports[-1].pods_seen == pods, (reports[-1].pods_seen, pods)
         assert reports[-1].healthy, reports[-1].findings
-        return Result(
-            pods=pods,
-            deployments=sum(len(v) for k, v in names.items() if k.startswith("deployments/")),
-            services=sum(len(v) for k, v in names.items() if k.startswith("services/")),
-            repetitions=n,
-            sweep=swept,
-            per_object=measure(server, lambda: per_object(namespaces, c, names), n),
-            raw_pods=measure(server, lambda: raw_pod_lists(namespaces, server.url), n),
+        floor = measure(sandbox, lambda: raw.floor(namespaces), n)
+        old = raw.before(namespaces, settings)
+        assert old.model_dump(exclude={"observed_at"}) == reports[-1].model_dump(
+            exclude={"observed_at"}
+        ), "the previous sweep and this one disagree"
+        before = measure(
+            sandbox, lambda: raw.before(namespaces, settings), 1 if pods > 1_000 else 3
         )
+        raw.api.close()
+        return Result(pods=pods, repetitions=n, sweep=swept, floor=floor, before=before)
     finally:
         close_all()
-        server.stop()
+        sandbox.stop()
 
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f} ms"
 
 
+def mb(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
+
+
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or list(DEFAULT_SIZES)
     print(
-        "Health sweep over loopback HTTP: API calls and time per sweep; a fleet of "
-        f"{PODS_PER_DEPLOYMENT}-pod Deployments, each behind a Service, in {NS}."
+        "Health sweep over loopback HTTP, the sandbox in a child process: per sweep, medians; "
+        f"a fleet of {PODS_PER_DEPLOYMENT}-pod Deployments, each behind a Service, in {NS}."
     )
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPU(s)")
     header = (
-        f"{'pods':>6} {'deploys':>7} {'reps':>4} | {'sweep calls':>11} {'wall':>9} {'cpu':>9} | "
-        f"{'per-object calls':>16} {'wall':>9} {'cpu':>9} | {'ratio calls':>11} {'wall':>6} "
-        f"{'cpu':>6} | {'raw pods':>9}"
+        f"{'pods':>6} {'reps':>4} | {'sweep calls':>11} {'wall':>8} {'cpu':>8} {'server':>8} "
+        f"{'peak':>8} | {'floor wall':>10} {'cpu':>7} {'peak':>8} | {'before calls':>12} "
+        f"{'wall':>9} "
+        f"{'cpu':>9} {'peak':>9} | {'speed-up':>8}"
     )
     print(header)
     print("-" * len(header))
-    results = []
     with tempfile.TemporaryDirectory() as folder:
         for pods in sizes:
             r = bench(pods, Path(folder))
-            results.append(r)
-            s, o = r.sweep, r.per_object
+            s, f, b = r.sweep, r.floor, r.before
             print(
-                f"{r.pods:>6,} {r.deployments:>7,} {r.repetitions:>4} | "
-                f"{s.calls:>11.0f} {ms(s.wall):>9} {ms(s.cpu):>9} | "
-                f"{o.calls:>16,.0f} {ms(o.wall):>9} {ms(o.cpu):>9} | "
-                f"{s.calls / o.calls:>10.3f}x {s.wall / o.wall:>5.2f}x {s.cpu / o.cpu:>5.2f}x | "
-                f"{ms(r.raw_pods.wall):>9}",
+                f"{r.pods:>6,} {r.repetitions:>4} | {s.calls:>11.0f} {ms(s.wall):>8} "
+                f"{ms(s.cpu):>8} {ms(s.server_cpu):>8} {mb(s.peak):>8} | {ms(f.wall):>10} "
+                f"{ms(f.cpu):>7} {mb(f.peak):>8} | {b.calls:>12.0f} {ms(b.wall):>9} {ms(b.cpu):>9} "
+                f"{mb(b.peak):>9} | {b.wall / s.wall:>7.1f}x",
                 flush=True,
             )
-    calls = {r.sweep.calls for r in results}
     print(
-        f"sweep calls per sweep: {', '.join(f'{c:.0f}' for c in sorted(calls))} at every size"
-        if len(calls) == 1
-        else f"sweep calls per sweep VARY: {sorted(calls)}"
-    )
-    print(
-        "ratio: sweep / per-object baseline (a pod LIST per namespace, a GET per Deployment and "
-        "per Endpoints), same client, same run; cpu: this process's CPU time (client and "
-        "sandbox), steadier than wall on a shared machine. raw pods: the three pod LISTs parsed "
-        "into the same facts without the client's models, for scale."
+        "sweep: the flow's path (paged LISTs of 500, orjson into facts, diagnose_health); "
+        "cpu: the client's process; server: the sandbox's process; peak: the client's traced "
+        "peak in one run (the facts, which grow with the pods, and one page being read). "
+        "floor: the same paged requests, orjson only (its peak: one page, flat in the pod "
+        "count). before: the previous sweep (one LIST per kind through the client's "
+        "models), same run; speed-up: its wall over the sweep's."
     )
 
 
