@@ -30,6 +30,10 @@ SQLITE_POLL_SECONDS = 0.001
 SQLITE_SYNCHRONOUS = "FULL"  # every commit durable; see _sqlite_connect
 READ_ONLY = "remediate_read_only"  # an execution option: the unit of work only reads
 LOCK_WAIT = "remediate_lock_wait"  # an execution option: seconds to wait for the write lock
+# An execution option: False when the unit of work need not survive power loss on its own (on
+# SQLite it commits with synchronous=NORMAL: no fsync; the next durable commit fsyncs it too).
+DURABLE = "remediate_durable"
+_SYNCHRONOUS = "remediate_synchronous"  # the level a pooled SQLite connection is at now
 
 # What a caller catches when the database cannot do its part (unreachable, locked, refused).
 StoreError = SQLAlchemyError
@@ -61,6 +65,7 @@ def _sqlite_connect(connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    _record.info[_SYNCHRONOUS] = SQLITE_SYNCHRONOUS
 
 
 def _sqlite_begin(connection: Any) -> None:
@@ -79,6 +84,13 @@ def _sqlite_begin(connection: Any) -> None:
         return
     wait = options.get(LOCK_WAIT)
     raw = connection.connection.driver_connection
+    # Set outside a transaction (SQLite refuses it inside), for this unit of work: a durable
+    # one puts back FULL after a non-durable one left the pooled connection at NORMAL.
+    level = SQLITE_SYNCHRONOUS if options.get(DURABLE, True) else "NORMAL"
+    info = connection.connection.info
+    if info.get(_SYNCHRONOUS) != level:
+        raw.execute(f"PRAGMA synchronous={level}")
+        info[_SYNCHRONOUS] = level
     raw.execute("PRAGMA busy_timeout = 0")
     deadline = time.monotonic() + (SQLITE_BUSY_TIMEOUT_SECONDS if wait is None else wait)
     try:
@@ -134,16 +146,20 @@ def engine_for(url: str) -> Engine:
 
 @contextmanager
 def session_for(
-    url: str, *, read_only: bool = False, lock_wait: float | None = None
+    url: str, *, read_only: bool = False, lock_wait: float | None = None, durable: bool = True
 ) -> Iterator[Session]:
     """A unit of work: committed when the block ends, rolled back when it raises. `read_only`:
     it only reads, and on SQLite it does not hold up the writers. `lock_wait`: on SQLite, the
     seconds to wait for the write lock before WriteLockBusy (0: take it now or not at all);
-    None waits SQLITE_BUSY_TIMEOUT_SECONDS."""
+    None waits SQLITE_BUSY_TIMEOUT_SECONDS. `durable=False`: on SQLite the commit is not
+    fsynced (a killed process still loses nothing; power loss may lose it until the next
+    durable commit): only for what no one needs after every process is gone (a lease)."""
     engine = engine_for(url)
     options: dict[str, object] = {READ_ONLY: True} if read_only else {}
     if lock_wait is not None:
         options[LOCK_WAIT] = lock_wait
+    if not durable:
+        options[DURABLE] = False
     bind = engine.execution_options(**options) if options else engine
     with Session(bind, expire_on_commit=False) as session:
         try:

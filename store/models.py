@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlalchemy import Enum as SqlEnum
 from sqlmodel import Field, SQLModel
 
@@ -197,6 +197,8 @@ class IncidentAction(SQLModel, table=True):
     completed after, so a crash in between still leaves the intent and the state before."""
 
     __tablename__ = "incident_action"
+    # The guards' history query: what took effect lately, and what is reserved in progress.
+    __table_args__ = (Index("ix_incident_action_status_finished_at", "status", "finished_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     # NULL when the change was made outside an incident (a flow run on its own).

@@ -70,11 +70,16 @@ def _an_incident_lifecycle(session: Session) -> None:
     for status in (IncidentStatus.MITIGATING, IncidentStatus.VERIFIED):
         incidents.transition(session, incident_id=incident.id, to=status, summary=REHEARSAL)
     safety.take_lease(session, target_key=REHEARSAL, holder=REHEARSAL, seconds=1)
-    safety.last_applied_since(
-        session, now - timedelta(hours=1), action=REHEARSAL, target_key=REHEARSAL, summary=""
+    hour_ago = now - timedelta(hours=1)
+    safety.history(
+        session,
+        action=REHEARSAL,
+        target_key=REHEARSAL,
+        summary=REHEARSAL,
+        budget_since=hour_ago,
+        breaker_since=hour_ago,
+        cooldown_since=hour_ago,
     )
-    safety.count_applied_since(session, now, action=REHEARSAL, target_key=REHEARSAL)
-    safety.count_applied_since(session, now)
     start = actions.ActionStart(
         change_key=REHEARSAL,
         action=REHEARSAL,
@@ -84,6 +89,7 @@ def _an_incident_lifecycle(session: Session) -> None:
         incident_id=incident.id,
     )
     actions.begin_action(session, start=start)
+    safety.reserve(session, change_key=REHEARSAL)
     actions.finish_action(
         session, change_key=REHEARSAL, status=ActionStatus.APPLIED, after={}, revert=None
     )

@@ -11,39 +11,48 @@ at once never spend more than the budget."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, case, delete, func, null, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from store.models import ActionStatus, IncidentAction, TargetLease
 from store.types import utcnow
 
+_leases: Table = TargetLease.__table__  # type: ignore[attr-defined]
+
 
 def take_lease(session: Session, *, target_key: str, holder: str, seconds: float) -> bool:
     """Take the target's lease for `holder` (again, if it holds it already); False while
-    another holder's lease runs. An expired lease is taken over: its holder died."""
+    another holder's lease runs. An expired lease is taken over: its holder died.
+
+    One statement: an insert that, when the row exists, overwrites it only if it is this
+    holder's or expired, and returns the row only if it wrote it (the unique key decides
+    between two takers at once; PostgreSQL makes the second wait for the first's commit, then
+    re-checks the row)."""
     now = utcnow()
-    session.exec(
-        delete(TargetLease)
-        .where(col(TargetLease.target_key) == target_key)
-        .where((col(TargetLease.expires_at) < now) | (col(TargetLease.holder) == holder))
+    table = _leases
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    values = {
+        "target_key": target_key,
+        "holder": holder,
+        "acquired_at": now,
+        "expires_at": now + timedelta(seconds=seconds),
+    }
+    statement = (
+        insert(table)
+        .values(values)
+        .on_conflict_do_update(
+            index_elements=[table.c.target_key],
+            set_={k: v for k, v in values.items() if k != "target_key"},
+            where=(table.c.expires_at < now) | (table.c.holder == holder),
+        )
     )
-    try:
-        with session.begin_nested():
-            session.add(
-                TargetLease(
-                    target_key=target_key,
-                    holder=holder,
-                    acquired_at=now,
-                    expires_at=now + timedelta(seconds=seconds),
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    return session.connection().execute(statement.returning(table.c.holder)).first() is not None
 
 
 def release_lease(session: Session, *, target_key: str, holder: str) -> None:
@@ -63,9 +72,12 @@ def take_leases(
 ) -> bool:
     """Take every lease in `target_keys` for `holder`, or none of them (False while another
     holder's lease runs on any): a change that moves two workloads holds both."""
+    keys = sorted(set(target_keys))
+    if len(keys) == 1:  # nothing to undo when the one take fails
+        return take_lease(session, target_key=keys[0], holder=holder, seconds=seconds)
     try:
         with session.begin_nested():
-            for key in sorted(set(target_keys)):
+            for key in keys:
                 if not take_lease(session, target_key=key, holder=holder, seconds=seconds):
                     raise _Taken(key)
     except _Taken:
@@ -130,61 +142,70 @@ def reserve(session: Session, *, change_key: str) -> bool:
     return bool(result.rowcount)
 
 
-def count_budget(session: Session, since: datetime) -> int:
-    """What the cluster-wide budget has spent since `since`: the changes that took effect, and
-    those that passed their limits and are being sent now (reserved, still in progress; a run
-    killed mid-change keeps its slot until its row is settled)."""
-    reserved = (
-        select(func.count())
-        .select_from(IncidentAction)
-        .where(col(IncidentAction.status) == ActionStatus.IN_PROGRESS)
-        .where(col(IncidentAction.dry_run).is_(False))
-        .where(col(IncidentAction.reserved_at) >= since)
+@dataclass(frozen=True)
+class History:
+    """What the cooldown, the circuit breaker and the budget count, read at once."""
+
+    budget: int  # changes that took effect in the budget's window, and those being sent now
+    same_target: int  # of this action to this target, in the breaker's window
+    last_same: IncidentAction | None  # this very change, newest, in the cooldown's window
+
+
+def history(
+    session: Session,
+    *,
+    action: str,
+    target_key: str,
+    summary: str,
+    budget_since: datetime,
+    breaker_since: datetime,
+    cooldown_since: datetime | None = None,
+) -> History:
+    """One query over the audit rows for the three guards that count them: the budget (changes
+    that took effect since `budget_since`, and those that passed their limits and are being
+    sent now: reserved, still in progress; a run killed mid-change keeps its slot until its row
+    is settled), the circuit breaker (this action to this target since `breaker_since`) and the
+    cooldown (this very change, same summary, since `cooldown_since`; its newest row is read
+    only when there is one). Dry runs never count."""
+    a = IncidentAction
+    applied = col(a.status) == ActionStatus.APPLIED
+    reserved = (col(a.status) == ActionStatus.IN_PROGRESS) & (col(a.reserved_at) >= budget_since)
+    same = (col(a.action) == action) & (col(a.target_key) == target_key)
+    finished = col(a.finished_at)
+    earliest = min(budget_since, breaker_since, cooldown_since or budget_since)
+
+    def count(condition: Any) -> Any:
+        return func.count(case((condition, 1)))
+
+    last = (
+        func.max(
+            case(
+                (
+                    applied & same & (col(a.summary) == summary) & (finished >= cooldown_since),
+                    finished,
+                )
+            )
+        )
+        if cooldown_since is not None
+        else null()
     )
-    return count_applied_since(session, since) + int(session.exec(reserved).one())
-
-
-def _applied_since(
-    query: Any,
-    since: datetime,
-    action: str | None,
-    target_key: str | None,
-    summary: str | None = None,
-) -> Any:
-    """`query` narrowed to the changes that took effect since `since` (not dry runs), of this
-    action, target and summary where given."""
     query = (
-        query.where(col(IncidentAction.status) == ActionStatus.APPLIED)
-        .where(col(IncidentAction.dry_run).is_(False))
-        .where(col(IncidentAction.finished_at) >= since)
+        select(
+            count(applied & (finished >= budget_since)) + count(reserved),
+            count(applied & same & (finished >= breaker_since)),
+            last,
+        )
+        .select_from(a)
+        .where(col(a.dry_run).is_(False))
+        .where((applied & (finished >= earliest)) | reserved)
     )
-    if action is not None:
-        query = query.where(col(IncidentAction.action) == action)
-    if target_key is not None:
-        query = query.where(col(IncidentAction.target_key) == target_key)
-    if summary is not None:
-        query = query.where(col(IncidentAction.summary) == summary)
-    return query
-
-
-def last_applied_since(
-    session: Session, since: datetime, *, action: str, target_key: str, summary: str
-) -> IncidentAction | None:
-    """The newest change that took effect since `since` and was exactly this one: the
-    cooldown's evidence."""
-    query = _applied_since(select(IncidentAction), since, action, target_key, summary)
-    found: IncidentAction | None = session.exec(
-        query.order_by(col(IncidentAction.finished_at).desc())
-    ).first()
-    return found
-
-
-def count_applied_since(
-    session: Session, since: datetime, *, action: str | None = None, target_key: str | None = None
-) -> int:
-    """Changes that took effect since `since`: of one kind to one target (the circuit
-    breaker's count), or anywhere (the cluster-wide budget's)."""
-    query = _applied_since(
-        select(func.count()).select_from(IncidentAction), since, action, target_key
-    )
-    return int(session.exec(query).one())
+    budget, same_target, last_at = session.exec(query).one()
+    last_same: IncidentAction | None = None
+    if last_at is not None and cooldown_since is not None:
+        last_same = session.exec(
+            select(a)
+            .where(applied, same, col(a.summary) == summary, col(a.dry_run).is_(False))
+            .where(finished >= cooldown_since)
+            .order_by(finished.desc())
+        ).first()
+    return History(budget=int(budget), same_target=int(same_target), last_same=last_same)

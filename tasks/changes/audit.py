@@ -6,7 +6,8 @@ cannot take the row before the change, the change is refused: an unaudited chang
 production is exactly what the store is there to prevent.
 
 The rows also carry the gate's exactly-once bookkeeping across processes: a retry in another
-process reads its facts before from its own row (`recall`), and a run finds the same change
+process reads its facts before from its own row (`begin` answers with what an earlier attempt
+left there, in the same unit of work that re-opens it), and a run finds the same change
 left in progress by a run that died (`orphans`) and completes that row from what the cluster
 shows (`settle`) before deciding whether to send anything.
 """
@@ -39,7 +40,9 @@ class StoreAudit:
     def __init__(self, url: str) -> None:
         self._url = url
 
-    def begin(self, change: Change, key: str, dry_run: bool, before: dict[str, Fact]) -> None:
+    def begin(
+        self, change: Change, key: str, dry_run: bool, before: dict[str, Fact]
+    ) -> Earlier | None:
         flow_run_id, flow_run_name = current_flow_run()
         start = actions.ActionStart(
             change_key=key,
@@ -55,6 +58,7 @@ class StoreAudit:
         )
         try:
             with session_for(self._url) as session:
+                earlier = _recalled(actions.action_by_key(session, change_key=key), dry_run)
                 actions.begin_action(session, start=start)
         except StoreError as exc:
             raise AuditUnavailable(
@@ -62,6 +66,7 @@ class StoreAudit:
                 f"audit row ({exc.__class__.__name__}: {exc})",
                 operation="audit",
             ) from exc
+        return earlier
 
     def finish(self, record: ChangeRecord) -> None:
         revert: dict[str, Any] | None = (
@@ -82,15 +87,6 @@ class StoreAudit:
     def fail(self, key: str, error: str) -> None:
         with session_for(self._url) as session:
             actions.fail_action(session, change_key=key, error=error)
-
-    def recall(self, key: str, dry_run: bool) -> Earlier | None:
-        with session_for(self._url, read_only=True) as session:
-            row = actions.action_by_key(session, change_key=key)
-        if row is None or row.dry_run != dry_run or not row.attempts:
-            return None
-        # Left in progress (its process died) or failed: that attempt may have sent it.
-        unsure = row.status in (ActionStatus.IN_PROGRESS, ActionStatus.FAILED)
-        return _earlier(row, attempts=row.attempts if unsure else 0)
 
     def orphans(self, change: Change, key: str) -> list[Earlier]:
         with session_for(self._url, read_only=True) as session:
@@ -121,6 +117,16 @@ class StoreAudit:
                 revert=revert.model_dump(mode="json") if revert is not None else None,
                 note=note,
             )
+
+
+def _recalled(row: IncidentAction | None, dry_run: bool) -> Earlier | None:
+    """The row as an earlier attempt (maybe another process's) left it, before this one
+    re-opens it; None when there was none."""
+    if row is None or row.dry_run != dry_run or not row.attempts:
+        return None
+    # Left in progress (its process died) or failed: that attempt may have sent it.
+    unsure = row.status in (ActionStatus.IN_PROGRESS, ActionStatus.FAILED)
+    return _earlier(row, attempts=row.attempts if unsure else 0)
 
 
 def _earlier(row: IncidentAction, *, attempts: int) -> Earlier:

@@ -27,15 +27,17 @@ What it guarantees today (DESIGN.md, "Safety of every action"):
    after. If the row cannot be written, nothing is sent.
 
 6. **Guards** — given `Guards` (the flows' are `tasks.changes.guards.StoreGuards`), in this
-   order: the kill switch and the scope before anything is read; the lock on the owning
-   workloads across processes; then, when something would be sent, the cooldown (the same
-   change made moments ago by another run is not repeated), the circuit breaker, the hourly
-   budget (counted and spent under one lock across processes) and the blast radius (the share
-   of each owning workload's ready pods taken down at once); and last, right before the request
-   is sent, the kill switch again (a change that waited for the lock does not go ahead if the
-   switch was turned on meanwhile). A guard that says no stops the change (`GuardRefused`,
-   status `refused`) and its verdict is on the audit row and the record; a dry run is never
-   stopped: its plan shows every verdict.
+   order: the scope (and the kill-switch setting) before anything is read; the lock on the
+   owning workloads across processes; then, when something would be sent, the blast radius
+   (the share of each owning workload's ready pods taken down at once), and in one unit of
+   work the cooldown (the same change made moments ago by another run is not repeated), the
+   circuit breaker and the hourly budget (counted and spent under one lock across processes);
+   and last, after every wait and every other guard, right before the request is sent, the kill
+   switch (its Prefect Variable, read from the server on every change). A change that must
+   wait for another run (the in-process lock or the lease) asks the switch before it waits
+   too, so it does not wait only to be refused. A guard that says no stops the change
+   (`GuardRefused`, status `refused`) and its verdict is on the audit row and the record; a
+   dry run is never stopped: its plan shows every verdict.
    The budget and the blast radius are limits a human may lift for one change
    (`approved_by`, given by `flows.approvals.approved_over_limits`): the gate still asks them,
    and their verdicts say who approved going over.
@@ -46,7 +48,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -86,15 +88,16 @@ class Earlier:
 class Audit(Protocol):
     """Where the gate writes its audit rows (one per change key, re-opened by each attempt)."""
 
-    def begin(self, change: Change, key: str, dry_run: bool, before: dict[str, Fact]) -> None: ...
+    def begin(
+        self, change: Change, key: str, dry_run: bool, before: dict[str, Fact]
+    ) -> Earlier | None:
+        """Write the row (or re-open it: its facts before stay), and answer with what an
+        earlier attempt under this key left on it: its facts before outlive the process."""
+        ...
 
     def finish(self, record: ChangeRecord) -> None: ...
 
     def fail(self, key: str, error: str) -> None: ...
-
-    def recall(self, key: str, dry_run: bool) -> Earlier | None:
-        """This change key's row from an earlier attempt: its facts before outlive the process."""
-        ...
 
     def orphans(self, change: Change, key: str) -> list[Earlier]:
         """Rows of this very change that other change keys left in progress (their runs died
@@ -124,23 +127,38 @@ class Held:
     keep: bool = False
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The history guards' answer (`Guards.limits`): the cooldown found this very change made
+    moments ago (`done_at`, when it took effect; `verdicts` is then the cooldown's alone), or
+    the circuit breaker's, the budget's and the blast radius's verdicts."""
+
+    verdicts: list[Verdict]
+    done_at: datetime | None = None
+
+
+# Called by the lock and the lease before they wait for another run (the gate asks the kill
+# switch there, so a change it stops does not wait only to be refused).
+BeforeWaiting = Callable[[], None]
+
+
 class Guards(Protocol):
     """What may stop a change, asked by the gate in a fixed order (see the module's doc)."""
 
     def admit(self, change: Change) -> list[Verdict]:
-        """Kill switch and scope: asked before anything is read."""
+        """Scope, and the kill switch's setting (no request): asked before anything is read."""
         ...
 
     def hold(
-        self, change: Change, key: str, workloads: tuple[str, ...]
+        self,
+        change: Change,
+        key: str,
+        workloads: tuple[str, ...],
+        before_waiting: BeforeWaiting | None = None,
     ) -> AbstractContextManager[Held]:
         """The owning workloads' lock across processes, held while the change is decided and
-        sent (and after, when the gate sets `keep`)."""
-        ...
-
-    def recently_done(self, change: Change) -> tuple[Verdict, datetime] | None:
-        """The same change already took effect moments ago (another run's), and when: not
-        repeated."""
+        sent (and after, when the gate sets `keep`). `before_waiting` is called once before
+        it waits for another holder (it may raise: then nothing is held)."""
         ...
 
     def limits(
@@ -151,15 +169,19 @@ class Guards(Protocol):
         *,
         key: str = "",
         dry_run: bool = True,
-    ) -> list[Verdict]:
-        """Circuit breaker, budget and blast radius (one verdict per disrupted workload): asked
-        only when something would be sent. With `approved_by`, the budget and blast radius
-        pass over their limit, saying who. When every verdict passes and it is no dry run, the
-        change's slot of the budget is taken (under the same lock as the count)."""
+        cooldown: bool = True,
+    ) -> Limits:
+        """Cooldown (when `cooldown`: the same change already took effect moments ago, another
+        run's, and when: not repeated), then circuit breaker, budget and blast radius (one
+        verdict per disrupted workload), in one unit of work. With `approved_by`, the budget
+        and blast radius pass over their limit, saying who. When every verdict passes and it
+        is no dry run, the change's slot of the budget is taken (under the same lock as the
+        count)."""
         ...
 
     def kill_switch(self) -> Verdict:
-        """The kill switch, asked again right before the request is sent."""
+        """The kill switch, read from its source (never a cached answer): asked last, right
+        before the request is sent, and before any wait for another run."""
         ...
 
 
@@ -205,12 +227,20 @@ _ledger: OrderedDict[str, _Attempt] = OrderedDict()
 
 
 @contextmanager
-def target_lock(target: Target, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
-    """Hold the in-process lock of one target; TargetBusy when it stays taken for `timeout`."""
+def target_lock(
+    target: Target,
+    timeout: float = LOCK_TIMEOUT_SECONDS,
+    before_waiting: BeforeWaiting | None = None,
+) -> Iterator[None]:
+    """Hold the in-process lock of one target; TargetBusy when it stays taken for `timeout`.
+    `before_waiting` is called once if it is taken now (it may raise: then nothing is held)."""
     with _registry_lock:
         lock = _target_locks.setdefault(target.key, threading.Lock())
-    if not lock.acquire(timeout=timeout):
-        raise TargetBusy(f"{target.key} is being changed by another run", operation="gate")
+    if not lock.acquire(blocking=False):
+        if before_waiting is not None:
+            before_waiting()
+        if not lock.acquire(timeout=timeout):
+            raise TargetBusy(f"{target.key} is being changed by another run", operation="gate")
     try:
         yield
     finally:
@@ -255,21 +285,38 @@ def apply_change(
     verdicts = guards.admit(change) if guards is not None else []
     if not dry_run and not all(v.passed for v in verdicts):
         _refuse(change, key, verdicts, audit)
-    with target_lock(change.target, lock_timeout), _held(guards, change, key, reach) as held:
+
+    def before_waiting() -> None:
+        # About to wait for another run (up to lock_timeout): a switch that is on now stops the
+        # change here instead of after the wait. The read right before the request stays.
+        if guards is not None and not dry_run:
+            switch = guards.kill_switch()
+            if not switch.passed:
+                _refuse(change, key, [switch, *verdicts], audit)
+
+    with (
+        target_lock(change.target, lock_timeout, before_waiting),
+        _held(guards, change, key, reach, before_waiting) as held,
+    ):
         verdicts += [held.verdict] if held is not None else []
         with _registry_lock:
             attempt = _ledger.get(ledger_key)
         if attempt is not None and attempt.record is not None:
             return attempt.record
         now_facts = change.observe(reach)
+        fresh = attempt is None
         if attempt is None:
-            attempt = _recalled(audit, key, dry_run) or _Attempt(
-                before=now_facts, since=datetime.now(UTC)
-            )
+            attempt = _Attempt(before=now_facts, since=datetime.now(UTC))
+        # The row is written (or re-opened) before anything is sent; an earlier attempt under
+        # this key in another process left its facts before there, and they win.
+        earlier = audit.begin(change, key, dry_run, attempt.before) if audit is not None else None
+        if fresh:
+            if earlier is not None:
+                attempt = _Attempt(
+                    before=earlier.before, since=earlier.since, tries=earlier.attempts
+                )
             with _registry_lock:
                 _remember(ledger_key, attempt)
-        if audit is not None:
-            audit.begin(change, key, dry_run, attempt.before)
         try:
             record = _decide(
                 change,
@@ -298,20 +345,11 @@ def apply_change(
 
 
 def _held(
-    guards: Guards | None, change: Change, key: str, reach: Reach
+    guards: Guards | None, change: Change, key: str, reach: Reach, before_waiting: BeforeWaiting
 ) -> AbstractContextManager[Held | None]:
     if guards is None:
         return nullcontext()
-    return guards.hold(change, key, change.workloads(reach))
-
-
-def _recalled(audit: Audit | None, key: str, dry_run: bool) -> _Attempt | None:
-    """The attempt an earlier process made under this key, from its audit row: the facts
-    before and the first attempt's start survive it, and an attempt it may have sent counts."""
-    earlier = audit.recall(key, dry_run) if audit is not None else None
-    if earlier is None:
-        return None
-    return _Attempt(before=earlier.before, since=earlier.since, tries=earlier.attempts)
+    return guards.hold(change, key, change.workloads(reach), before_waiting)
 
 
 def _settle_orphans(
@@ -392,41 +430,20 @@ def _decide(
             done_earlier_at=done_earlier_at,
         )
 
-    if change.is_done(now_facts, attempt.before, attempt.since):
-        if attempt.tries == 0 or dry_run:
-            summary = f"already in effect, nothing sent: {change.describe()}"
-            return record(ChangeStatus.ALREADY_DONE, summary, now_facts)
-        # An earlier attempt took effect but its answer never arrived: do not repeat it.
-        note = f"took effect on attempt {attempt.tries} (its answer was lost); not repeated"
-        return record(ChangeStatus.APPLIED, change.describe(), now_facts, note)
-    if audit is not None and not dry_run and attempt.tries == 0:
-        orphan = _settle_orphans(change, key, audit, now_facts)
-        if orphan is not None:
-            by = orphan.by or "another run"
-            summary = f"done by a run that died, not repeated: {change.describe()}"
-            note = f"{by} sent it and died before completing its audit row; settled as applied"
-            return record(ChangeStatus.ALREADY_DONE, summary, now_facts, note, orphan.since)
+    decided = _unsent(
+        change, key, attempt, now_facts, reach, dry_run, guards, verdicts, approved_by, audit
+    )
     if guards is not None:
-        recent = guards.recently_done(change) if attempt.tries == 0 else None
-        if recent is not None:
-            verdict, took_effect = recent
-            verdicts.append(verdict)
-            summary = f"done moments ago, not repeated: {change.describe()}"
-            return record(
-                ChangeStatus.ALREADY_DONE, summary, now_facts, verdict.detail, took_effect
-            )
-        disruptions = change.disruption(reach, attempt.before)
-        verdicts += guards.limits(change, disruptions, approved_by, key=key, dry_run=dry_run)
-        if not dry_run and not all(v.passed for v in verdicts):
+        # Last, after every wait and every other guard, right before the request: a switch
+        # turned on while this change waited (or was decided) stops it. Read from its source
+        # every time; it comes first among the verdicts.
+        switch = guards.kill_switch()
+        verdicts[:] = [switch, *(v for v in verdicts if v.guard != switch.guard)]
+        if not switch.passed and not dry_run:
             return record(ChangeStatus.REFUSED, change.describe(), now_facts)
-        if not dry_run:
-            # Last, right before the request: a switch turned on while this change waited for
-            # the lock (or was decided) stops it.
-            switch = guards.kill_switch()
-            asked = [v for v in verdicts if v.guard != switch.guard]
-            verdicts[:] = [switch, *asked] if len(asked) < len(verdicts) else [*verdicts, switch]
-            if not switch.passed:
-                return record(ChangeStatus.REFUSED, change.describe(), now_facts)
+    if decided is not None:
+        status, summary, note, done_earlier_at = decided
+        return record(status, summary, now_facts, note, done_earlier_at)
     attempt.tries += 1
     started = time.monotonic()
     performed = change.perform(reach, attempt.before, dry_run=dry_run)
@@ -434,3 +451,56 @@ def _decide(
     status = ChangeStatus.PLANNED if dry_run else ChangeStatus.APPLIED
     note = "; ".join(n for n in (performed.note, took) if n)
     return record(status, change.describe(), performed.after, note)
+
+
+# What the gate decided without sending anything: status, summary, note, when it took effect.
+_Unsent = tuple[ChangeStatus, str, str, datetime | None]
+
+
+def _unsent(
+    change: Change,
+    key: str,
+    attempt: _Attempt,
+    now_facts: dict[str, Fact],
+    reach: Reach,
+    dry_run: bool,
+    guards: Guards | None,
+    verdicts: list[Verdict],
+    approved_by: str,
+    audit: Audit | None,
+) -> _Unsent | None:
+    """Every answer but the kill switch's: the change already in effect (or made by a run that
+    died, or moments ago by another run), or refused by a limit; None when it is to be sent.
+    Adds the guards' verdicts to `verdicts`."""
+    if change.is_done(now_facts, attempt.before, attempt.since):
+        if attempt.tries == 0 or dry_run:
+            summary = f"already in effect, nothing sent: {change.describe()}"
+            return ChangeStatus.ALREADY_DONE, summary, "", None
+        # An earlier attempt took effect but its answer never arrived: do not repeat it.
+        note = f"took effect on attempt {attempt.tries} (its answer was lost); not repeated"
+        return ChangeStatus.APPLIED, change.describe(), note, None
+    if audit is not None and not dry_run and attempt.tries == 0:
+        orphan = _settle_orphans(change, key, audit, now_facts)
+        if orphan is not None:
+            by = orphan.by or "another run"
+            summary = f"done by a run that died, not repeated: {change.describe()}"
+            note = f"{by} sent it and died before completing its audit row; settled as applied"
+            return ChangeStatus.ALREADY_DONE, summary, note, orphan.since
+    if guards is None:
+        return None
+    disruptions = change.disruption(reach, attempt.before)
+    limits = guards.limits(
+        change,
+        disruptions,
+        approved_by,
+        key=key,
+        dry_run=dry_run,
+        cooldown=attempt.tries == 0,
+    )
+    verdicts += limits.verdicts
+    if limits.done_at is not None:
+        summary = f"done moments ago, not repeated: {change.describe()}"
+        return ChangeStatus.ALREADY_DONE, summary, limits.verdicts[-1].detail, limits.done_at
+    if not dry_run and not all(v.passed for v in verdicts):
+        return ChangeStatus.REFUSED, change.describe(), "", None
+    return None

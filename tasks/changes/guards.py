@@ -1,12 +1,14 @@
 """The gate's guards, kept in the incident store so they hold across processes and restarts.
 
-    kill switch ─► scope ─► lock ─► (already done?) ─► cooldown ─► circuit breaker ─► budget
-                                                ─► blast radius ─► kill switch again ─► send
+    scope ─► lock ─► (already done?) ─► blast radius ─► cooldown, circuit breaker, budget
+                                       (one unit of work) ─► kill switch ─► send
 
 - **kill switch**: REMEDIATE_SAFETY__KILL_SWITCH=true, or the Prefect Variable
   `remediate_kill_switch` set to true (no restart needed). A switch that cannot be read counts
-  as on: no change is made on an unknown. Asked first, and again right before the request is
-  sent (`kill_switch`), so a change that waited for the lock stops if it was turned on meanwhile.
+  as on: no change is made on an unknown. Read from the Prefect server on every change, last,
+  right before the request is sent (`kill_switch`), so a change that waited for the lock stops
+  if it was turned on meanwhile; a change about to wait for another run asks it before it waits
+  too. The setting is asked first, before anything is read.
 - **scope**: only the workloads' namespaces and the configured kinds.
 - **lock**: a lease row per owning workload (pod -> ReplicaSet -> Deployment, pod ->
   StatefulSet, a bare pod is its own), so a pod delete and a restart of the pod's Deployment
@@ -19,6 +21,8 @@
   escalate: a fix that needs repeating is not fixing anything.
 - **budget**: at most K changes per hour across the cluster, counted and spent under one lock
   (store/safety.py `budget_lock`): a change that passes reserves its slot before it is sent.
+  The cooldown, the breaker and the budget read the same audit rows: one query
+  (`safety.history`) in the unit of work that spends the budget.
 - **blast radius**: a change takes down at most a share of each owning workload's ready pods at
   once (a pod delete, per workload its pods belong to; a scale to fewer replicas),
   rounded up as Kubernetes rounds a maxUnavailable percentage (so one pod of one may go: F's
@@ -45,8 +49,15 @@ from sqlmodel import Session
 
 from store import safety
 from store.engine import session_for
+from store.models import IncidentAction
 from store.types import utcnow
-from tasks.changes.gate import OVER_LIMIT_GUARDS, Held, TargetBusy
+from tasks.changes.gate import (
+    OVER_LIMIT_GUARDS,
+    BeforeWaiting,
+    Held,
+    Limits,
+    TargetBusy,
+)
 from tasks.changes.models import Change, Disruption, Verdict
 from tasks.run_context import current_flow_run
 from tasks.settings import Safety
@@ -86,14 +97,24 @@ class StoreGuards:
         self._scope = scope
 
     def admit(self, change: Change) -> list[Verdict]:
-        return [self.kill_switch(), self._in_scope(change)]
+        """The scope, and the switch's setting when it is on (no request is made: the Variable
+        is read last, right before the request, by `kill_switch`)."""
+        scope = self._in_scope(change)
+        return [self._switch_setting(), scope] if self._safety.kill_switch else [scope]
+
+    def _switch_setting(self) -> Verdict:
+        detail = "REMEDIATE_SAFETY__KILL_SWITCH is on: no change is made"
+        return Verdict(guard="kill-switch", passed=False, detail=detail)
 
     def kill_switch(self) -> Verdict:
+        """The setting, then the Prefect Variable, read from the server every time (through the
+        flow run's client, kept alive for the run: one request). A read that fails is "on"."""
+
         def verdict(passed: bool, detail: str) -> Verdict:
             return Verdict(guard="kill-switch", passed=passed, detail=detail)
 
         if self._safety.kill_switch:
-            return verdict(False, "REMEDIATE_SAFETY__KILL_SWITCH is on: no change is made")
+            return self._switch_setting()
         name = self._safety.kill_switch_variable
         try:
             value = Variable.get(name, default=None)
@@ -114,11 +135,21 @@ class StoreGuards:
         return Verdict(guard="scope", passed=True, detail=f"{target.key} is in scope")
 
     @contextmanager
-    def hold(self, change: Change, key: str, workloads: tuple[str, ...]) -> Iterator[Held]:
+    def hold(
+        self,
+        change: Change,
+        key: str,
+        workloads: tuple[str, ...],
+        before_waiting: BeforeWaiting | None = None,
+    ) -> Iterator[Held]:
         holder, started = lease_holder(key), time.monotonic()
         deadline = started + self._safety.lock_timeout_seconds
         next_look = started + LEASE_POLL_SECONDS
+        asked = False
         while not self._take(workloads, holder):
+            if not asked and before_waiting is not None:
+                asked = True
+                before_waiting()  # may refuse the change: nothing is held yet
             now = time.monotonic()
             if now > deadline:
                 raise TargetBusy(
@@ -139,7 +170,7 @@ class StoreGuards:
         try:
             yield held
         finally:
-            with session_for(self._url) as session:
+            with session_for(self._url, durable=False) as session:
                 self._let_go(session, held, workloads, holder)
 
     def _let_go(
@@ -154,7 +185,11 @@ class StoreGuards:
             safety.release_leases(session, target_keys=workloads, holder=holder)
 
     def _take(self, workloads: tuple[str, ...], holder: str) -> bool:
-        with session_for(self._url) as session:
+        # Not fsynced on its own (SQLite): the audit row's commit that follows before anything
+        # is sent fsyncs it too (the WAL is one sequence). A lease only keeps live processes
+        # apart; after power loss none is left, and a release lost then comes back as a dead
+        # run's lease, freed once its flow run is seen ended or it expires.
+        with session_for(self._url, durable=False) as session:
             return safety.take_leases(
                 session,
                 target_keys=workloads,
@@ -168,33 +203,9 @@ class StoreGuards:
             holders = set(safety.lease_holders(session, target_keys=workloads).values())
         ended = [h for h in holders - {holder} if run_has_ended(h)]
         for other in ended:
-            with session_for(self._url) as session:
+            with session_for(self._url, durable=False) as session:
                 safety.end_leases_of(session, holder=other)
         return bool(ended)
-
-    def recently_done(self, change: Change) -> tuple[Verdict, datetime] | None:
-        cooldown = self._safety.cooldown_seconds
-        if cooldown <= 0:
-            return None
-        now = utcnow()
-        with session_for(self._url) as session:
-            last = safety.last_applied_since(
-                session,
-                now - timedelta(seconds=cooldown),
-                action=change.action.value,
-                target_key=change.target.key,
-                summary=change.describe(),
-            )
-        if last is None:
-            return None
-        took_effect = last.finished_at or now
-        age = (now - took_effect).total_seconds()
-        by = last.flow_run_name or last.flow_run_id or "another run"
-        detail = (
-            f"the same change took effect {age:.0f} s ago (action {last.id}, {by}): "
-            f"not repeated within the {cooldown:.0f} s cooldown"
-        )
-        return Verdict(guard="cooldown", passed=True, detail=detail), took_effect
 
     def limits(
         self,
@@ -204,41 +215,64 @@ class StoreGuards:
         *,
         key: str = "",
         dry_run: bool = True,
-    ) -> list[Verdict]:
+        cooldown: bool = True,
+    ) -> Limits:
+        s, now = self._safety, utcnow()
+        cooldown_since = (
+            now - timedelta(seconds=s.cooldown_seconds)
+            if cooldown and s.cooldown_seconds > 0
+            else None
+        )
         with session_for(self._url) as session:
             # The count and the spend in one unit of work under one lock across processes:
-            # a second gate counts this change's reserved slot.
+            # a second gate counts this change's reserved slot. One query reads what the
+            # cooldown, the breaker and the budget count.
             safety.budget_lock(session)
-            verdicts = self._limits(session, change, disruptions)
+            seen = safety.history(
+                session,
+                action=change.action.value,
+                target_key=change.target.key,
+                summary=change.describe(),
+                budget_since=now - timedelta(hours=1),
+                breaker_since=now - timedelta(seconds=s.breaker_window_seconds),
+                cooldown_since=cooldown_since,
+            )
+            if seen.last_same is not None:
+                return self._cooled_down(seen.last_same, now)
+            verdicts = self._limits(change, disruptions, seen)
             if approved_by:
                 verdicts = [_approved_over(v, approved_by) for v in verdicts]
             if key and not dry_run and all(v.passed for v in verdicts):
                 safety.reserve(session, change_key=key)
-        return verdicts
+        return Limits(verdicts=verdicts)
+
+    def _cooled_down(self, last: IncidentAction, now: datetime) -> Limits:
+        took_effect = last.finished_at or now
+        age = (now - took_effect).total_seconds()
+        by = last.flow_run_name or last.flow_run_id or "another run"
+        detail = (
+            f"the same change took effect {age:.0f} s ago (action {last.id}, {by}): "
+            f"not repeated within the {self._safety.cooldown_seconds:.0f} s cooldown"
+        )
+        verdict = Verdict(guard="cooldown", passed=True, detail=detail)
+        return Limits(verdicts=[verdict], done_at=took_effect)
 
     def _limits(
-        self, session: Session, change: Change, disruptions: Sequence[Disruption]
+        self, change: Change, disruptions: Sequence[Disruption], seen: safety.History
     ) -> list[Verdict]:
-        s, now = self._safety, utcnow()
-        same = safety.count_applied_since(
-            session,
-            now - timedelta(seconds=s.breaker_window_seconds),
-            action=change.action.value,
-            target_key=change.target.key,
-        )
-        hour = safety.count_budget(session, now - timedelta(hours=1))
+        s = self._safety
         window = f"{s.breaker_window_seconds / 60:.0f} min"
         breaker = Verdict(
             guard="circuit-breaker",
-            passed=same < s.max_changes_per_target,
-            detail=f"{same} {change.action.value} of {change.target.key} in the last "
-            f"{window} (at most {s.max_changes_per_target}; then a human decides)",
+            passed=seen.same_target < s.max_changes_per_target,
+            detail=f"{seen.same_target} {change.action.value} of {change.target.key} in the "
+            f"last {window} (at most {s.max_changes_per_target}; then a human decides)",
         )
         budget = Verdict(
             guard="budget",
-            passed=hour < s.max_changes_per_hour,
-            detail=f"{hour} change(s) across the cluster in the last hour, those being sent "
-            f"now included (at most {s.max_changes_per_hour})",
+            passed=seen.budget < s.max_changes_per_hour,
+            detail=f"{seen.budget} change(s) across the cluster in the last hour, those being "
+            f"sent now included (at most {s.max_changes_per_hour})",
         )
         return [breaker, budget, *(self._blast_radius(d) for d in disruptions)]
 

@@ -1,24 +1,26 @@
-"""The gate's guards on the sandbox, through the real Prefect engine: the kill switch (asked
-first and again right before the request), the scope, the lock on the owning workload across
-processes and through the verification, the cooldown, the circuit breaker, the hourly budget
-and the blast radius per owning workload, and a human's approval lifting the last two for one
-change. Each is judged by the
-sandbox's journal (what reached the cluster) and the audit rows in the store."""
+"""The gate's guards on the sandbox, through the real Prefect engine: the kill switch (read
+last, right before the request, and before any wait for another run), the scope, the lock on
+the owning workload across processes and through the verification, the cooldown, the circuit
+breaker, the hourly budget and the blast radius per owning workload, and a human's approval
+lifting the last two for one change. Each is judged by the sandbox's journal (what reached the
+cluster) and the audit rows in the store."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect import flow
-from prefect.settings import PREFECT_API_URL
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.variables import Variable
 from sqlmodel import select
 
@@ -32,13 +34,24 @@ from store.engine import session_for
 from store.models import ActionStatus, IncidentAction
 from store.safety import release_lease, take_lease
 from tasks.changes import gate
-from tasks.changes.gate import GuardRefused
-from tasks.changes.models import ChangeRecord, ChangeStatus, Target
+from tasks.changes.audit import StoreAudit
+from tasks.changes.gate import GuardRefused, Limits
+from tasks.changes.guards import StoreGuards
+from tasks.changes.models import (
+    ChangeRecord,
+    ChangeStatus,
+    Reach,
+    RestartDeployment,
+    Target,
+    Verdict,
+)
 from tasks.changes.mutations import delete_pods, restart_deployment, scale_deployment
+from tasks.changes.writer import cluster_writer
 from tasks.connection import close_all
 from tasks.models.alerts import parse_alertmanager
 from tasks.models.diagnosis import Scenario
 from tasks.models.outcome import OutcomeStatus
+from tasks.settings import Settings
 from tests.flows.sandbox_settings import alert_payload, point_flows_at
 from tests.flows.sandbox_state import settle
 from tests.flows.test_hpa_thrash import thrashing  # noqa: F401 (a fixture)
@@ -86,7 +99,10 @@ def test_the_kill_switch_variable_stops_every_change_and_a_dry_run_still_plans(
     assert refused_by(refused) == "kill-switch" and restarts(sandbox) == 0
     (row,) = audit_rows(store)
     assert row.status is ActionStatus.REFUSED
-    assert [v["guard"] for v in row.verdicts] == ["kill-switch", "scope"]
+    # Read last, right before the request: it comes first, and the others were asked before it.
+    guards = [v["guard"] for v in row.verdicts]
+    assert guards == ["kill-switch", "scope", "lock", "circuit-breaker", "budget"]
+    assert not row.verdicts[0]["passed"] and all(v["passed"] for v in row.verdicts[1:])
 
     plan = guarded_restart(NS, CORE, dry_run=True)
     assert plan.status is ChangeStatus.PLANNED and restarts(sandbox) == 0
@@ -583,3 +599,108 @@ def test_changes_to_one_workload_exclude_each_other_through_the_verification(
     assert ended["second"].status is ChangeStatus.APPLIED and len(journal.mutations()) > sent
     lock = next(v for v in ended["second"].verdicts if v.guard == "lock")
     assert lock.detail.startswith(f"{workload} held after waiting")
+
+
+# -- issue 22: one read of the kill switch per change, last; before a wait too -----------------
+
+
+class CountingGuards(StoreGuards):
+    """The store's guards, counting the kill switch's reads (each one a request to Prefect);
+    `then` runs after the history guards answered: the last step before the switch's read."""
+
+    def __init__(self, then: Callable[[], None] = lambda: None) -> None:
+        settings = Settings()
+        super().__init__(
+            settings.store.url.get_secret_value(), settings.safety, settings.workloads.scope
+        )
+        self.reads, self._then = 0, then
+
+    def kill_switch(self) -> Verdict:
+        self.reads += 1
+        return super().kill_switch()
+
+    def limits(self, *args: Any, **kwargs: Any) -> Limits:
+        answer = super().limits(*args, **kwargs)
+        self._then()
+        return answer
+
+
+def restart_core(guards: StoreGuards, key: str) -> ChangeRecord:
+    """A's restart through the gate as the mutation task makes it, outside a flow run."""
+    settings = Settings()
+    return gate.apply_change(
+        RestartDeployment(target=Target(kind="Deployment", namespace=NS, name=CORE)),
+        key=key,
+        dry_run=False,
+        reach=Reach(cluster=cluster_writer()),
+        audit=StoreAudit(settings.store.url.get_secret_value()),
+        guards=guards,
+    )
+
+
+def test_a_change_that_need_not_wait_reads_the_switch_once_and_one_that_waits_first_too(
+    sandbox: SandboxServer, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMEDIATE_SAFETY__COOLDOWN_SECONDS", "0")  # the same restart twice
+    guards = CountingGuards()
+    assert restart_core(guards, "k-free").status is ChangeStatus.APPLIED
+    assert guards.reads == 1
+
+    # Another run holds the lease a moment: the change asks the switch before it waits, and
+    # again right before the request.
+    with session_for(store) as session:
+        assert take_lease(
+            session, target_key=f"Deployment/{NS}/{CORE}", holder="another-run", seconds=1
+        )
+    guards = CountingGuards()
+    record = restart_core(guards, "k-waited")
+    assert record.status is ChangeStatus.APPLIED and guards.reads == 2
+    assert "after waiting" in next(v.detail for v in record.verdicts if v.guard == "lock")
+    assert restarts(sandbox) == 2
+
+
+def test_the_switch_turned_on_after_every_other_guard_passed_stops_the_change(
+    sandbox: SandboxServer, store: str, kill_switch_variable: str
+) -> None:
+    # The switch was read "off" by an earlier change in this process; it goes on once this
+    # change has passed the lease, the blast radius and the history guards: the read right
+    # before the request reaches the server and sees it.
+    Variable.set(kill_switch_variable, "false", overwrite=True)
+    assert restart_core(CountingGuards(), "k-before").status is ChangeStatus.APPLIED
+    switch_on = CountingGuards(
+        then=lambda: Variable.set(kill_switch_variable, "true", overwrite=True)
+    )
+    with pytest.raises(GuardRefused) as refused:
+        restart_core(switch_on, "k-after")
+    assert refused_by(refused) == "kill-switch" and switch_on.reads == 1
+    assert restarts(sandbox) == 1
+    rows = audit_rows(store)
+    assert [r.status for r in rows] == [ActionStatus.APPLIED, ActionStatus.REFUSED]
+    assert [v["guard"] for v in rows[1].verdicts][:3] == ["kill-switch", "scope", "lock"]
+
+
+def test_a_prefect_api_that_cannot_be_reached_is_a_switch_that_is_on(
+    sandbox: SandboxServer, store: str
+) -> None:
+    # Nothing listens on the API's port: the read fails, and unknown is not "off". A change
+    # that would wait for another run's lease is refused before it waits.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_api = f"http://127.0.0.1:{probe.getsockname()[1]}/api"
+    with temporary_settings({PREFECT_API_URL: dead_api}):
+        with pytest.raises(GuardRefused) as refused:
+            restart_core(CountingGuards(), "k-down")
+        assert refused_by(refused) == "kill-switch"
+        assert "could not be read" in str(refused.value)
+
+        with session_for(store) as session:
+            assert take_lease(
+                session, target_key=f"Deployment/{NS}/{CORE}", holder="another-run", seconds=60
+            )
+        started = time.monotonic()
+        with pytest.raises(GuardRefused) as refused:
+            restart_core(CountingGuards(), "k-down-busy")
+        assert refused_by(refused) == "kill-switch"
+        assert time.monotonic() - started < 10  # not the lock's 120 s
+    assert sandbox.cluster.journal.mutations() == []
+    assert [r.status for r in audit_rows(store)] == [ActionStatus.REFUSED] * 2
