@@ -39,7 +39,7 @@ from tests.stack.fleet import (
     wait_for,
     waves_of,
 )
-from tests.stack.up import api_call, flow_runs, stack_on
+from tests.stack.up import api_call, flow_runs, processes_with, stack_on
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -124,6 +124,10 @@ def test_a_storm_of_incidents_is_mitigated_once_each_by_two_runners(
         }
         time.sleep(0.5)  # a restart still in flight would show as a second one
         restarted = restarts(cluster.journal.requests()[mark:])
+
+    # Both runners stopped, and every run process with them.
+    home = f"PREFECT_HOME={tmp_path / 'prefect'}".encode()
+    wait_for("no process of the stack left", lambda: not processes_with(home), 30, 0.2)
 
     with session_for(os.environ["REMEDIATE_STORE__URL"], read_only=True) as session:
         incidents = list(session.exec(select(Incident).where(col(Incident.target).in_(NAMES))))
