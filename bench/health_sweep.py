@@ -345,6 +345,7 @@ class Raw:
                     response.release_conn()
                     seen += len(page["items"])
                     token = page["metadata"].get("continue")
+                    del page, response  # one page at a time, as the sweep holds them
                     if not token:
                         break
         return seen

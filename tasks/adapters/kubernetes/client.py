@@ -314,6 +314,7 @@ class ApiCalls:
                     response.release_conn()
                 found += map(convert, body.get("items") or ())
                 token = (body.get("metadata") or {}).get("continue") or None
+                del body, response  # one page at a time: not this one while the next is read
                 if token is None:
                     return tuple(found)
 
