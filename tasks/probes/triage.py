@@ -29,6 +29,7 @@ from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
 from tasks.adapters.errors import AdapterError, TransientError
+from tasks.connection import settings as current_settings
 from tasks.models.alerts import Alert, alert_target
 from tasks.models.diagnosis import TriageDecision
 from tasks.models.snapshots import QueueSnapshot, TriageSnapshot
@@ -124,7 +125,7 @@ def probe_incident(
     and its backends (E), crash-looping pods in every watched namespace (A, B), the HPA's
     decisions (B) and the queue (C). `decision` (a re-check after a fix) makes sure its target
     is looked at even when it no longer crashes."""
-    settings = Settings()
+    settings = current_settings()
     w = settings.workloads
     targets = [alert_target(a) for a in alerts if a.firing]
     pods = [(t.namespace or w.namespace, t.pod) for t in targets if t.pod]

@@ -33,11 +33,12 @@ from store.engine import session_for
 from store.models import EventKind, Incident, IncidentAlert, IncidentEvent, IncidentStatus
 from store.queries import IncidentRecord
 from tasks.changes.models import ActionKind, Target
+from tasks.connection import settings as current_settings
 from tasks.models.alerts import Alert, AlertBatch, alert_target
 from tasks.models.diagnosis import Scenario, TriageDecision
 from tasks.models.outcome import FollowUp, Outcome, OutcomeStatus
 from tasks.run_context import current_flow_run, incident_tag
-from tasks.settings import Settings, environment_name
+from tasks.settings import environment_name
 
 REGRESSION_TEST = "regression-test"
 ALERTS_RESOLVED = "every alert of the incident resolved (Alertmanager)"
@@ -59,7 +60,7 @@ class IncidentRef(BaseModel):
 
 
 def store_url() -> str:
-    return Settings().store.url.get_secret_value()
+    return current_settings().store.url.get_secret_value()
 
 
 P = ParamSpec("P")
@@ -159,7 +160,7 @@ def record_evidence(batch: AlertBatch) -> IncidentRef | None:
     flow_run_id, _ = current_flow_run()
     evidence = tuple(alert_evidence(a, batch.group_key) for a in batch.alerts)
     firing = [a for a in batch.alerts if a.firing]
-    settings = Settings()  # read before the write lock is taken
+    settings = current_settings()  # read before the write lock is taken
     environment = environment_name(settings.environment)
     relapse_window = settings.incidents.relapse_window
     with session_for(store_url()) as session:
@@ -197,7 +198,7 @@ def record_triage(
     if ref is None and decision.scenario is None and not decision.escalate:
         return None
     key = decided_target_key(decision)
-    settings = Settings()
+    settings = current_settings()
     with session_for(store_url()) as session:
         if ref is None:
             opened, _ = incidents.open_or_join(
