@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from flows.approvals import approved_over_limits
 from flows.runs import configured, named, tell_change, tell_diagnosis, tell_outcome
 from tasks.changes.mutations import restart_deployment
+from tasks.connection import settings as current_settings
 from tasks.diagnoses.workload import diagnose_pod_crash
 from tasks.endings import no_action, settle
 from tasks.models.diagnosis import Diagnosis
@@ -33,7 +34,7 @@ from tasks.models.snapshots import PodCrashSnapshot
 from tasks.probes.workload import probe_crashing_pods
 from tasks.records.artifacts import publish_diagnosis, publish_evidence, publish_pods
 from tasks.retries import VERIFY_DELAY_SECONDS
-from tasks.settings import Settings
+from tasks.run_context import Concurrently
 from tasks.verifies import verify_pods_not_crashing, verify_rollout_complete
 
 VERIFY_CHECK = "rollout complete, pods stop crashing"
@@ -42,8 +43,8 @@ VERIFY_CHECK = "rollout complete, pods stop crashing"
 class PodCrashParams(BaseModel):
     """Where to look and whether to act; defaults are the runbook's names from settings."""
 
-    namespace: str = Field(default_factory=lambda: Settings().workloads.namespace)
-    deployment: str = Field(default_factory=lambda: Settings().workloads.core_deployment)
+    namespace: str = Field(default_factory=lambda: current_settings().workloads.namespace)
+    deployment: str = Field(default_factory=lambda: current_settings().workloads.core_deployment)
     dry_run: bool = Field(default=True, description="plan with dryRun=All; change nothing")
     restarts_already_made: int = Field(
         default=0, ge=0, description="rollout restarts already made for this incident"
@@ -129,7 +130,7 @@ def restart_and_prove(
 
 def _subject(p: Mapping[str, Any]) -> str:
     """The run's target, the way triage names it: namespace/deployment."""
-    w = Settings().workloads
+    w = current_settings().workloads
     return f"{p.get('namespace') or w.namespace}/{p.get('deployment') or w.core_deployment}"
 
 
@@ -162,13 +163,27 @@ def remediate_pod_crash(
     snapshot = probe_crashing_pods(
         params.namespace, params.deployment, restarts_already_made=params.restarts_already_made
     )
-    publish_pods(snapshot.pods, "pod-crash-pods", f"kubectl get pods -l app={params.deployment}")
-    publish_evidence(
-        "Crashing pods: describe and previous logs", crash_evidence(snapshot), "pod-crash-evidence"
-    )
     diagnosis = diagnose_pod_crash(snapshot)
-    publish_diagnosis(diagnosis, "pod-crash-diagnosis")
-    tell_diagnosis(diagnosis)
+    # The three artifacts are independent requests: published at once, all before any change.
+    with Concurrently(workers=3) as at_once:
+        published = [
+            at_once(
+                lambda: publish_pods(
+                    snapshot.pods, "pod-crash-pods", f"kubectl get pods -l app={params.deployment}"
+                )
+            ),
+            at_once(
+                lambda: publish_evidence(
+                    "Crashing pods: describe and previous logs",
+                    crash_evidence(snapshot),
+                    "pod-crash-evidence",
+                )
+            ),
+            at_once(lambda: publish_diagnosis(diagnosis, "pod-crash-diagnosis")),
+        ]
+        tell_diagnosis(diagnosis)
+    for done in published:
+        done()  # a publish that failed fails the run, as it did one after another
     if not diagnosis.needs_action:
         return tell_outcome(no_action(diagnosis, "pod-crash"))
     return tell_outcome(

@@ -37,6 +37,7 @@ from flows.runs import run_name, run_parameters, tell, tell_change, tell_outcome
 from flows.stateful_failover import StatefulFailoverParams, remediate_stateful_failover
 from store.models import IncidentStatus
 from tasks.changes.gate import GuardRefused
+from tasks.connection import settings as current_settings
 from tasks.diagnoses.triage import alert_symptom, diagnose_incident, symptom_present
 from tasks.models.alerts import Alert, AlertBatch, alert_target, firing, in_scope
 from tasks.models.diagnosis import Action, Diagnosis, Scenario, TriageDecision
@@ -165,7 +166,7 @@ def _hold(params: TriageParams, decision: TriageDecision, incident: IncidentRef)
     """Wait out the hold period, then look once more, at the decision's symptom and at every
     symptom the incident's alerts report: held if all are gone. Resolved once its alerts have
     resolved too; until then, watch for the symptom to come back."""
-    settings = Settings()
+    settings = current_settings()
     hold = params.verify.hold_seconds
     hold = settings.incidents.hold_seconds if hold is None else hold
     tell("incident %d verified: holding %g s to see the fix hold", incident.id, hold)
@@ -223,7 +224,10 @@ def _await_alerts(
 
 
 def _run_scenario(
-    params: TriageParams, decision: TriageDecision, incident: IncidentRef | None
+    params: TriageParams,
+    decision: TriageDecision,
+    incident: IncidentRef | None,
+    restarts_already_made: int,
 ) -> tuple[Outcome, IncidentRef | None]:
     assert decision.scenario is not None
     entry = SCENARIO_FLOWS.get(decision.scenario)
@@ -235,9 +239,7 @@ def _run_scenario(
         approved_by=params.approved_by,
         approval_timeout_seconds=params.approval_timeout_seconds,
         verify=params.verify,
-        restarts_already_made=restarts_made(
-            incident, decision.namespace or "", decision.target or ""
-        ),
+        restarts_already_made=restarts_already_made,
     )
     try:
         with tags(*([incident.tag] if incident is not None else [])):
@@ -274,7 +276,7 @@ def _run_scenario(
 def _recheck_symptom(decision: TriageDecision, outcome: Outcome) -> Outcome:
     """The scenario found nothing to do: look at the symptom that opened the incident once
     more. Still there, the incident escalates with the evidence; "resolved" means gone."""
-    settings = Settings()
+    settings = current_settings()
     still = symptom_present(decision, probe_incident(decision=decision), None, settings.environment)
     if still is None or outcome.diagnosis is None:
         return outcome
@@ -370,7 +372,7 @@ def triage(
         approval_timeout_seconds=approval_timeout_seconds,
         verify=verify,
     )
-    settings = Settings()
+    settings = current_settings()
     batch, ignored = (
         in_scope(params.alerts, settings.workloads.scope) if params.alerts else (None, ())
     )
@@ -387,20 +389,30 @@ def triage(
         snapshot = probe_incident(alerts_firing)
     incident = recorded()
     decision = diagnose_incident(alerts_firing, snapshot, settings.environment)
-    publish_triage(decision, "triage-decision")
-    _tell_decision(decision)
-    incident = record_triage(incident, decision, dry_run=params.dry_run)
+    # The decision's artifact and its record are independent requests: made at once.
+    with Concurrently(workers=1) as at_once:
+        published = at_once(lambda: publish_triage(decision, "triage-decision"))
+        _tell_decision(decision)
+        incident = record_triage(incident, decision, dry_run=params.dry_run)
+    published()
     outcome: Outcome | None = None
     reason = decision.reason
     if decision.scenario is not None and not decision.escalate:
-        if incident is not None and not params.dry_run:
-            incident = record_mitigating(incident, decision.scenario)
+        # The claim (a write) and the restart count (a read) at once, both before any change.
+        triaged = incident
+        with Concurrently(workers=1) as at_once:
+            counted = at_once(
+                lambda: restarts_made(triaged, decision.namespace or "", decision.target or "")
+            )
+            if incident is not None and not params.dry_run:
+                incident = record_mitigating(incident, decision.scenario)
+        restarts = counted()
         busy = _under_way_elsewhere(incident)
         if busy is not None:
             reason = busy
             tell("%s", busy)
         else:
-            outcome, incident = _run_scenario(params, decision, incident)
+            outcome, incident = _run_scenario(params, decision, incident, restarts)
     report = _report(incident, params.dry_run, outcome)
     return _told(
         TriageOutcome(
