@@ -50,8 +50,10 @@ def queue_lanes(queue: str) -> tuple[str, ...]:
 
 
 def _pod_crash_snapshot(
-    namespace: str, deployment: str, restarts_already_made: int = 0
+    namespace: str, deployment: str, restarts_already_made: int = 0, *, detail: bool = True
 ) -> PodCrashSnapshot:
+    """Runbook A's look at one Deployment; without `detail`, only the Deployment and its pods
+    (which of them crash), not each crashing pod's description and previous log nor the PDB."""
     c = cluster()
     now = datetime.now(UTC)
     found = c.deployment(namespace, deployment)
@@ -64,12 +66,12 @@ def _pod_crash_snapshot(
             previous_log=c.pod_logs(namespace, pod.name, previous=True, tail=PREVIOUS_LOG_TAIL),
         )
         for pod in pods
-        if is_crash_looping(pod, now)
+        if detail and is_crash_looping(pod, now)
     )
     pdb = next(
         (
             b
-            for b in c.pod_disruption_budgets(namespace)
+            for b in (c.pod_disruption_budgets(namespace) if detail else ())
             if b.selector.match_labels
             and found is not None
             and all(
@@ -108,8 +110,12 @@ def probe_crash_scan(
 ) -> tuple[PodCrashSnapshot, ...]:
     """The workload branch's view of every watched namespace: one pod list per namespace, and
     for each Deployment that owns a crash-looping pod (or that an alert names, directly or
-    through one of its pods) runbook A's snapshot. A pod's Deployment is found through its
-    ownerReferences, never from its name or an `app` label."""
+    through one of its pods) the Deployment and its pods. A pod's Deployment is found through
+    its ownerReferences, never from its name or an `app` label. Which pods crash is all the
+    decision reads: each crashing pod's description and previous log are read by the
+    scenario's own probe (`probe_crashing_pods`), for the Deployment it acts on only; reading
+    them here for every crashing Deployment made each triage run, and each of its hold's
+    re-checks, cost requests in proportion to every crash in the cluster."""
     c = cluster()
     now = datetime.now(UTC)
     wanted: dict[tuple[str, str], None] = dict.fromkeys(named_deployments)
@@ -121,7 +127,7 @@ def probe_crash_scan(
             owner = c.workload_of(pod)
             if owner is not None and owner.kind == "Deployment":
                 wanted[(namespace, owner.name)] = None
-    return tuple(_pod_crash_snapshot(ns, name) for ns, name in wanted)
+    return tuple(_pod_crash_snapshot(ns, name, detail=False) for ns, name in wanted)
 
 
 @probe_task("probe-hpa-decisions")

@@ -35,6 +35,7 @@ from sqlmodel import select
 
 from flows.diagnostics import collect_diagnostics
 from flows.health_sweep import health_sweep
+from flows.pod_crash import remediate_pod_crash
 from flows.put_back import put_back_action
 from flows.revert_auth_enforce import revert_auth_enforce
 from flows.triage import triage
@@ -129,6 +130,18 @@ def _a_operator_ui(sandbox: SandboxServer) -> None:
     ]
 
 
+def _a_ingress_controller(sandbox: SandboxServer) -> None:
+    """A run on the ingress controller's Deployment (the one restart the Role names in
+    ingress-nginx): its probe describes the crashing pod and reads its previous log, its plan
+    is a dry-run patch. Triage sends this crash to E; A is what an operator starts by hand."""
+    injections.inject(sandbox.cluster, "ingress-503:ingress-controller-down")
+    settle(sandbox, lambda: showing(sandbox.cluster, "ingress-503:ingress-controller-down"))
+    outcome = remediate_pod_crash(
+        namespace="ingress-nginx", deployment="ingress-nginx-controller", dry_run=True
+    )
+    assert [c.status for c in outcome.changes] == [ChangeStatus.PLANNED], outcome.message
+
+
 @flow(name="least-privilege-scale-workers")
 def _scale_workers(dry_run: bool) -> ChangeStatus:
     return scale_deployment("alphaswarm", "alphaswarm-worker", 3, dry_run=dry_run).status
@@ -164,6 +177,7 @@ RUNS: dict[str, Callable[[SandboxServer], None]] = {
     "A pod crash": _triage("crashloop-single"),
     "A operator UI": _a_operator_ui,
     "A workers": _a_workers,
+    "A ingress controller": _a_ingress_controller,
     "B hpa thrash": _triage("hpa-thrash"),
     "C scale workers": _c_scale,
     "D jwks egress blocked": _triage("jwks-503:egress-blocked"),
