@@ -34,7 +34,6 @@ from tasks.models.snapshots import PodCrashSnapshot
 from tasks.probes.workload import probe_crashing_pods
 from tasks.records.artifacts import publish_diagnosis, publish_evidence, publish_pods
 from tasks.retries import VERIFY_DELAY_SECONDS
-from tasks.run_context import Concurrently
 from tasks.verifies import verify_pods_not_crashing, verify_rollout_complete
 
 VERIFY_CHECK = "rollout complete, pods stop crashing"
@@ -163,27 +162,13 @@ def remediate_pod_crash(
     snapshot = probe_crashing_pods(
         params.namespace, params.deployment, restarts_already_made=params.restarts_already_made
     )
+    publish_pods(snapshot.pods, "pod-crash-pods", f"kubectl get pods -l app={params.deployment}")
+    publish_evidence(
+        "Crashing pods: describe and previous logs", crash_evidence(snapshot), "pod-crash-evidence"
+    )
     diagnosis = diagnose_pod_crash(snapshot)
-    # The three artifacts are independent requests: published at once, all before any change.
-    with Concurrently(workers=3) as at_once:
-        published = [
-            at_once(
-                lambda: publish_pods(
-                    snapshot.pods, "pod-crash-pods", f"kubectl get pods -l app={params.deployment}"
-                )
-            ),
-            at_once(
-                lambda: publish_evidence(
-                    "Crashing pods: describe and previous logs",
-                    crash_evidence(snapshot),
-                    "pod-crash-evidence",
-                )
-            ),
-            at_once(lambda: publish_diagnosis(diagnosis, "pod-crash-diagnosis")),
-        ]
-        tell_diagnosis(diagnosis)
-    for done in published:
-        done()  # a publish that failed fails the run, as it did one after another
+    publish_diagnosis(diagnosis, "pod-crash-diagnosis")
+    tell_diagnosis(diagnosis)
     if not diagnosis.needs_action:
         return tell_outcome(no_action(diagnosis, "pod-crash"))
     return tell_outcome(
