@@ -126,9 +126,10 @@ def curl_could_not_run(curl: ExecCurl | None) -> bool:
 
 def jwks_finding(snapshot: JwksSnapshot) -> Finding:
     """A fault when the pod's curl reached Auth0 and failed, when Auth0 answered an HTTP error
-    here, or when the app logs the runbook's symptom (`jwks_unreachable`). A curl that could not
-    run, or a connection from here that could not be made (the flows may run without egress),
-    tells nothing."""
+    here (unless the pod fetched the keys and the app logs no symptom: the app's own view wins
+    over one error answered to this process), or when the app logs the runbook's symptom
+    (`jwks_unreachable`). A curl that could not run, or a connection from here that could not be
+    made (the flows may run without egress), tells nothing."""
     here, pod = snapshot.from_here, snapshot.from_pod
     faults: list[str] = []
     fine: list[str] = []
@@ -146,7 +147,13 @@ def jwks_finding(snapshot: JwksSnapshot) -> Finding:
         if here.ok:
             fine.append("JWKS from this process: ok")
         elif here.failure == "http":
-            faults.append(f"JWKS from this process: HTTP {here.status} {here.detail}".strip())
+            line = f"JWKS from this process: HTTP {here.status} {here.detail}".strip()
+            if pod is not None and pod.ok and not snapshot.symptom_lines:
+                # D flips a hard rule: one error answered here while the app reaches Auth0 and
+                # logs nothing is not an outage of Auth0 (nor its positive evidence).
+                unknown.append(f"{line}, while the pod fetched the keys: not the app's outage")
+            else:
+                faults.append(line)
         else:
             unknown.append(
                 f"JWKS from this process: {here.failure} {here.detail} (the flows may run "

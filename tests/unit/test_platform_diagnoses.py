@@ -17,6 +17,7 @@ from tasks.adapters.cluster import (
     StatefulSet,
 )
 from tasks.adapters.http_endpoints import JwksAnswer
+from tasks.diagnoses.findings import jwks_finding
 from tasks.diagnoses.platform import (
     diagnose_ingress,
     diagnose_jwks,
@@ -115,6 +116,28 @@ def test_diagnose_jwks(snapshot: JwksSnapshot, action: Action, says: str) -> Non
     assert says in found.summary
     if action is Action.SET_AUTH_PERMISSIVE:
         assert (found.variable, found.value) == ("ALPHASWARM_AUTH_ENFORCE", "permissive")
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "fault"),
+    [
+        # One error answered here while the app's pod fetched the keys and logs nothing: a
+        # blip (or a proxy of this process's own), not Auth0 down; D would flip a hard rule.
+        (jwks(from_pod=POD_OK, log_read=True), False),
+        # The app's symptom in its log, or its pod failing too: Auth0 is down for the app.
+        (jwks(from_pod=POD_OK, symptom_lines=("jwks_unreachable: 503",)), True),
+        (jwks(from_pod=POD_503), True),
+        # No curl in the pod: the error answered here is the only word, and it counts.
+        (jwks(from_pod=None, pod_error="no curl in the image"), True),
+    ],
+    ids=["here-only", "here-and-log", "here-and-pod", "here-no-curl"],
+)
+def test_an_error_answered_here_is_an_outage_unless_the_app_reaches_auth0(
+    snapshot: JwksSnapshot, fault: bool
+) -> None:
+    finding = jwks_finding(snapshot)
+    assert finding.fault is fault, finding
+    assert any("HTTP 503" in line for line in finding.evidence)
 
 
 @pytest.mark.parametrize(
