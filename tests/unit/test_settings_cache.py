@@ -14,8 +14,12 @@ from tasks.settings import SECRETS_DIR_VARIABLE
 
 @pytest.fixture(autouse=True)
 def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty cache and no REMEDIATE_* variable: a session fixture of another module on the
+    same worker may have pointed the process at a sandbox (its Redis password among them), and
+    a variable outranks a secrets file."""
     monkeypatch.setattr(connection, "_settings", None)
-    monkeypatch.delenv(SECRETS_DIR_VARIABLE, raising=False)
+    for name in [n for n in os.environ if n.upper().startswith("REMEDIATE_")]:
+        monkeypatch.delenv(name)
 
 
 def test_the_same_environment_reads_the_settings_once() -> None:
