@@ -85,6 +85,7 @@ from sqlmodel import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from prefect_api import PrefectApi
 from stack_env import hermetic
 
 from remediate.stack import SANDBOX_TICK_SECONDS, StackOptions, start
@@ -289,29 +290,13 @@ class Targets:
         self._apps.patch_namespaced_deployment_scale(target, NAMESPACE, {"spec": {"replicas": 0}})
 
 
-class Prefect:
+class Prefect(PrefectApi):
     """The triage run's record, read from the Prefect API."""
-
-    def __init__(self, api_url: str) -> None:
-        self._http = httpx.Client(base_url=api_url, timeout=10)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """The JSON answer; a 503 (the server's SQLite database locked) is retried, as
-        Prefect's own client retries it."""
-        for _ in range(10):
-            answer = self._http.request(method, path, **kwargs)
-            if answer.status_code != 503:
-                break
-            time.sleep(0.5)
-        return answer.raise_for_status().json() if answer.content else None
 
     def timeline(self, flow_run_id: str) -> dict[str, float]:
         """created, PENDING, RUNNING as epoch seconds."""
-        run = self._call("GET", f"/flow_runs/{flow_run_id}")
-        states = self._call("GET", "/flow_run_states/", params={"flow_run_id": flow_run_id})
+        run = self.call("GET", f"/flow_runs/{flow_run_id}")
+        states = self.call("GET", "/flow_run_states/", params={"flow_run_id": flow_run_id})
         found = {"created": _epoch(run["created"])}
         for state in sorted(states, key=lambda s: s["timestamp"]):
             found.setdefault(state["type"], _epoch(state["timestamp"]))
@@ -320,17 +305,7 @@ class Prefect:
     def started_between(self, kind: str, after: float, before: float) -> int:
         """How many task or flow runs (`kind`) started in the interval (epoch seconds)."""
         window = {"after_": _iso(after), "before_": _iso(before)}
-        return int(self._call("POST", f"/{kind}/count", json={kind: {"start_time": window}}))
-
-    def pause(self, name: str) -> None:
-        """Pause a deployment's schedule."""
-        deployment = self._call("GET", f"/deployments/name/{name}")
-        self._call("POST", f"/deployments/{deployment['id']}/pause_deployment")
-
-    def polled(self, name: str) -> bool:
-        """The deployment's runner is polling for its runs (Prefect marks it READY)."""
-        answer = self._http.get(f"/deployments/name/{name}")
-        return answer.status_code == 200 and answer.json().get("status") == "READY"
+        return int(self.call("POST", f"/{kind}/count", json={kind: {"start_time": window}}))
 
 
 def _epoch(stamp: str) -> float:

@@ -82,6 +82,7 @@ from sqlmodel import col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from prefect_api import PrefectApi
 from stack_env import hermetic
 
 from remediate.processes import Child
@@ -166,30 +167,7 @@ class JournalClock:
 # -- Prefect's record ------------------------------------------------------------------------------
 
 
-class Prefect:
-    def __init__(self, api_url: str) -> None:
-        self._http = httpx.Client(base_url=api_url, timeout=30)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """The JSON answer; a 503 (SQLite locked) is retried, as Prefect's client retries it."""
-        for _ in range(20):
-            answer = self._http.request(method, path, **kwargs)
-            if answer.status_code != 503:
-                break
-            time.sleep(0.5)
-        return answer.raise_for_status().json() if answer.content else None
-
-    def polled(self, name: str) -> bool:
-        answer = self._http.get(f"/deployments/name/{name}")
-        return answer.status_code == 200 and answer.json().get("status") == "READY"
-
-    def pause(self, name: str) -> None:
-        deployment = self.call("GET", f"/deployments/name/{name}")
-        self.call("POST", f"/deployments/{deployment['id']}/pause_deployment")
-
+class Prefect(PrefectApi):
     def limit(self, name: str, limit: int | None) -> int | None:
         """Set the deployment's concurrency limit (None: leave it); what it is now."""
         deployment = self.call("GET", f"/deployments/name/{name}")

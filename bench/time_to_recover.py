@@ -88,6 +88,8 @@ from sqlmodel import col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from prefect_api import PrefectApi
+
 from sandbox import injections
 from sandbox.api_sandbox import INCIDENTS_PATH
 from sandbox.auth0 import JWKS_PATH
@@ -446,27 +448,7 @@ class Alertmanagers:
                 httpx.delete(f"{url}/api/v2/silence/{silence}", timeout=10)
 
 
-class Prefect:
-    def __init__(self, api_url: str) -> None:
-        self._http = httpx.Client(base_url=api_url, timeout=30)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """The JSON answer; a 503 (the server's SQLite locked) is retried as Prefect's client
-        retries it."""
-        for _ in range(20):
-            answer = self._http.request(method, path, **kwargs)
-            if answer.status_code != 503:
-                break
-            time.sleep(0.5)
-        return answer.raise_for_status().json() if answer.content else None
-
-    def pause_schedule(self, name: str) -> None:
-        deployment = self.call("GET", f"/deployments/name/{name}")
-        self.call("POST", f"/deployments/{deployment['id']}/pause_deployment")
-
+class Prefect(PrefectApi):
     def run_times(self, flow_run_id: str) -> tuple[float, float | None, str]:
         """The run's creation, its start (None before it runs) and its state now."""
         run = self.call("GET", f"/flow_runs/{flow_run_id}")
@@ -1084,7 +1066,7 @@ def main() -> None:
                 say=say if args.verbose else (lambda _: None),
             )
             closers += [bench.kube.close, bench.prometheus.close, bench.prefect.close]
-            bench.prefect.pause_schedule(SWEEP)
+            bench.prefect.pause(SWEEP)
             lines, figures = timing_lines(state, bench.prometheus, args.speed)
             for line in lines:
                 say(line)
