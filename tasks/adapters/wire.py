@@ -173,17 +173,21 @@ def container_status(raw: JSON, *, init: bool = False) -> ContainerStatus:
     )
 
 
-def _owner(metadata: JSON) -> OwnerRef | None:
-    owners = [_obj(o) for o in _list(metadata.get("ownerReferences"))]
-    raw = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
-    if raw is None:
-        return None
+def owner_ref(raw: JSON) -> OwnerRef:
+    """One entry of metadata.ownerReferences."""
     return OwnerRef(
         kind=str(raw.get("kind", "")),
         name=str(raw.get("name", "")),
         uid=str(raw.get("uid", "")),
         controller=bool(raw.get("controller")),
     )
+
+
+def _owner(metadata: JSON) -> OwnerRef | None:
+    """The controlling owner, else the first one listed."""
+    owners = [_obj(o) for o in _list(metadata.get("ownerReferences"))]
+    raw = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
+    return owner_ref(raw) if raw is not None else None
 
 
 def _ready_since(status: JSON) -> datetime | None:

@@ -396,12 +396,7 @@ class AppsCalls(CoreCalls):
         ref = next((r for r in refs if r.get("controller")), None)
         if ref is None:
             return owner
-        return OwnerRef(
-            kind=str(ref.get("kind", "")),
-            name=str(ref.get("name", "")),
-            uid=str(ref.get("uid", "")),
-            controller=True,
-        )
+        return wire.owner_ref(ref)
 
     def statefulset(self, namespace: str, name: str) -> StatefulSet | None:
         raw = self._read_or_none(
