@@ -32,8 +32,8 @@ from tasks.changes.models import (
     undo,
 )
 from tasks.changes.writer import cluster_writer, control_plane_writer
+from tasks.connection import settings as read_settings
 from tasks.retries import mutation_task
-from tasks.settings import Settings
 
 
 def change_key() -> str:
@@ -47,7 +47,7 @@ def change_key() -> str:
 def _through_gate(
     change: Change, *, dry_run: bool, approved_by: str = "", control_plane: bool = False
 ) -> ChangeRecord:
-    settings = Settings()
+    settings = read_settings()
     reach = Reach(cluster=cluster_writer())
     if control_plane:
         reach = Reach(

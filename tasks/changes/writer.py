@@ -13,14 +13,15 @@ from __future__ import annotations
 from tasks.adapters.cluster import Cluster
 from tasks.adapters.http_endpoints import HttpEndpoints
 from tasks.adapters.pool import pooled_cluster, pooled_endpoints
-from tasks.settings import KubeAccess, Settings
+from tasks.connection import settings
+from tasks.settings import KubeAccess
 
 
 def cluster_writer(access: KubeAccess | None = None) -> Cluster:
     """The cluster for `access` (default: the settings' REMEDIATE_KUBE__*), able to change it."""
-    return pooled_cluster(access or Settings().kube)
+    return pooled_cluster(access or settings().kube)
 
 
 def control_plane_writer() -> HttpEndpoints:
     """The process's HTTP client, with the control plane's scale (runbook C's audited path)."""
-    return pooled_endpoints(Settings().kube.request_timeout_seconds)
+    return pooled_endpoints(settings().kube.request_timeout_seconds)
